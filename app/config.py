@@ -1,0 +1,28 @@
+from functools import cached_property
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server settings, read once from `MODELGRAPH_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELGRAPH_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./modelgraph.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Largest `first` a connection accepts, and the page size when `first` is omitted.
+    max_page_size: int = 500
+    default_page_size: int = 50
+    # metricHistory pages may be larger: a training curve is read whole.
+    max_history_page_size: int = 10_000
+    # SQLite waits this long for the write lock before giving up.
+    sqlite_busy_timeout_ms: int = 30_000
+    # PostgreSQL connection pool size.
+    pool_size: int = 10
+    graphiql: bool = True
+    log_level: str = "info"
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,85 @@
+"""Engines and units of work for SQLite (the embedded default) and PostgreSQL."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0 if writer else 10,
+        pool_timeout=max(busy_timeout_ms / 1000, 30),
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    # A deferred BEGIN that later upgrades to a write lock ignores busy_timeout and
+    # fails with "database is locked"; IMMEDIATE takes the lock up front (NOTES.md).
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """The engines, their sessionmakers and the unit of work, opened once per process."""
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> None:
+        self.url = make_url(url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            # One writer connection: SQLite has one write lock anyway, and queueing in the
+            # pool instead of in busy_timeout cuts the tail latency (NOTES.md).
+            self.write_engine = _sqlite_engine(
+                url, busy_timeout_ms=busy_timeout_ms, writer=True, pool_size=1
+            )
+            self.read_engine = _sqlite_engine(
+                url, busy_timeout_ms=busy_timeout_ms, writer=False, pool_size=5
+            )
+        else:
+            self.write_engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self.read_engine = self.write_engine
+        self._writes = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: commits if the block returns, rolls back if it raises."""
+        async with self._writes() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A short read session for one resolver or one loader batch."""
+        async with self._reads() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()

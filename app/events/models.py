@@ -1,0 +1,42 @@
+"""The Event table: the outbox every state change writes in its own transaction."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from app.db.types import UTCDateTime, utcnow
+from app.tracking.models import BigIntId
+
+
+class EventType(StrEnum):
+    EXPERIMENT_CREATED = "EXPERIMENT_CREATED"
+    RUN_STARTED = "RUN_STARTED"
+    RUN_ENDED = "RUN_ENDED"
+    MODEL_CREATED = "MODEL_CREATED"
+    MODEL_UPDATED = "MODEL_UPDATED"
+    VERSION_REGISTERED = "VERSION_REGISTERED"
+    VERSION_UPDATED = "VERSION_UPDATED"
+    STAGE_CHANGED = "STAGE_CHANGED"
+    MODEL_ROLLED_BACK = "MODEL_ROLLED_BACK"
+    ALIAS_SET = "ALIAS_SET"
+    ALIAS_DELETED = "ALIAS_DELETED"
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_model_seq", "model", "seq"),)
+
+    seq: int | None = Field(default=None, sa_column=Column(BigIntId, primary_key=True))
+    type: str = Field(sa_column=Column(String(32), nullable=False))
+    model: str | None = Field(default=None, sa_column=Column(String(256)))
+    version: int | None = None
+    from_stage: str | None = Field(default=None, sa_column=Column(String(16)))
+    to_stage: str | None = Field(default=None, sa_column=Column(String(16)))
+    alias: str | None = Field(default=None, sa_column=Column(String(256)))
+    actor: str = Field(sa_column=Column(String(256), nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

@@ -1,0 +1,121 @@
+"""Registry tables: registered models, their versions, aliases and the stage audit trail."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+from app.db.types import UTCDateTime, utcnow
+from app.registry.stages import Stage
+from app.tracking.models import BigIntId
+
+MODEL_NAME_LIMIT = 256
+SOURCE_LIMIT = 2048
+REASON_LIMIT = 1000
+ALIAS_LIMIT = 256
+
+
+class RegisteredModel(SQLModel, table=True):
+    __tablename__ = "registered_model"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(MODEL_NAME_LIMIT), nullable=False, unique=True))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
+class ModelVersion(SQLModel, table=True):
+    __tablename__ = "model_version"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", name="uq_model_version"),
+        # The database itself keeps at most one PRODUCTION version per model.
+        Index(
+            "uq_model_version_one_production",
+            "model_id",
+            unique=True,
+            sqlite_where=text("stage = 'PRODUCTION'"),
+            postgresql_where=text("stage = 'PRODUCTION'"),
+        ),
+        Index("ix_model_version_run", "run_id"),
+        Index("ix_model_version_stage", "model_id", "stage", "version"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("registered_model.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    version: int = Field(nullable=False)
+    run_id: str | None = Field(
+        default=None, sa_column=Column(String(32), ForeignKey("run.id", ondelete="SET NULL"))
+    )
+    source: str | None = Field(default=None, sa_column=Column(String(SOURCE_LIMIT)))
+    digest: str | None = Field(default=None, sa_column=Column(String(128)))
+    stage: str = Field(default=Stage.DEVELOPMENT, sa_column=Column(String(16), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
+class ModelAlias(SQLModel, table=True):
+    __tablename__ = "model_alias"
+
+    model_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("registered_model.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    alias: str = Field(sa_column=Column(String(ALIAS_LIMIT), primary_key=True))
+    version_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("model_version.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+
+
+class StageTransition(SQLModel, table=True):
+    __tablename__ = "stage_transition"
+    __table_args__ = (
+        Index("ix_stage_transition_model", "model_id", "id"),
+        Index("ix_stage_transition_version", "version_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntId, primary_key=True))
+    model_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("registered_model.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    version_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("model_version.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    from_stage: str = Field(sa_column=Column(String(16), nullable=False))
+    to_stage: str = Field(sa_column=Column(String(16), nullable=False))
+    actor: str = Field(sa_column=Column(String(256), nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

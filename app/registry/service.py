@@ -1,0 +1,695 @@
+"""Registered models, versions, the stage lifecycle, aliases and promotion.
+
+Writes that touch a model's versions first lock the model row (FOR UPDATE on
+PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers), so version
+numbers and the single PRODUCTION slot are decided one writer at a time.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.db.dialect import is_postgres, upsert_insert
+from app.db.pagination import (
+    Page,
+    SortKey,
+    after_condition,
+    decode_cursor,
+    make_page,
+    order_by,
+)
+from app.db.types import utcnow
+from app.errors import NotFoundError, ValidationError, check_length, check_tags
+from app.events.models import EventType
+from app.events.service import record_event
+from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
+from app.registry.models import (
+    ALIAS_LIMIT,
+    MODEL_NAME_LIMIT,
+    REASON_LIMIT,
+    SOURCE_LIMIT,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    StageTransition,
+)
+from app.registry.stages import Stage, is_allowed, path
+from app.tracking import service as tracking_service
+from app.tracking.models import DESCRIPTION_LIMIT, KEY_LIMIT, TAG_VALUE_LIMIT, Run
+from app.tracking.search import Aggregate, Goal, RunFilter
+
+ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+$")
+RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+PROMOTION_RANK = {Stage.DEVELOPMENT: 0, Stage.ARCHIVED: 0, Stage.STAGING: 1, Stage.PRODUCTION: 2}
+
+
+@dataclass
+class TransitionResult:
+    version: ModelVersion
+    # Every move this call made, in order: a promotion to PRODUCTION also archives
+    # the version it replaces.
+    transitions: list[StageTransition] = field(default_factory=list)
+
+
+@dataclass
+class PromotionResult:
+    run: Run
+    version: ModelVersion
+    created: bool
+    transitions: list[StageTransition]
+
+
+# ---------------------------------------------------------------- models
+
+
+async def get_model(session: AsyncSession, *, name: str) -> RegisteredModel | None:
+    """The registered model called `name`, or None."""
+    stmt = select(RegisteredModel).where(RegisteredModel.name == name)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def require_model(
+    session: AsyncSession, *, name: str, lock: bool = False, field: str = "model"
+) -> RegisteredModel:
+    """The model called `name` (row-locked for this transaction if `lock`), or NotFoundError."""
+    stmt = select(RegisteredModel).where(RegisteredModel.name == name)
+    if lock and is_postgres(session):
+        stmt = stmt.with_for_update()
+    model = (await session.execute(stmt)).scalar_one_or_none()
+    if model is None:
+        raise NotFoundError("model", field, name)
+    return model
+
+
+async def ensure_model(session: AsyncSession, *, name: str, actor: str) -> RegisteredModel:
+    """The model called `name`, created if missing, locked for this transaction."""
+    check_length("model", name, MODEL_NAME_LIMIT, required=True)
+    now = utcnow()
+    stmt = (
+        upsert_insert(session, RegisteredModel.__table__)
+        .values(name=name, tags={}, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(RegisteredModel.__table__.c.id)
+    )
+    if (await session.execute(stmt)).scalar_one_or_none() is not None:
+        await record_event(session, type=EventType.MODEL_CREATED, actor=actor, model=name)
+    return await require_model(session, name=name, lock=True)
+
+
+async def list_models(
+    session: AsyncSession, *, first: int, after: str | None
+) -> Page[RegisteredModel]:
+    """Registered models by name."""
+    keys = [SortKey(RegisteredModel.name)]
+    stmt = select(RegisteredModel, RegisteredModel.name)
+    if after is not None:
+        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
+    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
+    return make_page(rows, first, lambda r: (r[0], r[1:]))
+
+
+def _apply_edits(
+    target: Any,
+    *,
+    description: str | None,
+    set_tags: dict[str, str] | None,
+    remove_tags: Sequence[str] | None,
+) -> dict[str, Any]:
+    """Apply description and tag edits to a model or version; returns what changed."""
+    check_length("description", description, DESCRIPTION_LIMIT)
+    check_tags("tags", set_tags or {}, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    changed: dict[str, Any] = {}
+    if description is not None and description != target.description:
+        target.description = description
+        changed["description"] = description
+    tags = dict(target.tags or {})
+    for key in remove_tags or ():
+        if tags.pop(key, None) is not None:
+            changed.setdefault("removedTags", []).append(key)
+    for key, value in (set_tags or {}).items():
+        if tags.get(key) != value:
+            tags[key] = value
+            changed.setdefault("tags", {})[key] = value
+    if changed:
+        target.tags = tags
+        target.updated_at = utcnow()
+    return changed
+
+
+async def update_model(
+    session: AsyncSession,
+    *,
+    name: str,
+    description: str | None = None,
+    set_tags: dict[str, str] | None = None,
+    remove_tags: Sequence[str] | None = None,
+    actor: str,
+) -> RegisteredModel:
+    """Edit a model's description and tags."""
+    model = await require_model(session, name=name, lock=True)
+    changed = _apply_edits(
+        model, description=description, set_tags=set_tags, remove_tags=remove_tags
+    )
+    if changed:
+        await session.flush()
+        await record_event(
+            session, type=EventType.MODEL_UPDATED, actor=actor, model=name, payload=changed
+        )
+    return model
+
+
+# ---------------------------------------------------------------- versions
+
+
+async def get_version(
+    session: AsyncSession, *, model: str, version: int | None = None, alias: str | None = None
+) -> ModelVersion | None:
+    """A version by number or by alias (exactly one of them), or None."""
+    if (version is None) == (alias is None):
+        raise ValidationError("version", "give exactly one of version or alias")
+    stmt = select(ModelVersion).join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+    stmt = stmt.where(RegisteredModel.name == model)
+    if version is not None:
+        stmt = stmt.where(ModelVersion.version == version)
+    else:
+        stmt = stmt.join(ModelAlias, ModelAlias.version_id == ModelVersion.id).where(
+            ModelAlias.alias == alias
+        )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _require_version(
+    session: AsyncSession, model: RegisteredModel, version: int
+) -> ModelVersion:
+    stmt = select(ModelVersion).where(
+        ModelVersion.model_id == model.id, ModelVersion.version == version
+    )
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is None:
+        raise NotFoundError("model version", "version", f"{model.name}/{version}")
+    return found
+
+
+async def register_version(
+    session: AsyncSession,
+    *,
+    model: str,
+    run_id: str | None = None,
+    source: str | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    actor: str,
+) -> ModelVersion:
+    """A new DEVELOPMENT version of `model` (created if missing), numbered next."""
+    check_length("source", source, SOURCE_LIMIT)
+    check_length("description", description, DESCRIPTION_LIMIT)
+    tags = tags or {}
+    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    if run_id is not None:
+        await tracking_service.require_run(session, run_id=run_id)
+    registered = await ensure_model(session, name=model, actor=actor)
+    return await _add_version(
+        session,
+        registered,
+        run_id=run_id,
+        source=source,
+        description=description,
+        tags=tags,
+        actor=actor,
+    )
+
+
+async def _add_version(
+    session: AsyncSession,
+    model: RegisteredModel,
+    *,
+    run_id: str | None,
+    source: str | None,
+    description: str | None,
+    tags: dict[str, str],
+    actor: str,
+) -> ModelVersion:
+    # The model row is locked by the caller, so max + 1 cannot be taken twice.
+    current = (
+        await session.execute(
+            select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
+        )
+    ).scalar_one()
+    now = utcnow()
+    version = ModelVersion(
+        model_id=model.id,  # type: ignore[arg-type]
+        version=(current or 0) + 1,
+        run_id=run_id,
+        source=source,
+        stage=Stage.DEVELOPMENT,
+        description=description,
+        tags=tags,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(version)
+    model.updated_at = now
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.VERSION_REGISTERED,
+        actor=actor,
+        model=model.name,
+        version=version.version,
+        to_stage=version.stage,
+        payload={"runId": run_id, "source": source},
+    )
+    return version
+
+
+async def update_version(
+    session: AsyncSession,
+    *,
+    model: str,
+    version: int,
+    description: str | None = None,
+    set_tags: dict[str, str] | None = None,
+    remove_tags: Sequence[str] | None = None,
+    actor: str,
+) -> ModelVersion:
+    """Edit a version's description and tags."""
+    registered = await require_model(session, name=model, lock=True)
+    found = await _require_version(session, registered, version)
+    changed = _apply_edits(
+        found, description=description, set_tags=set_tags, remove_tags=remove_tags
+    )
+    if changed:
+        await session.flush()
+        await record_event(
+            session,
+            type=EventType.VERSION_UPDATED,
+            actor=actor,
+            model=model,
+            version=version,
+            payload=changed,
+        )
+    return found
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+async def _move(
+    session: AsyncSession,
+    model: RegisteredModel,
+    version: ModelVersion,
+    to_stage: Stage,
+    *,
+    actor: str,
+    reason: str | None,
+) -> list[StageTransition]:
+    """Record one move (and, into PRODUCTION, the archiving of the version it replaces)."""
+    moves: list[StageTransition] = []
+    if to_stage == Stage.PRODUCTION:
+        current = (
+            await session.execute(
+                select(ModelVersion).where(
+                    ModelVersion.model_id == model.id,
+                    ModelVersion.stage == Stage.PRODUCTION,
+                    ModelVersion.id != version.id,
+                )
+            )
+        ).scalar_one_or_none()
+        if current is not None:
+            # Archive first: the partial unique index checks each statement.
+            moves += await _move(
+                session,
+                model,
+                current,
+                Stage.ARCHIVED,
+                actor=actor,
+                reason=f"replaced by version {version.version}",
+            )
+    from_stage = version.stage
+    now = utcnow()
+    version.stage = to_stage.value
+    version.updated_at = now
+    transition = StageTransition(
+        model_id=model.id,  # type: ignore[arg-type]
+        version_id=version.id,  # type: ignore[arg-type]
+        from_stage=from_stage,
+        to_stage=to_stage.value,
+        actor=actor,
+        reason=reason,
+        at=now,
+    )
+    session.add(transition)
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.STAGE_CHANGED,
+        actor=actor,
+        model=model.name,
+        version=version.version,
+        from_stage=from_stage,
+        to_stage=to_stage.value,
+        reason=reason,
+    )
+    return [*moves, transition]
+
+
+async def transition_version(
+    session: AsyncSession,
+    *,
+    model: str,
+    version: int,
+    stage: Stage,
+    reason: str | None = None,
+    actor: str,
+) -> TransitionResult:
+    """Move a version to `stage` if the lifecycle allows it; into PRODUCTION archives the old one."""
+    check_length("reason", reason, REASON_LIMIT)
+    registered = await require_model(session, name=model, lock=True)
+    found = await _require_version(session, registered, version)
+    current = Stage(found.stage)
+    if not is_allowed(current, stage):
+        raise InvalidTransitionError(model, version, current, stage)
+    moves = await _move(session, registered, found, stage, actor=actor, reason=reason)
+    return TransitionResult(version=found, transitions=moves)
+
+
+async def promote_best_run(
+    session: AsyncSession,
+    *,
+    experiment: str,
+    metric: str,
+    model: str,
+    goal: Goal = Goal.MAXIMIZE,
+    aggregate: Aggregate = Aggregate.LAST,
+    run_filter: RunFilter | None = None,
+    stage: Stage = Stage.STAGING,
+    reason: str | None = None,
+    actor: str,
+) -> PromotionResult:
+    """Find the best run, register it (or reuse its version) and walk it to `stage`."""
+    check_length("reason", reason, REASON_LIMIT)
+    if stage not in (Stage.STAGING, Stage.PRODUCTION):
+        raise ValidationError("stage", "a promotion targets STAGING or PRODUCTION")
+    run = await tracking_service.best_run(
+        session,
+        experiment=experiment,
+        metric=metric,
+        goal=goal,
+        aggregate=aggregate,
+        run_filter=run_filter,
+    )
+    if run is None:
+        raise NotFoundError("run with metric", "metric", f"{experiment}/{metric}")
+    registered = await ensure_model(session, name=model, actor=actor)
+    existing = (
+        await session.execute(
+            select(ModelVersion)
+            .where(ModelVersion.model_id == registered.id, ModelVersion.run_id == run.id)
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    created = existing is None
+    version = existing or await _add_version(
+        session,
+        registered,
+        run_id=run.id,
+        source=f"runs:/{run.id}/model",
+        description=None,
+        tags={},
+        actor=actor,
+    )
+    # Promotion only walks forward: a version already at or past `stage` stays put.
+    if PROMOTION_RANK[Stage(version.stage)] >= PROMOTION_RANK[stage]:
+        steps: list[Stage] | None = []
+    else:
+        steps = path(Stage(version.stage), stage)
+    if steps is None:
+        raise InvalidTransitionError(model, version.version, Stage(version.stage), stage)
+    reason = (
+        reason or f"best {metric} ({goal.value.lower()}, {aggregate.value.lower()}) in {experiment}"
+    )
+    transitions: list[StageTransition] = []
+    for step in steps:
+        transitions += await _move(session, registered, version, step, actor=actor, reason=reason)
+    return PromotionResult(run=run, version=version, created=created, transitions=transitions)
+
+
+async def rollback_model(
+    session: AsyncSession, *, model: str, reason: str | None = None, actor: str
+) -> TransitionResult:
+    """Archive the PRODUCTION version and bring back the one that was in PRODUCTION before it."""
+    check_length("reason", reason, REASON_LIMIT)
+    registered = await require_model(session, name=model, lock=True)
+    current = (
+        await session.execute(
+            select(ModelVersion).where(
+                ModelVersion.model_id == registered.id, ModelVersion.stage == Stage.PRODUCTION
+            )
+        )
+    ).scalar_one_or_none()
+    if current is None:
+        raise NoRollbackTargetError(model, "no version is in PRODUCTION")
+    previous = (
+        await session.execute(
+            select(ModelVersion)
+            .join(StageTransition, StageTransition.version_id == ModelVersion.id)
+            .where(
+                StageTransition.model_id == registered.id,
+                StageTransition.to_stage == Stage.PRODUCTION,
+                StageTransition.version_id != current.id,
+            )
+            .order_by(StageTransition.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if previous is None:
+        raise NoRollbackTargetError(
+            model, f"version {current.version} is the first version ever in PRODUCTION"
+        )
+    reason = reason or f"rollback from version {current.version} to {previous.version}"
+    moves = await _move(session, registered, current, Stage.ARCHIVED, actor=actor, reason=reason)
+    moves += await _move(
+        session, registered, previous, Stage.PRODUCTION, actor=actor, reason=reason
+    )
+    await record_event(
+        session,
+        type=EventType.MODEL_ROLLED_BACK,
+        actor=actor,
+        model=model,
+        version=previous.version,
+        from_stage=Stage.PRODUCTION.value,
+        to_stage=Stage.PRODUCTION.value,
+        reason=reason,
+        payload={"fromVersion": current.version, "toVersion": previous.version},
+    )
+    return TransitionResult(version=previous, transitions=moves)
+
+
+# ---------------------------------------------------------------- aliases
+
+
+def _check_alias(alias: str) -> None:
+    check_length("alias", alias, ALIAS_LIMIT, required=True)
+    if not ALIAS_PATTERN.match(alias):
+        raise ValidationError("alias", "may contain only letters, digits, '_' and '-'")
+    if RESERVED_ALIAS.match(alias):
+        raise ValidationError("alias", "'latest' and 'v<number>' are reserved")
+
+
+async def set_alias(
+    session: AsyncSession, *, model: str, alias: str, version: int, actor: str
+) -> ModelVersion:
+    """Point `alias` at a version, moving it if it pointed elsewhere."""
+    _check_alias(alias)
+    registered = await require_model(session, name=model, lock=True)
+    found = await _require_version(session, registered, version)
+    stmt = upsert_insert(session, ModelAlias.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["model_id", "alias"], set_={"version_id": stmt.excluded.version_id}
+    )
+    previous = (
+        await session.execute(
+            select(ModelVersion.version)
+            .join(ModelAlias, ModelAlias.version_id == ModelVersion.id)
+            .where(ModelAlias.model_id == registered.id, ModelAlias.alias == alias)
+        )
+    ).scalar_one_or_none()
+    if previous == version:
+        return found
+    await session.execute(stmt, {"model_id": registered.id, "alias": alias, "version_id": found.id})
+    await record_event(
+        session,
+        type=EventType.ALIAS_SET,
+        actor=actor,
+        model=model,
+        version=version,
+        alias=alias,
+        payload={"previousVersion": previous},
+    )
+    return found
+
+
+async def delete_alias(session: AsyncSession, *, model: str, alias: str, actor: str) -> int:
+    """Remove `alias`; returns the version number it pointed at."""
+    registered = await require_model(session, name=model, lock=True)
+    pointed = (
+        await session.execute(
+            select(ModelVersion.version)
+            .join(ModelAlias, ModelAlias.version_id == ModelVersion.id)
+            .where(ModelAlias.model_id == registered.id, ModelAlias.alias == alias)
+        )
+    ).scalar_one_or_none()
+    if pointed is None:
+        raise NotFoundError("alias", "alias", f"{model}@{alias}")
+    await session.execute(
+        delete(ModelAlias).where(ModelAlias.model_id == registered.id, ModelAlias.alias == alias)
+    )
+    await record_event(
+        session,
+        type=EventType.ALIAS_DELETED,
+        actor=actor,
+        model=model,
+        version=pointed,
+        alias=alias,
+    )
+    return pointed
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def model_transitions(
+    session: AsyncSession, *, model_id: int, first: int, after: str | None
+) -> Page[StageTransition]:
+    """A model's stage transitions, newest first."""
+    keys = [SortKey(StageTransition.id, descending=True)]
+    stmt = select(StageTransition, StageTransition.id).where(StageTransition.model_id == model_id)
+    if after is not None:
+        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
+    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
+    return make_page(rows, first, lambda r: (r[0], r[1:]))
+
+
+async def versions_by_models(
+    session: AsyncSession,
+    *,
+    model_ids: Sequence[int],
+    stage: Stage | None,
+    first: int,
+    after: str | None,
+) -> dict[int, Page[ModelVersion]]:
+    """A page of versions (newest first) for each model, in one windowed statement."""
+    keys = [SortKey(ModelVersion.version, descending=True)]
+    conditions = [ModelVersion.model_id.in_(model_ids)]
+    if stage is not None:
+        conditions.append(ModelVersion.stage == stage.value)
+    if after is not None:
+        conditions.append(after_condition(keys, decode_cursor(after, keys)))
+    rank = (
+        func.row_number()
+        .over(partition_by=ModelVersion.model_id, order_by=ModelVersion.version.desc())
+        .label("rank")
+    )
+    inner = select(ModelVersion, rank).where(*conditions).subquery()
+    mv = aliased(ModelVersion, inner)
+    stmt = (
+        select(mv)
+        .where(inner.c.rank <= first + 1)
+        .order_by(inner.c.model_id, inner.c.version.desc())
+    )
+    grouped: dict[int, list[ModelVersion]] = {}
+    for v in (await session.execute(stmt)).scalars():
+        grouped.setdefault(v.model_id, []).append(v)
+    return {
+        model_id: make_page(grouped.get(model_id, []), first, lambda v: (v, [v.version]))
+        for model_id in model_ids
+    }
+
+
+async def models_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, RegisteredModel]:
+    """Models by id."""
+    rows = (
+        await session.execute(select(RegisteredModel).where(RegisteredModel.id.in_(ids)))
+    ).scalars()
+    return {m.id: m for m in rows}  # type: ignore[misc]
+
+
+async def latest_versions(
+    session: AsyncSession, *, model_ids: Sequence[int], stage: Stage | None
+) -> dict[int, ModelVersion]:
+    """The highest-numbered version of each model (in `stage`, if given)."""
+    pages = await versions_by_models(session, model_ids=model_ids, stage=stage, first=1, after=None)
+    return {mid: page.items[0] for mid, page in pages.items() if page.items}
+
+
+async def versions_by_runs(
+    session: AsyncSession, *, run_ids: Sequence[str]
+) -> dict[str, list[ModelVersion]]:
+    """Versions registered from each run."""
+    stmt = (
+        select(ModelVersion)
+        .where(ModelVersion.run_id.in_(run_ids))
+        .order_by(ModelVersion.model_id, ModelVersion.version)
+    )
+    out: dict[str, list[ModelVersion]] = {}
+    for v in (await session.execute(stmt)).scalars():
+        out.setdefault(v.run_id, []).append(v)  # type: ignore[arg-type]
+    return out
+
+
+async def aliases_by_models(
+    session: AsyncSession, *, model_ids: Sequence[int]
+) -> dict[int, list[tuple[str, ModelVersion]]]:
+    """Each model's aliases with the version they point at, by alias name."""
+    stmt = (
+        select(ModelAlias.model_id, ModelAlias.alias, ModelVersion)
+        .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+        .where(ModelAlias.model_id.in_(model_ids))
+        .order_by(ModelAlias.model_id, ModelAlias.alias)
+    )
+    out: dict[int, list[tuple[str, ModelVersion]]] = {}
+    for model_id, alias, version in (await session.execute(stmt)).all():
+        out.setdefault(model_id, []).append((alias, version))
+    return out
+
+
+async def aliases_by_versions(
+    session: AsyncSession, *, version_ids: Sequence[int]
+) -> dict[int, list[str]]:
+    """Alias names pointing at each version."""
+    stmt = (
+        select(ModelAlias.version_id, ModelAlias.alias)
+        .where(ModelAlias.version_id.in_(version_ids))
+        .order_by(ModelAlias.alias)
+    )
+    out: dict[int, list[str]] = {}
+    for version_id, alias in (await session.execute(stmt)).all():
+        out.setdefault(version_id, []).append(alias)
+    return out
+
+
+async def transitions_by_versions(
+    session: AsyncSession, *, version_ids: Sequence[int]
+) -> dict[int, list[StageTransition]]:
+    """Each version's stage transitions, newest first."""
+    stmt = (
+        select(StageTransition)
+        .where(StageTransition.version_id.in_(version_ids))
+        .order_by(StageTransition.version_id, StageTransition.id.desc())
+    )
+    out: dict[int, list[StageTransition]] = {}
+    for t in (await session.execute(stmt)).scalars():
+        out.setdefault(t.version_id, []).append(t)
+    return out
+
+
+async def versions_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, ModelVersion]:
+    """Versions by id."""
+    rows = (await session.execute(select(ModelVersion).where(ModelVersion.id.in_(ids)))).scalars()
+    return {v.id: v for v in rows}  # type: ignore[misc]

@@ -1,0 +1,158 @@
+"""Run search: filters, orderings and the best-run query, built as single SQL statements."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
+from sqlalchemy.orm import aliased
+
+from app.db.pagination import SortKey
+from app.tracking.models import LatestMetric, Param, Run, RunStatus, RunTag
+
+
+class CompareOp(StrEnum):
+    EQ = "EQ"
+    NE = "NE"
+    GT = "GT"
+    GTE = "GTE"
+    LT = "LT"
+    LTE = "LTE"
+
+
+class Aggregate(StrEnum):
+    LAST = "LAST"
+    MIN = "MIN"
+    MAX = "MAX"
+
+
+class Goal(StrEnum):
+    MAXIMIZE = "MAXIMIZE"
+    MINIMIZE = "MINIMIZE"
+
+
+class Direction(StrEnum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@dataclass(frozen=True)
+class MetricCondition:
+    key: str
+    op: CompareOp
+    value: float
+    aggregate: Aggregate = Aggregate.LAST
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Conditions that all hold: on latest metrics, params, tags and status."""
+
+    metrics: tuple[MetricCondition, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    statuses: tuple[RunStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOrder:
+    """By a metric's value (runs without it come last), or by start time when metric is None."""
+
+    metric: str | None = None
+    direction: Direction = Direction.DESC
+    aggregate: Aggregate = Aggregate.LAST
+
+
+def metric_column(table: Any, aggregate: Aggregate) -> Any:
+    return {
+        Aggregate.LAST: table.value,
+        Aggregate.MIN: table.min_value,
+        Aggregate.MAX: table.max_value,
+    }[aggregate]
+
+
+def _compare(column: Any, op: CompareOp, value: float) -> ColumnElement[bool]:
+    return {
+        CompareOp.EQ: column == value,
+        CompareOp.NE: column != value,
+        CompareOp.GT: column > value,
+        CompareOp.GTE: column >= value,
+        CompareOp.LT: column < value,
+        CompareOp.LTE: column <= value,
+    }[op]
+
+
+def filter_conditions(run_filter: RunFilter | None) -> list[ColumnElement[bool]]:
+    """WHERE clauses on `Run`, each an indexed EXISTS on a (run_id, key) primary key."""
+    if run_filter is None:
+        return []
+    conditions: list[ColumnElement[bool]] = []
+    for cond in run_filter.metrics:
+        lm = aliased(LatestMetric)
+        conditions.append(
+            exists().where(
+                lm.run_id == Run.id,
+                lm.key == cond.key,
+                _compare(metric_column(lm, cond.aggregate), cond.op, cond.value),
+            )
+        )
+    for key, value in run_filter.params:
+        p = aliased(Param)
+        conditions.append(exists().where(p.run_id == Run.id, p.key == key, p.value == value))
+    for key, value in run_filter.tags:
+        t = aliased(RunTag)
+        conditions.append(exists().where(t.run_id == Run.id, t.key == key, t.value == value))
+    if run_filter.statuses:
+        conditions.append(Run.status.in_([s.value for s in run_filter.statuses]))
+    return conditions
+
+
+def runs_query(
+    experiment_id: int, run_filter: RunFilter | None, order: RunOrder
+) -> tuple[Select[Any], list[SortKey]]:
+    """Runs of one experiment that match, with the sort keys their cursors are made of."""
+    stmt = select(Run).where(Run.experiment_id == experiment_id, *filter_conditions(run_filter))
+    descending = order.direction == Direction.DESC
+    if order.metric is None:
+        keys = [
+            SortKey(Run.start_time, descending, is_datetime=True),
+            SortKey(Run.id, descending),
+        ]
+        return stmt.add_columns(Run.start_time, Run.id), keys
+    lm = aliased(LatestMetric)
+    value = metric_column(lm, order.aggregate)
+    stmt = stmt.outerjoin(lm, and_(lm.run_id == Run.id, lm.key == order.metric))
+    # NULLs (no such metric, or NaN) sort last in both directions and keep keyset
+    # comparisons NULL-free.
+    missing = case((value.is_(None), 1), else_=0)
+    keys = [
+        SortKey(missing),
+        SortKey(func.coalesce(value, 0.0), descending),
+        SortKey(Run.start_time, is_datetime=True),
+        SortKey(Run.id),
+    ]
+    return stmt.add_columns(*(k.column for k in keys)), keys
+
+
+def best_run_query(
+    experiment_id: int,
+    metric: str,
+    goal: Goal,
+    aggregate: Aggregate,
+    run_filter: RunFilter | None,
+) -> Select[Any]:
+    """The best run in one statement: an index seek on (experiment_id, key, value)."""
+    value = metric_column(LatestMetric, aggregate)
+    best_first = value.desc() if goal == Goal.MAXIMIZE else value.asc()
+    return (
+        select(Run)
+        .join(LatestMetric, LatestMetric.run_id == Run.id)
+        .where(
+            LatestMetric.experiment_id == experiment_id,
+            LatestMetric.key == metric,
+            value.is_not(None),
+            *filter_conditions(run_filter),
+        )
+        .order_by(best_first, Run.start_time.asc(), Run.id.asc())
+        .limit(1)
+    )

@@ -1,0 +1,507 @@
+"""Experiments, runs, params, tags and metrics. Services flush; the unit of work commits."""
+
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.dialect import upsert_insert
+from app.db.pagination import (
+    Page,
+    SortKey,
+    after_condition,
+    decode_cursor,
+    make_page,
+    order_by,
+)
+from app.db.types import utcnow
+from app.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+    check_count,
+    check_length,
+    check_tags,
+)
+from app.events.models import EventType
+from app.events.service import record_event
+from app.tracking.models import (
+    DESCRIPTION_LIMIT,
+    KEY_LIMIT,
+    METRIC_BATCH_LIMIT,
+    NAME_LIMIT,
+    PARAM_VALUE_LIMIT,
+    TAG_VALUE_LIMIT,
+    Experiment,
+    LatestMetric,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+)
+from app.tracking.search import (
+    Aggregate,
+    Goal,
+    RunFilter,
+    RunOrder,
+    best_run_query,
+    runs_query,
+)
+
+PARAMS_PER_CALL_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int = 0
+    # Milliseconds since the epoch, as MLflow sends them; None means now.
+    timestamp: int | None = None
+
+
+def _check_experiment_fields(name: str, description: str | None, tags: dict[str, str]) -> None:
+    check_length("name", name, NAME_LIMIT, required=True)
+    check_length("description", description, DESCRIPTION_LIMIT)
+    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+
+
+async def get_experiment(session: AsyncSession, *, name: str) -> Experiment | None:
+    """The experiment called `name`, or None."""
+    return (
+        await session.execute(select(Experiment).where(Experiment.name == name))
+    ).scalar_one_or_none()
+
+
+async def require_experiment(
+    session: AsyncSession, *, name: str, field: str = "experiment"
+) -> Experiment:
+    """The experiment called `name`, or NotFoundError naming `field`."""
+    experiment = await get_experiment(session, name=name)
+    if experiment is None:
+        raise NotFoundError("experiment", field, name)
+    return experiment
+
+
+async def list_experiments(
+    session: AsyncSession, *, first: int, after: str | None
+) -> Page[Experiment]:
+    """Experiments in creation order."""
+    keys = [SortKey(Experiment.id)]
+    stmt = select(Experiment, Experiment.id)
+    if after is not None:
+        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
+    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
+    return make_page(rows, first, lambda r: (r[0], r[1:]))
+
+
+async def create_experiment(
+    session: AsyncSession,
+    *,
+    name: str,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    actor: str,
+) -> Experiment:
+    """A new experiment; AlreadyExistsError if the name is taken."""
+    tags = tags or {}
+    _check_experiment_fields(name, description, tags)
+    stmt = (
+        upsert_insert(session, Experiment.__table__)
+        .values(name=name, description=description, tags=tags, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(Experiment.__table__.c.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is None:
+        raise AlreadyExistsError("experiment", "name", name)
+    await record_event(
+        session, type=EventType.EXPERIMENT_CREATED, actor=actor, payload={"experiment": name}
+    )
+    return await session.get_one(Experiment, new_id)
+
+
+async def ensure_experiment(session: AsyncSession, *, name: str, actor: str) -> Experiment:
+    """The experiment called `name`, created if missing (safe when two callers race)."""
+    check_length("experiment", name, NAME_LIMIT, required=True)
+    existing = await get_experiment(session, name=name)
+    if existing is not None:
+        return existing
+    stmt = (
+        upsert_insert(session, Experiment.__table__)
+        .values(name=name, tags={}, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(Experiment.__table__.c.id)
+    )
+    if (await session.execute(stmt)).scalar_one_or_none() is not None:
+        await record_event(
+            session, type=EventType.EXPERIMENT_CREATED, actor=actor, payload={"experiment": name}
+        )
+    return await require_experiment(session, name=name)
+
+
+async def start_run(
+    session: AsyncSession,
+    *,
+    experiment: str,
+    name: str | None = None,
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+    start_time: datetime | None = None,
+    actor: str,
+) -> Run:
+    """A new RUNNING run in `experiment` (created if missing), with its params and tags."""
+    check_length("name", name, NAME_LIMIT)
+    params, tags = params or {}, tags or {}
+    _check_params(params)
+    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    exp = await ensure_experiment(session, name=experiment, actor=actor)
+    run = Run(
+        id=uuid.uuid4().hex,
+        experiment_id=exp.id,
+        name=name,
+        status=RunStatus.RUNNING,
+        start_time=start_time or utcnow(),
+    )
+    session.add(run)
+    await session.flush()
+    if params:
+        await session.execute(
+            insert(Param.__table__),
+            [{"run_id": run.id, "key": k, "value": v} for k, v in params.items()],
+        )
+    if tags:
+        await session.execute(
+            insert(RunTag.__table__),
+            [{"run_id": run.id, "key": k, "value": v} for k, v in tags.items()],
+        )
+    await record_event(
+        session,
+        type=EventType.RUN_STARTED,
+        actor=actor,
+        payload={"runId": run.id, "experiment": exp.name},
+    )
+    return run
+
+
+async def get_run(session: AsyncSession, *, run_id: str) -> Run | None:
+    """The run with this id, or None."""
+    return await session.get(Run, run_id)
+
+
+async def require_run(session: AsyncSession, *, run_id: str, field: str = "runId") -> Run:
+    """The run with this id, or NotFoundError naming `field`."""
+    run = await session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError("run", field, run_id)
+    return run
+
+
+def _check_params(params: dict[str, str]) -> None:
+    check_count("params", len(params), PARAMS_PER_CALL_LIMIT)
+    for key, value in params.items():
+        check_length("params.key", key, KEY_LIMIT, required=True)
+        check_length(f"params[{key}].value", value, PARAM_VALUE_LIMIT)
+
+
+async def log_params(session: AsyncSession, *, run_id: str, params: dict[str, str]) -> Run:
+    """Write-once params: a new key is stored, the same value again is a no-op."""
+    _check_params(params)
+    run = await require_run(session, run_id=run_id)
+    if not params:
+        return run
+    await session.execute(
+        upsert_insert(session, Param.__table__).on_conflict_do_nothing(
+            index_elements=["run_id", "key"]
+        ),
+        [{"run_id": run_id, "key": k, "value": v} for k, v in params.items()],
+    )
+    # Read back after the insert: a concurrent writer's value is seen here too.
+    stored = dict(
+        (
+            await session.execute(
+                select(Param.key, Param.value).where(
+                    Param.run_id == run_id, Param.key.in_(list(params))
+                )
+            )
+        ).all()
+    )
+    for key, value in params.items():
+        if stored.get(key) != value:
+            raise ConflictError(
+                f"params[{key}]",
+                f"param {key!r} is already {stored.get(key)!r}; params are write-once",
+            )
+    return run
+
+
+async def set_run_tags(session: AsyncSession, *, run_id: str, tags: dict[str, str]) -> Run:
+    """Set (or overwrite) tags on a run."""
+    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    run = await require_run(session, run_id=run_id)
+    if tags:
+        stmt = upsert_insert(session, RunTag.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+        )
+        await session.execute(
+            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+        )
+    return run
+
+
+async def end_run(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    status: RunStatus,
+    end_time: datetime | None = None,
+    actor: str,
+) -> Run:
+    """Mark a run FINISHED, FAILED or KILLED."""
+    if status == RunStatus.RUNNING:
+        raise ValidationError("status", "must be FINISHED, FAILED or KILLED")
+    run = await require_run(session, run_id=run_id)
+    previous = run.status
+    run.status = status.value
+    run.end_time = end_time or utcnow()
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.RUN_ENDED,
+        actor=actor,
+        payload={"runId": run.id, "from": previous, "status": run.status},
+    )
+    return run
+
+
+def _summarize(rows: list[dict]) -> list[dict]:
+    """Per key: the last point (highest step, then timestamp), and min and max of non-NaN values."""
+    summary: dict[str, dict] = {}
+    for row in rows:
+        s = summary.get(row["key"])
+        value = row["value"]
+        if s is None:
+            summary[row["key"]] = {**row, "min_value": value, "max_value": value}
+            continue
+        if (row["step"], row["timestamp"]) >= (s["step"], s["timestamp"]):
+            s.update(
+                value=value, is_nan=row["is_nan"], step=row["step"], timestamp=row["timestamp"]
+            )
+        if value is not None:
+            s["min_value"] = value if s["min_value"] is None else min(s["min_value"], value)
+            s["max_value"] = value if s["max_value"] is None else max(s["max_value"], value)
+    return list(summary.values())
+
+
+def _keep_extreme(current: object, incoming: object, *, smaller: bool) -> object:
+    better = incoming < current if smaller else incoming > current  # type: ignore[operator]
+    return case(
+        (current.is_(None), incoming),  # type: ignore[attr-defined]
+        (incoming.is_(None), current),  # type: ignore[attr-defined]
+        (better, incoming),
+        else_=current,
+    )
+
+
+async def log_metrics(session: AsyncSession, *, run_id: str, points: Sequence[MetricPoint]) -> int:
+    """Append a batch of points to the history and fold it into LatestMetric, in bulk."""
+    check_count("points", len(points), METRIC_BATCH_LIMIT)
+    run_row = (await session.execute(select(Run.experiment_id).where(Run.id == run_id))).first()
+    if run_row is None:
+        raise NotFoundError("run", "runId", run_id)
+    experiment_id = run_row[0]
+    now_ms = int(time.time() * 1000)
+    rows = []
+    for i, p in enumerate(points):
+        if not p.key or len(p.key) > KEY_LIMIT:
+            check_length(f"points[{i}].key", p.key, KEY_LIMIT, required=True)
+        nan = math.isnan(p.value)
+        rows.append(
+            {
+                "run_id": run_id,
+                "key": p.key,
+                "value": None if nan else p.value,
+                "is_nan": nan,
+                "step": p.step,
+                "timestamp": now_ms if p.timestamp is None else p.timestamp,
+            }
+        )
+    if not rows:
+        return 0
+    # Core executemany: the ORM would add one INSERT ... RETURNING per row (NOTES.md).
+    await session.execute(insert(Metric.__table__), rows)
+    summary = _summarize(rows)
+    for s in summary:
+        s["experiment_id"] = experiment_id
+    table = LatestMetric.__table__
+    stmt = upsert_insert(session, table)
+    new = stmt.excluded
+    newer = (new.step > table.c.step) | (
+        (new.step == table.c.step) & (new.timestamp >= table.c.timestamp)
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={
+            "value": case((newer, new.value), else_=table.c.value),
+            "is_nan": case((newer, new.is_nan), else_=table.c.is_nan),
+            "step": case((newer, new.step), else_=table.c.step),
+            "timestamp": case((newer, new.timestamp), else_=table.c.timestamp),
+            "min_value": _keep_extreme(table.c.min_value, new.min_value, smaller=True),
+            "max_value": _keep_extreme(table.c.max_value, new.max_value, smaller=False),
+        },
+    )
+    await session.execute(stmt, summary)
+    return len(rows)
+
+
+async def search_runs(
+    session: AsyncSession,
+    *,
+    experiment: str,
+    run_filter: RunFilter | None = None,
+    order: RunOrder | None = None,
+    first: int,
+    after: str | None = None,
+) -> Page[Run]:
+    """A page of an experiment's runs that match `run_filter`, in `order`."""
+    exp = await require_experiment(session, name=experiment)
+    return await search_experiment_runs(
+        session, experiment_id=exp.id, run_filter=run_filter, order=order, first=first, after=after
+    )
+
+
+async def search_experiment_runs(
+    session: AsyncSession,
+    *,
+    experiment_id: int,
+    run_filter: RunFilter | None = None,
+    order: RunOrder | None = None,
+    first: int,
+    after: str | None = None,
+) -> Page[Run]:
+    """search_runs for an experiment already looked up."""
+    stmt, keys = runs_query(experiment_id, run_filter, order or RunOrder())
+    if after is not None:
+        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
+    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
+    return make_page(rows, first, lambda r: (r[0], r[1:]))
+
+
+async def best_run(
+    session: AsyncSession,
+    *,
+    experiment: str,
+    metric: str,
+    goal: Goal = Goal.MAXIMIZE,
+    aggregate: Aggregate = Aggregate.LAST,
+    run_filter: RunFilter | None = None,
+) -> Run | None:
+    """The run with the best value of `metric`; runs without it are never best."""
+    exp = await require_experiment(session, name=experiment)
+    return await best_experiment_run(
+        session,
+        experiment_id=exp.id,
+        metric=metric,
+        goal=goal,
+        aggregate=aggregate,
+        run_filter=run_filter,
+    )
+
+
+async def best_experiment_run(
+    session: AsyncSession,
+    *,
+    experiment_id: int,
+    metric: str,
+    goal: Goal = Goal.MAXIMIZE,
+    aggregate: Aggregate = Aggregate.LAST,
+    run_filter: RunFilter | None = None,
+) -> Run | None:
+    """best_run for an experiment already looked up."""
+    check_length("metric", metric, KEY_LIMIT, required=True)
+    stmt = best_run_query(experiment_id, metric, goal, aggregate, run_filter)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def metric_history(
+    session: AsyncSession, *, run_id: str, key: str, first: int, after: str | None = None
+) -> Page[Metric]:
+    """A run's points for `key`, ordered by step, then timestamp."""
+    keys = [SortKey(Metric.step), SortKey(Metric.timestamp), SortKey(Metric.id)]
+    stmt = select(Metric, Metric.step, Metric.timestamp, Metric.id).where(
+        Metric.run_id == run_id, Metric.key == key
+    )
+    if after is not None:
+        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
+    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
+    return make_page(rows, first, lambda r: (r[0], r[1:]))
+
+
+# Batch reads for per-request loaders: one statement per batch of keys.
+
+
+async def experiments_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, Experiment]:
+    """Experiments by id."""
+    rows = (await session.execute(select(Experiment).where(Experiment.id.in_(ids)))).scalars()
+    return {e.id: e for e in rows}  # type: ignore[misc]
+
+
+async def runs_by_ids(session: AsyncSession, *, ids: Sequence[str]) -> dict[str, Run]:
+    """Runs by id."""
+    rows = (await session.execute(select(Run).where(Run.id.in_(ids)))).scalars()
+    return {r.id: r for r in rows}
+
+
+async def run_counts(session: AsyncSession, *, experiment_ids: Sequence[int]) -> dict[int, int]:
+    """Number of runs per experiment."""
+    stmt = (
+        select(Run.experiment_id, func.count())
+        .where(Run.experiment_id.in_(experiment_ids))
+        .group_by(Run.experiment_id)
+    )
+    return dict((await session.execute(stmt)).all())  # type: ignore[arg-type]
+
+
+async def params_by_runs(
+    session: AsyncSession, *, run_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each run's params, ordered by key."""
+    stmt = select(Param.run_id, Param.key, Param.value).where(Param.run_id.in_(run_ids))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for run_id, key, value in (await session.execute(stmt.order_by(Param.run_id, Param.key))).all():
+        out.setdefault(run_id, []).append((key, value))
+    return out
+
+
+async def tags_by_runs(
+    session: AsyncSession, *, run_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each run's tags, ordered by key."""
+    stmt = select(RunTag.run_id, RunTag.key, RunTag.value).where(RunTag.run_id.in_(run_ids))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for run_id, key, value in (
+        await session.execute(stmt.order_by(RunTag.run_id, RunTag.key))
+    ).all():
+        out.setdefault(run_id, []).append((key, value))
+    return out
+
+
+async def latest_metrics_by_runs(
+    session: AsyncSession, *, run_ids: Sequence[str]
+) -> dict[str, list[LatestMetric]]:
+    """Each run's latest metric values, ordered by key."""
+    stmt = select(LatestMetric).where(LatestMetric.run_id.in_(run_ids))
+    out: dict[str, list[LatestMetric]] = {}
+    for lm in (
+        await session.execute(stmt.order_by(LatestMetric.run_id, LatestMetric.key))
+    ).scalars():
+        out.setdefault(lm.run_id, []).append(lm)
+    return out
