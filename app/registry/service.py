@@ -535,12 +535,14 @@ async def set_alias(
     return found
 
 
-async def delete_alias(session: AsyncSession, *, model: str, alias: str, actor: str) -> int:
-    """Remove `alias`; returns the version number it pointed at."""
+async def delete_alias(
+    session: AsyncSession, *, model: str, alias: str, actor: str
+) -> ModelVersion:
+    """Remove `alias`; returns the version it pointed at."""
     registered = await require_model(session, name=model, lock=True)
     pointed = (
         await session.execute(
-            select(ModelVersion.version)
+            select(ModelVersion)
             .join(ModelAlias, ModelAlias.version_id == ModelVersion.id)
             .where(ModelAlias.model_id == registered.id, ModelAlias.alias == alias)
         )
@@ -555,7 +557,7 @@ async def delete_alias(session: AsyncSession, *, model: str, alias: str, actor: 
         type=EventType.ALIAS_DELETED,
         actor=actor,
         model=model,
-        version=pointed,
+        version=pointed.version,
         alias=alias,
     )
     return pointed

@@ -311,13 +311,10 @@ def _keep_extreme(current: object, incoming: object, *, smaller: bool) -> object
     )
 
 
-async def log_metrics(session: AsyncSession, *, run_id: str, points: Sequence[MetricPoint]) -> int:
+async def log_metrics(session: AsyncSession, *, run_id: str, points: Sequence[MetricPoint]) -> Run:
     """Append a batch of points to the history and fold it into LatestMetric, in bulk."""
     check_count("points", len(points), METRIC_BATCH_LIMIT)
-    run_row = (await session.execute(select(Run.experiment_id).where(Run.id == run_id))).first()
-    if run_row is None:
-        raise NotFoundError("run", "runId", run_id)
-    experiment_id = run_row[0]
+    run = await require_run(session, run_id=run_id)
     now_ms = int(time.time() * 1000)
     rows = []
     for i, p in enumerate(points):
@@ -335,12 +332,12 @@ async def log_metrics(session: AsyncSession, *, run_id: str, points: Sequence[Me
             }
         )
     if not rows:
-        return 0
+        return run
     # Core executemany: the ORM would add one INSERT ... RETURNING per row (NOTES.md).
     await session.execute(insert(Metric.__table__), rows)
     summary = _summarize(rows)
     for s in summary:
-        s["experiment_id"] = experiment_id
+        s["experiment_id"] = run.experiment_id
     table = LatestMetric.__table__
     stmt = upsert_insert(session, table)
     new = stmt.excluded
@@ -359,7 +356,7 @@ async def log_metrics(session: AsyncSession, *, run_id: str, points: Sequence[Me
         },
     )
     await session.execute(stmt, summary)
-    return len(rows)
+    return run
 
 
 async def search_runs(

@@ -1,0 +1,73 @@
+"""Per-request context: the database (never a shared session), settings, loaders, actor."""
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
+
+from app.config import Settings
+from app.db import Database
+from app.db.pagination import check_first
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+ANONYMOUS = "anonymous"
+
+
+def batch_loader(
+    db: Database,
+    fetch: Callable[[AsyncSession, list[Any]], Awaitable[dict[Any, Any]]],
+    default: Callable[[], Any] = lambda: None,
+) -> DataLoader[Any, Any]:
+    """A DataLoader whose each batch is one short read session and one `fetch` call."""
+
+    async def load(keys: Sequence[Any]) -> list[Any]:
+        async with db.read() as session:
+            found = await fetch(session, list(keys))
+        return [found[k] if k in found else default() for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+class Context:
+    def __init__(self, *, db: Database, settings: Settings, request: Any = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.request = request
+        self.actor = ANONYMOUS
+        # Loaders are built on first use, once per request, keyed by name.
+        self._loaders: dict[str, DataLoader[Any, Any]] = {}
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.db.unit_of_work()
+
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.db.read()
+
+    def loader(
+        self,
+        name: str,
+        fetch: Callable[[AsyncSession, list[Any]], Awaitable[dict[Any, Any]]],
+        default: Callable[[], Any] = lambda: None,
+    ) -> DataLoader[Any, Any]:
+        """The request's loader called `name`, made from `fetch` the first time it is asked for."""
+        loader = self._loaders.get(name)
+        if loader is None:
+            loader = self._loaders[name] = batch_loader(self.db, fetch, default)
+        return loader
+
+    def page_size(self, first: int | None) -> int:
+        return check_first(
+            first, default=self.settings.default_page_size, cap=self.settings.max_page_size
+        )
+
+    def history_page_size(self, first: int | None) -> int:
+        cap = self.settings.max_history_page_size
+        return check_first(first, default=cap, cap=cap)
+
+
+Ctx = Info[Context, None]

@@ -1,0 +1,107 @@
+"""Typed refusals for mutation payloads, and masking of everything that is a bug."""
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from app import errors as domain
+
+log = logging.getLogger("modelgraph.graphql")
+
+
+@strawberry.interface(description="A refusal: the request was understood and declined.")
+class Error:
+    message: str
+    code: str = strawberry.field(description="Stable machine-readable code.")
+
+
+@strawberry.type(description="Something named in the input does not exist.")
+class NotFound(Error):
+    field: str = strawberry.field(description="The input field that named it.")
+    value: str
+
+
+@strawberry.type(description="An input value breaks a rule or a limit.")
+class InvalidInput(Error):
+    field: str
+    limit: int | None = strawberry.field(description="The limit broken, where there is one.")
+
+
+@strawberry.type(description="The thing to create exists already.")
+class AlreadyExists(Error):
+    field: str
+    value: str
+
+
+@strawberry.type(description="The request contradicts stored state; read it again and retry.")
+class Conflict(Error):
+    field: str
+
+
+class _Handler:
+    def handle(self, exception: Any, *, field: Any, info: Any) -> Any:
+        return self.convert(exception)
+
+
+class NotFoundHandler(_Handler, strawberry.ExceptionHandler[domain.NotFoundError, NotFound]):
+    @staticmethod
+    def convert(e: domain.NotFoundError) -> NotFound:
+        return NotFound(message=e.message, code=e.code, field=e.field, value=e.value)
+
+
+class InvalidInputHandler(
+    _Handler, strawberry.ExceptionHandler[domain.ValidationError, InvalidInput]
+):
+    @staticmethod
+    def convert(e: domain.ValidationError) -> InvalidInput:
+        return InvalidInput(message=e.message, code=e.code, field=e.field, limit=e.limit)
+
+
+class AlreadyExistsHandler(
+    _Handler, strawberry.ExceptionHandler[domain.AlreadyExistsError, AlreadyExists]
+):
+    @staticmethod
+    def convert(e: domain.AlreadyExistsError) -> AlreadyExists:
+        return AlreadyExists(message=e.message, code=e.code, field=e.field, value=e.value)
+
+
+class ConflictHandler(_Handler, strawberry.ExceptionHandler[domain.ConflictError, Conflict]):
+    @staticmethod
+    def convert(e: domain.ConflictError) -> Conflict:
+        return Conflict(message=e.message, code=e.code, field=e.field)
+
+
+HANDLERS = [NotFoundHandler(), InvalidInputHandler(), AlreadyExistsHandler(), ConflictHandler()]
+
+
+class ErrorPolicy(SchemaExtension):
+    """Refusals outside a payload (a query's bad cursor) keep their message and gain
+    `extensions.code` and facts; anything else is a bug: logged, and masked for the client."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None):
+            return
+        result.errors = [self._process(e) for e in result.errors]
+
+    @staticmethod
+    def _process(error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            return error
+        if isinstance(original, domain.DomainError):
+            facts = {k: v for k, v in original.facts.items() if v is not None}
+            error.extensions = {**(error.extensions or {}), "code": original.code, **facts}
+            return error
+        log.error("unexpected error at %s", error.path, exc_info=original)
+        return GraphQLError(
+            "Internal server error.",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR"},
+        )

@@ -1,0 +1,313 @@
+from typing import Annotated
+
+import strawberry
+
+from app.graphql.context import Ctx
+from app.graphql.errors import Conflict, InvalidInput, NotFound
+from app.graphql.inputs import KeyValueInput, to_dict
+from app.graphql.registry.types import (
+    InvalidTransition,
+    ModelVersion,
+    NoRollbackTarget,
+    RegisteredModel,
+    StageTransition,
+)
+from app.graphql.tracking.types import Run, RunFilter, domain_filter
+from app.registry import service as registry_service
+from app.registry.stages import Stage
+from app.tracking import search
+
+
+@strawberry.input
+class RegisterModelVersionInput:
+    model: str = strawberry.field(description="Model name; registered if missing.")
+    run_id: strawberry.ID | None = None
+    source: str | None = strawberry.field(default=None, description="Where the artifacts are.")
+    description: str | None = None
+    tags: list[KeyValueInput] | None = None
+
+
+@strawberry.type
+class RegisterModelVersionSuccess:
+    model_version: ModelVersion
+
+
+RegisterModelVersionPayload = Annotated[
+    RegisterModelVersionSuccess | NotFound | InvalidInput | Conflict,
+    strawberry.union("RegisterModelVersionPayload"),
+]
+
+
+@strawberry.input
+class TransitionModelVersionInput:
+    model: str
+    version: int
+    stage: Stage
+    reason: str | None = None
+
+
+@strawberry.type
+class TransitionModelVersionSuccess:
+    model_version: ModelVersion
+    transitions: list[StageTransition] = strawberry.field(
+        description="Every move made, in order (a move to PRODUCTION archives the version it replaces)."
+    )
+
+
+TransitionModelVersionPayload = Annotated[
+    TransitionModelVersionSuccess | NotFound | InvalidTransition | InvalidInput | Conflict,
+    strawberry.union("TransitionModelVersionPayload"),
+]
+
+
+@strawberry.input
+class PromoteBestRunInput:
+    experiment: str
+    metric: str
+    model: str
+    goal: search.Goal = search.Goal.MAXIMIZE
+    aggregate: search.Aggregate = search.Aggregate.LAST
+    filter: RunFilter | None = None
+    stage: Stage = strawberry.field(
+        default=Stage.STAGING, description="STAGING or PRODUCTION; a version already there stays."
+    )
+    reason: str | None = None
+
+
+@strawberry.type
+class PromoteBestRunSuccess:
+    run: Run
+    model_version: ModelVersion
+    created: bool = strawberry.field(
+        description="False when the run's existing version was reused."
+    )
+    transitions: list[StageTransition]
+
+
+PromoteBestRunPayload = Annotated[
+    PromoteBestRunSuccess | NotFound | InvalidTransition | InvalidInput | Conflict,
+    strawberry.union("PromoteBestRunPayload"),
+]
+
+
+@strawberry.input
+class RollbackModelInput:
+    model: str
+    reason: str | None = None
+
+
+@strawberry.type
+class RollbackModelSuccess:
+    model_version: ModelVersion = strawberry.field(description="The version back in PRODUCTION.")
+    transitions: list[StageTransition]
+
+
+RollbackModelPayload = Annotated[
+    RollbackModelSuccess | NotFound | NoRollbackTarget | InvalidInput | Conflict,
+    strawberry.union("RollbackModelPayload"),
+]
+
+
+@strawberry.input
+class SetModelAliasInput:
+    model: str
+    alias: str
+    version: int
+
+
+@strawberry.type
+class SetModelAliasSuccess:
+    alias: str
+    model_version: ModelVersion
+
+
+SetModelAliasPayload = Annotated[
+    SetModelAliasSuccess | NotFound | InvalidInput | Conflict,
+    strawberry.union("SetModelAliasPayload"),
+]
+
+
+@strawberry.input
+class DeleteModelAliasInput:
+    model: str
+    alias: str
+
+
+@strawberry.type
+class DeleteModelAliasSuccess:
+    alias: str
+    model_version: ModelVersion = strawberry.field(description="The version it pointed at.")
+
+
+DeleteModelAliasPayload = Annotated[
+    DeleteModelAliasSuccess | NotFound | InvalidInput | Conflict,
+    strawberry.union("DeleteModelAliasPayload"),
+]
+
+
+@strawberry.input
+class UpdateModelInput:
+    name: str
+    description: str | None = None
+    set_tags: list[KeyValueInput] | None = None
+    remove_tags: list[str] | None = None
+
+
+@strawberry.type
+class UpdateModelSuccess:
+    model: RegisteredModel
+
+
+UpdateModelPayload = Annotated[
+    UpdateModelSuccess | NotFound | InvalidInput | Conflict, strawberry.union("UpdateModelPayload")
+]
+
+
+@strawberry.input
+class UpdateModelVersionInput:
+    model: str
+    version: int
+    description: str | None = None
+    set_tags: list[KeyValueInput] | None = None
+    remove_tags: list[str] | None = None
+
+
+@strawberry.type
+class UpdateModelVersionSuccess:
+    model_version: ModelVersion
+
+
+UpdateModelVersionPayload = Annotated[
+    UpdateModelVersionSuccess | NotFound | InvalidInput | Conflict,
+    strawberry.union("UpdateModelVersionPayload"),
+]
+
+
+@strawberry.type
+class RegistryMutation:
+    @strawberry.mutation(
+        description="A new DEVELOPMENT version, numbered next; the model is registered if missing."
+    )
+    async def register_model_version(
+        self, info: Ctx, input: RegisterModelVersionInput
+    ) -> RegisterModelVersionPayload:
+        async with info.context.unit_of_work() as session:
+            version = await registry_service.register_version(
+                session,
+                model=input.model,
+                run_id=str(input.run_id) if input.run_id is not None else None,
+                source=input.source,
+                description=input.description,
+                tags=to_dict("tags", input.tags),
+                actor=info.context.actor,
+            )
+        return RegisterModelVersionSuccess(model_version=ModelVersion.of(version))
+
+    @strawberry.mutation(description="Move a version along the lifecycle.")
+    async def transition_model_version(
+        self, info: Ctx, input: TransitionModelVersionInput
+    ) -> TransitionModelVersionPayload:
+        async with info.context.unit_of_work() as session:
+            result = await registry_service.transition_version(
+                session,
+                model=input.model,
+                version=input.version,
+                stage=input.stage,
+                reason=input.reason,
+                actor=info.context.actor,
+            )
+        return TransitionModelVersionSuccess(
+            model_version=ModelVersion.of(result.version),
+            transitions=[StageTransition.of(t) for t in result.transitions],
+        )
+
+    @strawberry.mutation(
+        description="In one transaction: find the best run, register it (or reuse its version) "
+        "and move it to `stage`. The one call a CI job needs."
+    )
+    async def promote_best_run(
+        self, info: Ctx, input: PromoteBestRunInput
+    ) -> PromoteBestRunPayload:
+        async with info.context.unit_of_work() as session:
+            result = await registry_service.promote_best_run(
+                session,
+                experiment=input.experiment,
+                metric=input.metric,
+                model=input.model,
+                goal=input.goal,
+                aggregate=input.aggregate,
+                run_filter=domain_filter(input.filter),
+                stage=input.stage,
+                reason=input.reason,
+                actor=info.context.actor,
+            )
+        return PromoteBestRunSuccess(
+            run=Run.of(result.run),
+            model_version=ModelVersion.of(result.version),
+            created=result.created,
+            transitions=[StageTransition.of(t) for t in result.transitions],
+        )
+
+    @strawberry.mutation(
+        description="Archive the PRODUCTION version and restore the one in PRODUCTION before it."
+    )
+    async def rollback_model(self, info: Ctx, input: RollbackModelInput) -> RollbackModelPayload:
+        async with info.context.unit_of_work() as session:
+            result = await registry_service.rollback_model(
+                session, model=input.model, reason=input.reason, actor=info.context.actor
+            )
+        return RollbackModelSuccess(
+            model_version=ModelVersion.of(result.version),
+            transitions=[StageTransition.of(t) for t in result.transitions],
+        )
+
+    @strawberry.mutation(description="Point an alias at a version, moving it if it exists.")
+    async def set_model_alias(self, info: Ctx, input: SetModelAliasInput) -> SetModelAliasPayload:
+        async with info.context.unit_of_work() as session:
+            version = await registry_service.set_alias(
+                session,
+                model=input.model,
+                alias=input.alias,
+                version=input.version,
+                actor=info.context.actor,
+            )
+        return SetModelAliasSuccess(alias=input.alias, model_version=ModelVersion.of(version))
+
+    @strawberry.mutation
+    async def delete_model_alias(
+        self, info: Ctx, input: DeleteModelAliasInput
+    ) -> DeleteModelAliasPayload:
+        async with info.context.unit_of_work() as session:
+            version = await registry_service.delete_alias(
+                session, model=input.model, alias=input.alias, actor=info.context.actor
+            )
+        return DeleteModelAliasSuccess(alias=input.alias, model_version=ModelVersion.of(version))
+
+    @strawberry.mutation(description="Edit a model's description and tags.")
+    async def update_model(self, info: Ctx, input: UpdateModelInput) -> UpdateModelPayload:
+        async with info.context.unit_of_work() as session:
+            model = await registry_service.update_model(
+                session,
+                name=input.name,
+                description=input.description,
+                set_tags=to_dict("setTags", input.set_tags),
+                remove_tags=input.remove_tags,
+                actor=info.context.actor,
+            )
+        return UpdateModelSuccess(model=RegisteredModel.of(model))
+
+    @strawberry.mutation(description="Edit a version's description and tags.")
+    async def update_model_version(
+        self, info: Ctx, input: UpdateModelVersionInput
+    ) -> UpdateModelVersionPayload:
+        async with info.context.unit_of_work() as session:
+            version = await registry_service.update_version(
+                session,
+                model=input.model,
+                version=input.version,
+                description=input.description,
+                set_tags=to_dict("setTags", input.set_tags),
+                remove_tags=input.remove_tags,
+                actor=info.context.actor,
+            )
+        return UpdateModelVersionSuccess(model_version=ModelVersion.of(version))

@@ -1,0 +1,34 @@
+import strawberry
+
+from app.graphql.context import Ctx
+from app.graphql.pagination import Connection, to_connection
+from app.graphql.registry.types import ModelVersion, RegisteredModel
+from app.registry import service as registry_service
+
+
+@strawberry.type
+class RegistryQuery:
+    @strawberry.field(description="Registered models by name.")
+    async def models(
+        self, info: Ctx, first: int | None = None, after: str | None = None
+    ) -> Connection[RegisteredModel]:
+        size = info.context.page_size(first)
+        async with info.context.read() as session:
+            page = await registry_service.list_models(session, first=size, after=after)
+        return to_connection(page, RegisteredModel.of)
+
+    @strawberry.field
+    async def model(self, info: Ctx, name: str) -> RegisteredModel | None:
+        async with info.context.read() as session:
+            found = await registry_service.get_model(session, name=name)
+        return RegisteredModel.of(found) if found else None
+
+    @strawberry.field(description="A version by number or by alias: give exactly one.")
+    async def model_version(
+        self, info: Ctx, model: str, version: int | None = None, alias: str | None = None
+    ) -> ModelVersion | None:
+        async with info.context.read() as session:
+            found = await registry_service.get_version(
+                session, model=model, version=version, alias=alias
+            )
+        return ModelVersion.of(found) if found else None

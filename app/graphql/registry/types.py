@@ -1,0 +1,210 @@
+"""GraphQL types of the registry: RegisteredModel, ModelVersion, aliases, transitions."""
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from app.graphql.context import Ctx
+from app.graphql.errors import Error
+from app.graphql.inputs import KeyValue, from_items
+from app.graphql.pagination import Connection, to_connection
+from app.graphql.registry import loaders
+from app.graphql.tracking import loaders as tracking_loaders
+from app.graphql.tracking import types as tracking_types
+from app.registry import errors as registry_errors
+from app.registry import models
+from app.registry import service as registry_service
+from app.registry.stages import Stage
+
+strawberry.enum(
+    Stage,
+    description="Lifecycle stage. Allowed moves: DEVELOPMENT→STAGING, STAGING→PRODUCTION, "
+    "STAGING→DEVELOPMENT, any→ARCHIVED, ARCHIVED→STAGING.",
+)
+
+RunRef = Annotated["Run", strawberry.lazy("app.graphql.tracking.types")]
+
+
+@strawberry.type(description="One recorded stage move: the audit trail.")
+class StageTransition:
+    from_stage: Stage
+    to_stage: Stage
+    actor: str
+    reason: str | None
+    at: datetime
+    version_id: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, t: models.StageTransition) -> "StageTransition":
+        return cls(
+            from_stage=Stage(t.from_stage),
+            to_stage=Stage(t.to_stage),
+            actor=t.actor,
+            reason=t.reason,
+            at=t.at,
+            version_id=t.version_id,
+        )
+
+    @strawberry.field
+    async def model_version(self, info: Ctx) -> "ModelVersion":
+        return ModelVersion.of(await loaders.version_by_id(info.context).load(self.version_id))
+
+
+@strawberry.type
+class ModelVersion:
+    version: int = strawberry.field(description="1, 2, 3… per model.")
+    stage: Stage
+    source: str | None
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    pk: strawberry.Private[int]
+    model_id: strawberry.Private[int]
+    run_id: strawberry.Private[str | None]
+    tag_map: strawberry.Private[dict[str, str]]
+
+    @classmethod
+    def of(cls, v: models.ModelVersion) -> "ModelVersion":
+        return cls(
+            version=v.version,
+            stage=Stage(v.stage),
+            source=v.source,
+            description=v.description,
+            created_at=v.created_at,
+            updated_at=v.updated_at,
+            pk=v.id,  # type: ignore[arg-type]
+            model_id=v.model_id,
+            run_id=v.run_id,
+            tag_map=v.tags or {},
+        )
+
+    @strawberry.field
+    async def model(self, info: Ctx) -> "RegisteredModel":
+        return RegisteredModel.of(await loaders.model_by_id(info.context).load(self.model_id))
+
+    @strawberry.field(description="The run this version was made from, if any.")
+    async def run(self, info: Ctx) -> RunRef | None:
+        if self.run_id is None:
+            return None
+        run = await tracking_loaders.run_by_id(info.context).load(self.run_id)
+        return tracking_types.Run.of(run) if run else None
+
+    @strawberry.field
+    def tags(self) -> list[KeyValue]:
+        return from_items(self.tag_map)
+
+    @strawberry.field
+    async def aliases(self, info: Ctx) -> list[str]:
+        return await loaders.aliases_by_version(info.context).load(self.pk)
+
+    @strawberry.field(description="This version's stage moves, newest first.")
+    async def transitions(self, info: Ctx) -> list[StageTransition]:
+        found = await loaders.transitions_by_version(info.context).load(self.pk)
+        return [StageTransition.of(t) for t in found]
+
+
+@strawberry.type(description="An alias and the version it points at.")
+class ModelAlias:
+    alias: str
+    version: ModelVersion
+
+
+@strawberry.type
+class RegisteredModel:
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    pk: strawberry.Private[int]
+    tag_map: strawberry.Private[dict[str, str]]
+
+    @classmethod
+    def of(cls, m: models.RegisteredModel) -> "RegisteredModel":
+        return cls(
+            name=m.name,
+            description=m.description,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            pk=m.id,  # type: ignore[arg-type]
+            tag_map=m.tags or {},
+        )
+
+    @strawberry.field
+    def tags(self) -> list[KeyValue]:
+        return from_items(self.tag_map)
+
+    @strawberry.field(description="Versions, newest first; only those in `stage` if given.")
+    async def versions(
+        self,
+        info: Ctx,
+        stage: Stage | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[ModelVersion]:
+        size = info.context.page_size(first)
+        page = await loaders.version_page(info.context).load((self.pk, stage, size, after))
+        return to_connection(page, ModelVersion.of)
+
+    @strawberry.field(description="The version in PRODUCTION, if any (at most one, by constraint).")
+    async def production_version(self, info: Ctx) -> ModelVersion | None:
+        found = await loaders.latest_version(info.context).load((self.pk, Stage.PRODUCTION))
+        return ModelVersion.of(found) if found else None
+
+    @strawberry.field(description="The highest-numbered version (in `stage`, if given).")
+    async def latest_version(self, info: Ctx, stage: Stage | None = None) -> ModelVersion | None:
+        found = await loaders.latest_version(info.context).load((self.pk, stage))
+        return ModelVersion.of(found) if found else None
+
+    @strawberry.field
+    async def aliases(self, info: Ctx) -> list[ModelAlias]:
+        found = await loaders.aliases_by_model(info.context).load(self.pk)
+        return [ModelAlias(alias=a, version=ModelVersion.of(v)) for a, v in found]
+
+    @strawberry.field(
+        description="Every stage move of every version, newest first: the audit trail."
+    )
+    async def transitions(
+        self, info: Ctx, first: int | None = None, after: str | None = None
+    ) -> Connection[StageTransition]:
+        size = info.context.page_size(first)
+        async with info.context.read() as session:
+            page = await registry_service.model_transitions(
+                session, model_id=self.pk, first=size, after=after
+            )
+        return to_connection(page, StageTransition.of)
+
+
+@strawberry.type(description="The lifecycle does not allow this move.")
+class InvalidTransition(Error):
+    from_stage: Stage
+    to_stage: Stage
+    allowed_moves: list[Stage] = strawberry.field(description="Stages reachable from fromStage.")
+
+
+@strawberry.type(description="There is no earlier PRODUCTION version to return to.")
+class NoRollbackTarget(Error):
+    field: str
+
+
+class InvalidTransitionHandler(
+    strawberry.ExceptionHandler[registry_errors.InvalidTransitionError, InvalidTransition]
+):
+    def handle(self, exception: registry_errors.InvalidTransitionError, *, field, info):  # type: ignore[no-untyped-def]
+        return InvalidTransition(
+            message=exception.message,
+            code=exception.code,
+            from_stage=exception.from_stage,
+            to_stage=exception.to_stage,
+            allowed_moves=exception.allowed,
+        )
+
+
+class NoRollbackTargetHandler(
+    strawberry.ExceptionHandler[registry_errors.NoRollbackTargetError, NoRollbackTarget]
+):
+    def handle(self, exception: registry_errors.NoRollbackTargetError, *, field, info):  # type: ignore[no-untyped-def]
+        return NoRollbackTarget(message=exception.message, code=exception.code, field="model")
+
+
+HANDLERS = [InvalidTransitionHandler(), NoRollbackTargetHandler()]

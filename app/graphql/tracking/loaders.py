@@ -1,0 +1,46 @@
+"""Per-request loaders for the tracking graph; each batch is one SQL statement."""
+
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from app.graphql.context import Context
+from app.tracking import service as tracking_service
+
+
+def experiment_by_id(ctx: Context) -> DataLoader[int, Any]:
+    return ctx.loader(
+        "experiment_by_id", lambda s, ids: tracking_service.experiments_by_ids(s, ids=ids)
+    )
+
+
+def run_by_id(ctx: Context) -> DataLoader[str, Any]:
+    return ctx.loader("run_by_id", lambda s, ids: tracking_service.runs_by_ids(s, ids=ids))
+
+
+def run_count(ctx: Context) -> DataLoader[int, int]:
+    return ctx.loader(
+        "run_count",
+        lambda s, ids: tracking_service.run_counts(s, experiment_ids=ids),
+        default=lambda: 0,
+    )
+
+
+def params_by_run(ctx: Context) -> DataLoader[str, list[tuple[str, str]]]:
+    return ctx.loader(
+        "params_by_run", lambda s, ids: tracking_service.params_by_runs(s, run_ids=ids), list
+    )
+
+
+def tags_by_run(ctx: Context) -> DataLoader[str, list[tuple[str, str]]]:
+    return ctx.loader(
+        "tags_by_run", lambda s, ids: tracking_service.tags_by_runs(s, run_ids=ids), list
+    )
+
+
+def latest_metrics_by_run(ctx: Context) -> DataLoader[str, list[Any]]:
+    return ctx.loader(
+        "latest_metrics_by_run",
+        lambda s, ids: tracking_service.latest_metrics_by_runs(s, run_ids=ids),
+        list,
+    )

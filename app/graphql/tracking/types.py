@@ -1,0 +1,264 @@
+"""GraphQL types of the tracking graph: Experiment, Run, metrics; filters and orderings."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from app.graphql.context import Ctx
+from app.graphql.inputs import KeyValue, KeyValueInput, from_items, to_dict
+from app.graphql.pagination import Connection, to_connection
+from app.graphql.registry import loaders as registry_loaders
+from app.graphql.registry import types as registry_types
+from app.graphql.scalars import EpochMillis, MetricValue
+from app.graphql.tracking import loaders
+from app.tracking import models, search
+from app.tracking import service as tracking_service
+from app.tracking.models import RunStatus
+
+if TYPE_CHECKING:
+    from app.graphql.registry.types import ModelVersion
+
+strawberry.enum(RunStatus, description="A run's state; MLflow's names.")
+strawberry.enum(search.CompareOp, name="CompareOp", description="A comparison on a metric value.")
+strawberry.enum(
+    search.Aggregate,
+    name="MetricAggregate",
+    description="Which value of a metric: LAST (at the highest step), MIN or MAX over its history.",
+)
+strawberry.enum(
+    search.Goal, name="MetricGoal", description="Whether a higher or lower value is better."
+)
+strawberry.enum(search.Direction, name="SortDirection")
+
+
+@strawberry.input(
+    description='A condition on a run\'s metric, e.g. {metric: "accuracy", op: GT, value: 0.9}.'
+)
+class MetricFilter:
+    metric: str
+    op: search.CompareOp
+    value: float
+    aggregate: search.Aggregate = search.Aggregate.LAST
+
+
+@strawberry.input(description="Conditions that must all hold.")
+class RunFilter:
+    metrics: list[MetricFilter] | None = None
+    params: list[KeyValueInput] | None = strawberry.field(
+        default=None, description="Params that must equal these values."
+    )
+    tags: list[KeyValueInput] | None = strawberry.field(
+        default=None, description="Tags that must equal these values."
+    )
+    status: list[RunStatus] | None = strawberry.field(
+        default=None, description="The run's status is one of these."
+    )
+
+    def to_domain(self) -> search.RunFilter:
+        return search.RunFilter(
+            metrics=tuple(
+                search.MetricCondition(m.metric, m.op, m.value, m.aggregate)
+                for m in self.metrics or ()
+            ),
+            params=tuple(to_dict("filter.params", self.params).items()),
+            tags=tuple(to_dict("filter.tags", self.tags).items()),
+            statuses=tuple(self.status or ()),
+        )
+
+
+@strawberry.input(
+    description="Sort by a metric's value (runs without it come last) or, with no metric, by start time."
+)
+class RunOrder:
+    metric: str | None = None
+    direction: search.Direction = search.Direction.DESC
+    aggregate: search.Aggregate = search.Aggregate.LAST
+
+    def to_domain(self) -> search.RunOrder:
+        return search.RunOrder(
+            metric=self.metric, direction=self.direction, aggregate=self.aggregate
+        )
+
+
+def domain_filter(run_filter: RunFilter | None) -> search.RunFilter | None:
+    return run_filter.to_domain() if run_filter else None
+
+
+def domain_order(order: RunOrder | None) -> search.RunOrder | None:
+    return order.to_domain() if order else None
+
+
+@strawberry.type(
+    description="A metric's summary for one run: the last value, and min and max ever."
+)
+class Metric:
+    key: str
+    value: MetricValue = strawberry.field(description="The value at the highest step.")
+    step: int
+    timestamp: EpochMillis
+    min: MetricValue | None = strawberry.field(description="Smallest non-NaN value logged.")
+    max: MetricValue | None = strawberry.field(description="Largest non-NaN value logged.")
+
+    @classmethod
+    def of(cls, lm: models.LatestMetric) -> "Metric":
+        return cls(
+            key=lm.key,
+            value=lm.last_value,
+            step=lm.step,
+            timestamp=lm.timestamp,
+            min=lm.min_value,
+            max=lm.max_value,
+        )
+
+
+@strawberry.type(description="One logged point of a metric's history.")
+class MetricPoint:
+    key: str
+    value: MetricValue
+    step: int
+    timestamp: EpochMillis
+
+    @classmethod
+    def of(cls, m: models.Metric) -> "MetricPoint":
+        value = float("nan") if m.is_nan else m.value
+        return cls(key=m.key, value=value, step=m.step, timestamp=m.timestamp)  # type: ignore[arg-type]
+
+
+@strawberry.type
+class Run:
+    id: strawberry.ID = strawberry.field(description="32 hex characters, as MLflow's run_id.")
+    name: str | None
+    status: RunStatus
+    start_time: datetime
+    end_time: datetime | None
+    experiment_id: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, run: models.Run) -> "Run":
+        return cls(
+            id=strawberry.ID(run.id),
+            name=run.name,
+            status=RunStatus(run.status),
+            start_time=run.start_time,
+            end_time=run.end_time,
+            experiment_id=run.experiment_id,
+        )
+
+    @strawberry.field
+    async def experiment(self, info: Ctx) -> "Experiment":
+        return Experiment.of(await loaders.experiment_by_id(info.context).load(self.experiment_id))
+
+    @strawberry.field
+    async def params(self, info: Ctx) -> list[KeyValue]:
+        return from_items(await loaders.params_by_run(info.context).load(str(self.id)))
+
+    @strawberry.field
+    async def tags(self, info: Ctx) -> list[KeyValue]:
+        return from_items(await loaders.tags_by_run(info.context).load(str(self.id)))
+
+    @strawberry.field(description="The latest value of every metric the run logged.")
+    async def metrics(self, info: Ctx) -> list[Metric]:
+        return [
+            Metric.of(m)
+            for m in await loaders.latest_metrics_by_run(info.context).load(str(self.id))
+        ]
+
+    @strawberry.field(description="The latest value of one metric, or null if never logged.")
+    async def metric(self, info: Ctx, key: str) -> Metric | None:
+        for m in await loaders.latest_metrics_by_run(info.context).load(str(self.id)):
+            if m.key == key:
+                return Metric.of(m)
+        return None
+
+    @strawberry.field(description="Every point of one metric, by step then timestamp.")
+    async def metric_history(
+        self, info: Ctx, key: str, first: int | None = None, after: str | None = None
+    ) -> Connection[MetricPoint]:
+        size = info.context.history_page_size(first)
+        async with info.context.read() as session:
+            page = await tracking_service.metric_history(
+                session, run_id=str(self.id), key=key, first=size, after=after
+            )
+        return to_connection(page, MetricPoint.of)
+
+    @strawberry.field(description="Model versions registered from this run.")
+    async def model_versions(
+        self, info: Ctx
+    ) -> list[Annotated["ModelVersion", strawberry.lazy("app.graphql.registry.types")]]:
+        versions = await registry_loaders.versions_by_run(info.context).load(str(self.id))
+        return [registry_types.ModelVersion.of(v) for v in versions]
+
+
+@strawberry.type
+class Experiment:
+    id: strawberry.ID = strawberry.field(description="An integer, as MLflow's experiment_id.")
+    name: str
+    description: str | None
+    created_at: datetime
+    tag_map: strawberry.Private[dict[str, str]]
+
+    @classmethod
+    def of(cls, e: models.Experiment) -> "Experiment":
+        return cls(
+            id=strawberry.ID(str(e.id)),
+            name=e.name,
+            description=e.description,
+            created_at=e.created_at,
+            tag_map=e.tags or {},
+        )
+
+    @property
+    def pk(self) -> int:
+        return int(self.id)
+
+    @strawberry.field
+    def tags(self) -> list[KeyValue]:
+        return from_items(self.tag_map)
+
+    @strawberry.field
+    async def run_count(self, info: Ctx) -> int:
+        return await loaders.run_count(info.context).load(self.pk)
+
+    @strawberry.field(description="This experiment's runs; the same arguments as Query.runs.")
+    async def runs(
+        self,
+        info: Ctx,
+        filter: RunFilter | None = None,
+        order_by: RunOrder | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Run]:
+        size = info.context.page_size(first)
+        async with info.context.read() as session:
+            page = await tracking_service.search_experiment_runs(
+                session,
+                experiment_id=self.pk,
+                run_filter=domain_filter(filter),
+                order=domain_order(order_by),
+                first=size,
+                after=after,
+            )
+        return to_connection(page, Run.of)
+
+    @strawberry.field(
+        description="The best run of this experiment; the same arguments as Query.bestRun."
+    )
+    async def best_run(
+        self,
+        info: Ctx,
+        metric: str,
+        goal: search.Goal = search.Goal.MAXIMIZE,
+        aggregate: search.Aggregate = search.Aggregate.LAST,
+        filter: RunFilter | None = None,
+    ) -> Run | None:
+        async with info.context.read() as session:
+            run = await tracking_service.best_experiment_run(
+                session,
+                experiment_id=self.pk,
+                metric=metric,
+                goal=goal,
+                aggregate=aggregate,
+                run_filter=domain_filter(filter),
+            )
+        return Run.of(run) if run else None

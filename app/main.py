@@ -1,0 +1,61 @@
+"""create_app(settings): the Starlette app; the lifespan opens and closes the database."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+
+from app.config import Settings
+from app.db import Database
+from app.graphql.context import Context
+from app.graphql.schema import schema
+
+
+class GraphQLApp(GraphQL):
+    """Strawberry's ASGI view with our context: the app's database, never a shared session."""
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        state = request.app.state
+        return Context(db=state.db, settings=state.settings, request=request)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    try:
+        async with request.app.state.db.read() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:  # the probe reports any database failure as unhealthy
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.db = Database(
+            settings.database_url,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            pool_size=settings.pool_size,
+        )
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    graphql = GraphQLApp(schema, graphql_ide="graphiql" if settings.graphiql else None)
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
