@@ -1,6 +1,8 @@
 """Alembic, driven from code: `modelgraph db upgrade` and the serve start-up call these."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -16,14 +18,22 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> None:
+    # env.py runs its own event loop, which cannot nest in a caller's running loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(fn, *args, **kwargs).result()
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` up to `revision`."""
-    command.upgrade(alembic_config(url), revision)
+    _in_thread(command.upgrade, alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+    """Revert the database at `url` to `revision`."""
+    _in_thread(command.downgrade, alembic_config(url), revision)
 
 
 def current(url: str) -> None:
-    command.current(alembic_config(url), verbose=True)
+    """Print the revision the database at `url` is at."""
+    _in_thread(command.current, alembic_config(url), verbose=True)

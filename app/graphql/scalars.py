@@ -28,8 +28,8 @@ def _parse_metric(value: Any) -> float:
     )
 
 
-MetricValue = strawberry.scalar(
-    NewType("MetricValue", float),
+MetricValue = NewType("MetricValue", float)
+MetricValueScalar = strawberry.scalar(
     name="MetricValue",
     description='A float; NaN and infinities travel as the strings "NaN", "Infinity", "-Infinity".',
     serialize=_serialize_metric,
@@ -45,10 +45,12 @@ def _parse_millis(value: Any) -> int:
     return value
 
 
-EpochMillis = strawberry.scalar(
-    NewType("EpochMillis", int),
+EpochMillis = NewType("EpochMillis", int)
+EpochMillisScalar = strawberry.scalar(
     name="EpochMillis",
     description="Milliseconds since 1970-01-01T00:00:00Z, as a 64-bit integer (MLflow's timestamps).",
     serialize=int,
     parse_value=_parse_millis,
 )
+
+SCALAR_MAP = {MetricValue: MetricValueScalar, EpochMillis: EpochMillisScalar}

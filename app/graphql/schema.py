@@ -8,6 +8,7 @@ from app.graphql import errors
 from app.graphql.registry import types as registry_types
 from app.graphql.registry.mutations import RegistryMutation
 from app.graphql.registry.queries import RegistryQuery
+from app.graphql.scalars import SCALAR_MAP
 from app.graphql.tracking.mutations import TrackingMutation
 from app.graphql.tracking.queries import TrackingQuery
 
@@ -34,7 +35,7 @@ def build_schema() -> strawberry.Schema:
             errors.ErrorPolicy,
         ],
         exception_handlers=[*errors.HANDLERS, *registry_types.HANDLERS],
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
 
 

@@ -33,12 +33,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure(connection)
         return
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(_run_async())
-        return
-    raise RuntimeError("call app.db.migrate.upgrade from a thread without a running event loop")
+    asyncio.run(_run_async())
 
 
 if context.is_offline_mode():

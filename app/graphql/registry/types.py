@@ -1,7 +1,7 @@
 """GraphQL types of the registry: RegisteredModel, ModelVersion, aliases, transitions."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -16,6 +16,9 @@ from app.registry import errors as registry_errors
 from app.registry import models
 from app.registry import service as registry_service
 from app.registry.stages import Stage
+
+if TYPE_CHECKING:
+    from app.graphql.tracking.types import Run
 
 strawberry.enum(
     Stage,

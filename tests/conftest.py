@@ -1,0 +1,178 @@
+"""Fixtures: a fresh migrated database per test (SQLite file, or PostgreSQL when
+MODELGRAPH_TEST_DATABASE_URL is set), the ASGI app over HTTP, and a GraphQL helper."""
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import event
+
+from app.config import Settings
+from app.db import Database, migrate
+from app.db.tables import metadata
+from app.main import create_app
+
+PG_URL = os.environ.get("MODELGRAPH_TEST_DATABASE_URL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PG_URL:
+        return
+    skip = pytest.mark.skip(reason="needs MODELGRAPH_TEST_DATABASE_URL (PostgreSQL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Under CI with PostgreSQL configured, a skipped test is a test that did not run.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if os.environ.get("CI") and PG_URL and skipped:
+        if reporter:
+            reporter.write_line(
+                f"FAIL: {skipped} test(s) skipped under CI with PostgreSQL", red=True
+            )
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> Iterator[str]:
+    assert PG_URL
+    reset_postgres_schema(PG_URL)
+    migrate.upgrade(PG_URL)
+    yield PG_URL
+
+
+def reset_postgres_schema(url: str) -> None:
+    async def reset() -> None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, reset()).result()
+
+
+async def _truncate_postgres(url: str) -> None:
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        await conn.execute(
+            "INSERT INTO experiment (id, name, tags, created_at) VALUES (0, 'Default', '{}', now())"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if PG_URL:
+        url = request.getfixturevalue("postgres_migrated")
+        await _truncate_postgres(url)
+        return url
+    template = request.getfixturevalue("sqlite_template")
+    path = tmp_path / "modelgraph.db"
+    shutil.copyfile(template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+class GraphQLClient:
+    """Posts GraphQL over HTTP to the app; `__call__` insists on a clean 200 with no errors."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def raw(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = await self.client.post("/graphql", json={"query": query, "variables": variables})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
+        body = await self.raw(query, **variables)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def error(self, query: str, **variables: Any) -> dict[str, Any]:
+        """The single top-level error a request produced (for malformed requests)."""
+        body = await self.raw(query, **variables)
+        assert body.get("errors"), body
+        assert len(body["errors"]) == 1, body["errors"]
+        return body["errors"][0]
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # BEGIN/COMMIT and per-connection PRAGMAs are not queries a screen makes.
+        if statement.strip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
+            self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+@pytest.fixture
+def sql_counter(app: Any) -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+    db: Database = app.state.db
+    engines = {id(e): e for e in (db.read_engine, db.write_engine)}.values()
+    for engine in engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", counter)
+    yield counter
+    for engine in engines:
+        event.remove(engine.sync_engine, "before_cursor_execute", counter)
