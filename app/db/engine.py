@@ -6,12 +6,15 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from app.errors import ConflictError
 
 
 def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: int) -> AsyncEngine:
@@ -69,9 +72,18 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        """One write transaction: commits if the block returns, rolls back if it raises."""
-        async with self._writes() as session, session.begin():
-            yield session
+        """One write transaction: commits if the block returns, rolls back if it raises.
+
+        A constraint that a concurrent writer got to first (a unique name, the single
+        PRODUCTION slot) surfaces as a ConflictError the client can retry, not a 500.
+        """
+        try:
+            async with self._writes() as session, session.begin():
+                yield session
+        except IntegrityError as exc:
+            raise ConflictError(
+                "input", "a concurrent change conflicts with this one; read again and retry"
+            ) from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

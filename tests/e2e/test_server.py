@@ -1,0 +1,145 @@
+"""The real thing: `python -m app serve` under uvicorn on 127.0.0.1, spoken to over TCP."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.graphql.schema import export_sdl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FLOW = """
+mutation($run: ID!) {
+  logMetrics(input: {runId: $run, points: [
+    {key: "acc", value: 0.5, step: 0}, {key: "acc", value: "NaN", step: 1},
+    {key: "acc", value: 0.75, step: 2}
+  ]}) { __typename ... on LogMetricsSuccess { count } }
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def server_env(database_url: str) -> dict[str, str]:
+    return {**os.environ, "MODELGRAPH_DATABASE_URL": database_url}
+
+
+@pytest.fixture
+def server(server_env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=server_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            proc.kill()
+            pytest.fail(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
+        yield base
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+        assert f"listening on http://127.0.0.1:{port}/graphql" in output
+        assert "Traceback" not in output, output
+
+
+def post(base: str, query: str, **variables) -> dict:
+    response = httpx.post(
+        f"{base}/graphql", json={"query": query, "variables": variables}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def test_served_over_tcp_log_a_run_and_read_it_back(server):
+    # given a run started over HTTP on the real server
+    run = post(
+        server,
+        'mutation { startRun(input: {experiment: "e2e"}) { ... on StartRunSuccess { run { id } } } }',
+    )
+    run_id = run["startRun"]["run"]["id"]
+
+    # when metrics with a NaN are logged
+    logged = post(server, FLOW, run=run_id)
+
+    # then the history keeps the NaN and the latest value is the highest step's
+    assert logged["logMetrics"] == {"__typename": "LogMetricsSuccess", "count": 3}
+    data = post(
+        server,
+        'query($id: ID!) { run(id: $id) { metric(key: "acc") { value min max } '
+        'metricHistory(key: "acc") { nodes { step value } } } }',
+        id=run_id,
+    )
+    assert data["run"]["metric"] == {"value": 0.75, "min": 0.5, "max": 0.75}
+    assert [n["value"] for n in data["run"]["metricHistory"]["nodes"]] == [0.5, "NaN", 0.75]
+
+
+def test_graphiql_is_served_to_a_browser(server):
+    response = httpx.get(f"{server}/graphql", headers={"accept": "text/html"}, timeout=10)
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+def test_a_malformed_request_is_a_400_not_a_500(server):
+    response = httpx.post(
+        f"{server}/graphql",
+        content=b"{not json",
+        timeout=10,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    response = httpx.post(f"{server}/graphql", json={"query": "{ nope }"}, timeout=10)
+    assert response.status_code == 200
+    assert "Traceback" not in response.text
+
+
+def test_cli_export_schema_prints_the_live_sdl(server_env):
+    result = cli("export-schema", env=server_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == export_sdl()
+
+
+def test_cli_db_upgrade_is_idempotent(server_env):
+    for _ in range(2):
+        result = cli("db", "upgrade", env=server_env)
+        assert result.returncode == 0, result.stderr
+    current = cli("db", "current", env=server_env)
+    assert "0001" in current.stdout + current.stderr

@@ -1,0 +1,43 @@
+"""Domain services never import a face's framework (DESIGN.md "one core, several faces")."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parent.parent / "app"
+FACE_ONLY = ("strawberry", "starlette", "uvicorn", "mlflow", "httpx")
+FACES = {"graphql", "mlflow", "main.py", "cli.py", "__main__.py"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+CORE_FILES = sorted(p for p in APP.rglob("*.py") if p.relative_to(APP).parts[0] not in FACES)
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(APP)))
+def test_core_module_imports_no_face_framework(path):
+    bad = {m for m in imported_modules(path) if m.split(".")[0] in FACE_ONLY}
+    assert not bad, f"{path.relative_to(APP)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(APP)))
+def test_core_module_imports_no_face_module(path):
+    bad = {
+        m for m in imported_modules(path) if m.startswith(("app.graphql", "app.main", "app.cli"))
+    }
+    assert not bad, f"{path.relative_to(APP)} imports {bad}"
+
+
+def test_services_never_commit():
+    for path in APP.rglob("service.py"):
+        assert ".commit(" not in path.read_text(), f"{path} commits; the unit of work does"
