@@ -28,6 +28,8 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
         migrate.upgrade(settings.database_url, args.revision)
     elif args.db_command == "downgrade":
         migrate.downgrade(settings.database_url, args.revision)
+    elif args.db_command == "revision":
+        migrate.revision(settings.database_url, args.message)
     else:
         migrate.current(settings.database_url)
     return 0
@@ -61,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     down = db_sub.add_parser("downgrade", help="revert migrations")
     down.add_argument("revision")
     db_sub.add_parser("current", help="show the applied revision")
+    rev = db_sub.add_parser("revision", help="autogenerate a migration (database at head)")
+    rev.add_argument("-m", "--message", required=True)
     db.set_defaults(func=_db)
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")

@@ -37,3 +37,8 @@ def downgrade(url: str, revision: str) -> None:
 def current(url: str) -> None:
     """Print the revision the database at `url` is at."""
     _in_thread(command.current, alembic_config(url), verbose=True)
+
+
+def revision(url: str, message: str) -> None:
+    """Write a new migration from the difference between the models and the database at `url`."""
+    _in_thread(command.revision, alembic_config(url), message=message, autogenerate=True)
