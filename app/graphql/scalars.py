@@ -53,4 +53,55 @@ EpochMillisScalar = strawberry.scalar(
     parse_value=_parse_millis,
 )
 
-SCALAR_MAP = {MetricValue: MetricValueScalar, EpochMillis: EpochMillisScalar}
+
+# Packed lists for bulk ingestion: one scalar is coerced in one pass, where a GraphQL
+# list of 1,000 items costs a type-system round per item (about 10x the time).
+
+
+def _parse_metric_list(value: Any) -> list[float]:
+    if not isinstance(value, list):
+        raise ValueError("MetricValueList must be a JSON array")
+    out = []
+    for item in value:
+        kind = type(item)
+        if kind is float or kind is int:
+            out.append(float(item))
+        elif kind is str and item in _NON_FINITE:
+            out.append(_NON_FINITE[item])
+        else:
+            raise ValueError(
+                f"MetricValueList items must be numbers or NaN/Infinity/-Infinity, not {item!r}"
+            )
+    return out
+
+
+def _parse_long_list(value: Any) -> list[int]:
+    if not isinstance(value, list):
+        raise ValueError("LongList must be a JSON array")
+    for item in value:
+        if type(item) is not int or not -_INT64 <= item < _INT64:
+            raise ValueError(f"LongList items must be 64-bit integers, not {item!r}")
+    return value
+
+
+MetricValueList = NewType("MetricValueList", list)
+MetricValueListScalar = strawberry.scalar(
+    name="MetricValueList",
+    description='A JSON array of MetricValue (numbers, or "NaN", "Infinity", "-Infinity").',
+    serialize=lambda values: [_serialize_metric(v) for v in values],
+    parse_value=_parse_metric_list,
+)
+LongList = NewType("LongList", list)
+LongListScalar = strawberry.scalar(
+    name="LongList",
+    description="A JSON array of 64-bit integers.",
+    serialize=list,
+    parse_value=_parse_long_list,
+)
+
+SCALAR_MAP = {
+    MetricValue: MetricValueScalar,
+    EpochMillis: EpochMillisScalar,
+    MetricValueList: MetricValueListScalar,
+    LongList: LongListScalar,
+}

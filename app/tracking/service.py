@@ -1,6 +1,5 @@
 """Experiments, runs, params, tags and metrics. Services flush; the unit of work commits."""
 
-import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -56,6 +55,17 @@ from app.tracking.search import (
 )
 
 PARAMS_PER_CALL_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """Many points of one key, as columns: the compact form of a batch."""
+
+    key: str
+    values: Sequence[float]
+    # None means 0, 1, 2, … for steps and now for timestamps.
+    steps: Sequence[int] | None = None
+    timestamps: Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -311,16 +321,24 @@ def _keep_extreme(current: object, incoming: object, *, smaller: bool) -> object
     )
 
 
-async def log_metrics(session: AsyncSession, *, run_id: str, points: Sequence[MetricPoint]) -> Run:
-    """Append a batch of points to the history and fold it into LatestMetric, in bulk."""
-    check_count("points", len(points), METRIC_BATCH_LIMIT)
+async def log_metrics(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    points: Sequence[MetricPoint] = (),
+    series: Sequence[MetricSeries] = (),
+) -> Run:
+    """Append a batch (points, and/or whole series per key) to the history and fold it
+    into LatestMetric, in bulk."""
+    total = len(points) + sum(len(s.values) for s in series)
+    check_count("points", total, METRIC_BATCH_LIMIT)
     run = await require_run(session, run_id=run_id)
     now_ms = int(time.time() * 1000)
     rows = []
     for i, p in enumerate(points):
         if not p.key or len(p.key) > KEY_LIMIT:
             check_length(f"points[{i}].key", p.key, KEY_LIMIT, required=True)
-        nan = math.isnan(p.value)
+        nan = p.value != p.value
         rows.append(
             {
                 "run_id": run_id,
@@ -331,6 +349,27 @@ async def log_metrics(session: AsyncSession, *, run_id: str, points: Sequence[Me
                 "timestamp": now_ms if p.timestamp is None else p.timestamp,
             }
         )
+    for i, s in enumerate(series):
+        check_length(f"series[{i}].key", s.key, KEY_LIMIT, required=True)
+        n = len(s.values)
+        steps = s.steps if s.steps is not None else range(n)
+        stamps = s.timestamps if s.timestamps is not None else [now_ms] * n
+        for name, column in (("steps", steps), ("timestamps", stamps)):
+            if len(column) != n:
+                raise ValidationError(
+                    f"series[{i}].{name}", f"has {len(column)} items but values has {n}"
+                )
+        rows += [
+            {
+                "run_id": run_id,
+                "key": s.key,
+                "value": None if v != v else v,
+                "is_nan": v != v,
+                "step": step,
+                "timestamp": ts,
+            }
+            for v, step, ts in zip(s.values, steps, stamps, strict=True)
+        ]
     if not rows:
         return run
     # Core executemany: the ORM would add one INSERT ... RETURNING per row (NOTES.md).

@@ -6,7 +6,7 @@ import strawberry
 from app.graphql.context import Ctx
 from app.graphql.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from app.graphql.inputs import KeyValueInput, to_dict
-from app.graphql.scalars import EpochMillis, MetricValue
+from app.graphql.scalars import EpochMillis, LongList, MetricValue, MetricValueList
 from app.graphql.tracking.types import Experiment, Run
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
@@ -55,12 +55,25 @@ class MetricPointInput:
     timestamp: EpochMillis | None = strawberry.field(default=None, description="Default: now.")
 
 
-@strawberry.input
+@strawberry.input(
+    description="Many points of one metric as columns: the fast form for large batches."
+)
+class MetricSeriesInput:
+    key: str
+    values: MetricValueList
+    steps: LongList | None = strawberry.field(default=None, description="Default: 0, 1, 2, …")
+    timestamps: LongList | None = strawberry.field(
+        default=None, description="EpochMillis per value. Default: now."
+    )
+
+
+@strawberry.input(
+    description="Up to 10,000 points in all (points plus series values), written in one transaction."
+)
 class LogMetricsInput:
     run_id: strawberry.ID
-    points: list[MetricPointInput] = strawberry.field(
-        description="Up to 10,000 points, written in one transaction."
-    )
+    points: list[MetricPointInput] | None = None
+    series: list[MetricSeriesInput] | None = None
 
 
 @strawberry.type
@@ -158,13 +171,20 @@ class TrackingMutation:
     @strawberry.mutation(description="Append metric points; NaN and infinities are kept as sent.")
     async def log_metrics(self, info: Ctx, input: LogMetricsInput) -> LogMetricsPayload:
         points = [
-            tracking_service.MetricPoint(p.key, p.value, p.step, p.timestamp) for p in input.points
+            tracking_service.MetricPoint(p.key, p.value, p.step, p.timestamp)
+            for p in input.points or ()
+        ]
+        series = [
+            tracking_service.MetricSeries(s.key, s.values, s.steps, s.timestamps)
+            for s in input.series or ()
         ]
         async with info.context.unit_of_work() as session:
             run = await tracking_service.log_metrics(
-                session, run_id=str(input.run_id), points=points
+                session, run_id=str(input.run_id), points=points, series=series
             )
-        return LogMetricsSuccess(run=Run.of(run), count=len(points))
+        return LogMetricsSuccess(
+            run=Run.of(run), count=len(points) + sum(len(s.values) for s in series)
+        )
 
     @strawberry.mutation(description="Params are write-once: the same value again is a no-op.")
     async def log_params(self, info: Ctx, input: LogParamsInput) -> LogParamsPayload:
