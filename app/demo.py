@@ -111,7 +111,7 @@ async def seed(settings: Settings, *, runs: int = 300, seed_value: int = 7) -> s
                     set_tags={"owner": "ml-platform"},
                     actor=ACTOR,
                 )
-                page = await registry_service.versions_by_models(
+                page = await registry_service.versions_per_model(
                     session, model_ids=[result.version.model_id], stage=None, first=100, after=None
                 )
                 stages.update(v.stage for p in page.values() for v in p.items)

@@ -3,12 +3,14 @@
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.errors import ValidationError
 
@@ -19,8 +21,10 @@ T = TypeVar("T")
 class SortKey:
     column: Any
     descending: bool = False
-    # Values of this column travel in cursors as ISO strings.
-    is_datetime: bool = False
+
+    @property
+    def python_type(self) -> type:
+        return self.column.type.python_type  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -35,21 +39,26 @@ def encode_cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
+def _decode_value(value: Any, expected: type) -> Any:
+    if isinstance(value, bool):
+        raise TypeError("booleans are not sort keys")
+    if expected is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if expected is float and isinstance(value, (int, float)):
+        return float(value)
+    if expected is not float and isinstance(value, expected):
+        return value
+    raise TypeError(f"{value!r} is not a {expected.__name__}")
+
+
 def decode_cursor(cursor: str, keys: Sequence[SortKey], *, field: str = "after") -> list[Any]:
-    """The sort key values inside `cursor`, or a ValidationError naming `field`."""
+    """The sort key values inside `cursor`, each of its column's type, or a ValidationError."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError("wrong shape")
-        decoded = []
-        for key, value in zip(keys, values, strict=True):
-            if key.is_datetime:
-                value = datetime.fromisoformat(value)
-            elif not isinstance(value, (int, float, str)) or isinstance(value, bool):
-                raise ValueError("wrong type")
-            decoded.append(value)
-        return decoded
+        return [_decode_value(v, k.python_type) for k, v in zip(keys, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationError(field, "is not a cursor this list gave out") from exc
 
@@ -79,7 +88,7 @@ def check_first(first: int | None, *, default: int, cap: int, field: str = "firs
     return first
 
 
-def make_page(rows: Sequence[Any], first: int, keys_of: Any) -> "Page[Any]":
+def make_page(rows: Sequence[Any], first: int, keys_of: Callable[[Any], Any]) -> Page[Any]:
     """Cut the `first + 1` rows fetched into a page; `keys_of(row)` gives (item, key values)."""
     has_next = len(rows) > first
     items, cursors = [], []
@@ -88,3 +97,56 @@ def make_page(rows: Sequence[Any], first: int, keys_of: Any) -> "Page[Any]":
         items.append(item)
         cursors.append(encode_cursor(key_values))
     return Page(items=items, cursors=cursors, has_next=has_next)
+
+
+async def fetch_page(
+    session: AsyncSession,
+    entity: Any,
+    stmt: Select[Any],
+    keys: Sequence[SortKey],
+    *,
+    first: int,
+    after: str | None,
+) -> Page[Any]:
+    """One page of `stmt` (a select of `entity`) in `keys` order: one indexed statement."""
+    stmt = stmt.add_columns(*(k.column for k in keys))
+    if after is not None:
+        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
+    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
+    return make_page(rows, first, lambda r: (r[0], r[1:]))
+
+
+async def fetch_pages_per_parent(
+    session: AsyncSession,
+    entity: Any,
+    stmt: Select[Any],
+    keys: Sequence[SortKey],
+    *,
+    parent: Any,
+    parent_ids: Sequence[Hashable],
+    first: int,
+    after: str | None,
+) -> dict[Hashable, Page[Any]]:
+    """The same page for each parent in one statement: rows ranked within each parent
+    (a window function), so a list of parents costs one query, not one per parent."""
+    conditions = [parent.in_(parent_ids)]
+    if after is not None:
+        conditions.append(after_condition(keys, decode_cursor(after, keys)))
+    rank = func.row_number().over(partition_by=parent, order_by=order_by(keys))
+    labelled = [k.column.label(f"k{i}") for i, k in enumerate(keys)]
+    inner = (
+        stmt.add_columns(*labelled, parent.label("parent"), rank.label("rank"))
+        .where(*conditions)
+        .subquery()
+    )
+    row_entity = aliased(entity, inner)
+    key_columns = [inner.c[f"k{i}"] for i in range(len(keys))]
+    outer = (
+        select(row_entity, inner.c.parent, *key_columns)
+        .where(inner.c.rank <= first + 1)
+        .order_by(inner.c.parent, inner.c.rank)
+    )
+    grouped: dict[Hashable, list[Any]] = {pid: [] for pid in parent_ids}
+    for row in (await session.execute(outer)).all():
+        grouped[row[1]].append(row)
+    return {pid: make_page(rows, first, lambda r: (r[0], r[2:])) for pid, rows in grouped.items()}

@@ -1,5 +1,6 @@
 """Per-request context: the database (never a shared session), settings, loaders, actor."""
 
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -59,6 +60,26 @@ class Context:
         if loader is None:
             loader = self._loaders[name] = batch_loader(self.db, fetch, default)
         return loader
+
+    def grouped_loader(
+        self,
+        name: str,
+        fetch: Callable[..., Awaitable[dict[Any, Any]]],
+    ) -> DataLoader[Any, Any]:
+        """A loader keyed by (parent id, *args): parents that share args are fetched
+        together by `fetch(session, parent_ids, *args)`, one statement per argument set."""
+
+        async def load(session: AsyncSession, keys: list[tuple[Any, ...]]) -> dict[Any, Any]:
+            groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+            for parent_id, *args in keys:
+                groups[tuple(args)].append(parent_id)
+            found: dict[Any, Any] = {}
+            for args, parent_ids in groups.items():
+                for parent_id, value in (await fetch(session, parent_ids, *args)).items():
+                    found[(parent_id, *args)] = value
+            return found
+
+        return self.loader(name, load)
 
     def page_size(self, first: int | None) -> int:
         return check_first(

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -118,4 +120,8 @@ class StageTransition(SQLModel, table=True):
     to_stage: str = Field(sa_column=Column(String(16), nullable=False))
     actor: str = Field(sa_column=Column(String(256), nullable=False))
     reason: str | None = Field(default=None, sa_column=Column(Text))
+    # True for the move that restored a version by rollback (the history is a stack).
+    rollback: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

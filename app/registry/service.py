@@ -12,17 +12,9 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.db.dialect import is_postgres, upsert_insert
-from app.db.pagination import (
-    Page,
-    SortKey,
-    after_condition,
-    decode_cursor,
-    make_page,
-    order_by,
-)
+from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
 from app.db.types import utcnow
 from app.errors import NotFoundError, ValidationError, check_length, check_tags
 from app.events.models import EventType
@@ -43,8 +35,8 @@ from app.tracking import service as tracking_service
 from app.tracking.models import DESCRIPTION_LIMIT, KEY_LIMIT, TAG_VALUE_LIMIT, Run
 from app.tracking.search import Aggregate, Goal, RunFilter
 
-ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+$")
-RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+ALIAS_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")
+RESERVED_ALIAS = re.compile(r"latest|v\d+", re.IGNORECASE)
 PROMOTION_RANK = {Stage.DEVELOPMENT: 0, Stage.ARCHIVED: 0, Stage.STAGING: 1, Stage.PRODUCTION: 2}
 
 
@@ -106,11 +98,8 @@ async def list_models(
 ) -> Page[RegisteredModel]:
     """Registered models by name."""
     keys = [SortKey(RegisteredModel.name)]
-    stmt = select(RegisteredModel, RegisteredModel.name)
-    if after is not None:
-        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
-    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
-    return make_page(rows, first, lambda r: (r[0], r[1:]))
+    stmt = select(RegisteredModel)
+    return await fetch_page(session, RegisteredModel, stmt, keys, first=first, after=after)
 
 
 def _apply_edits(
@@ -122,7 +111,7 @@ def _apply_edits(
 ) -> dict[str, Any]:
     """Apply description and tag edits to a model or version; returns what changed."""
     check_length("description", description, DESCRIPTION_LIMIT)
-    check_tags("tags", set_tags or {}, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    check_tags("setTags", set_tags or {}, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
     changed: dict[str, Any] = {}
     if description is not None and description != target.description:
         target.description = description
@@ -307,6 +296,7 @@ async def _move(
     *,
     actor: str,
     reason: str | None,
+    rollback: bool = False,
 ) -> list[StageTransition]:
     """Record one move (and, into PRODUCTION, the archiving of the version it replaces)."""
     moves: list[StageTransition] = []
@@ -341,6 +331,7 @@ async def _move(
         to_stage=to_stage.value,
         actor=actor,
         reason=reason,
+        rollback=rollback,
         at=now,
     )
     session.add(transition)
@@ -440,6 +431,27 @@ async def promote_best_run(
     return PromotionResult(run=run, version=version, created=created, transitions=transitions)
 
 
+async def _rollback_target(
+    session: AsyncSession, model_id: int, current_id: int
+) -> ModelVersion | None:
+    """The version in PRODUCTION before the current one, reading the history as a stack:
+    a promotion pushes, a rollback pops, so repeated rollbacks keep going back."""
+    entries = await session.execute(
+        select(StageTransition.version_id, StageTransition.rollback)
+        .where(StageTransition.model_id == model_id, StageTransition.to_stage == Stage.PRODUCTION)
+        .order_by(StageTransition.id)
+    )
+    stack: list[int] = []
+    for version_id, is_rollback in entries.all():
+        if is_rollback:
+            if stack:
+                stack.pop()  # the version rolled back; the one restored is below it
+        else:
+            stack.append(version_id)
+    below = [v for v in stack[:-1] if v != current_id]
+    return await session.get(ModelVersion, below[-1]) if below else None
+
+
 async def rollback_model(
     session: AsyncSession, *, model: str, reason: str | None = None, actor: str
 ) -> TransitionResult:
@@ -455,27 +467,15 @@ async def rollback_model(
     ).scalar_one_or_none()
     if current is None:
         raise NoRollbackTargetError(model, "no version is in PRODUCTION")
-    previous = (
-        await session.execute(
-            select(ModelVersion)
-            .join(StageTransition, StageTransition.version_id == ModelVersion.id)
-            .where(
-                StageTransition.model_id == registered.id,
-                StageTransition.to_stage == Stage.PRODUCTION,
-                StageTransition.version_id != current.id,
-            )
-            .order_by(StageTransition.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    previous = await _rollback_target(session, registered.id, current.id)  # type: ignore[arg-type]
     if previous is None:
         raise NoRollbackTargetError(
-            model, f"version {current.version} is the first version ever in PRODUCTION"
+            model, f"no version was in PRODUCTION before version {current.version}"
         )
     reason = reason or f"rollback from version {current.version} to {previous.version}"
     moves = await _move(session, registered, current, Stage.ARCHIVED, actor=actor, reason=reason)
     moves += await _move(
-        session, registered, previous, Stage.PRODUCTION, actor=actor, reason=reason
+        session, registered, previous, Stage.PRODUCTION, actor=actor, reason=reason, rollback=True
     )
     await record_event(
         session,
@@ -496,9 +496,9 @@ async def rollback_model(
 
 def _check_alias(alias: str) -> None:
     check_length("alias", alias, ALIAS_LIMIT, required=True)
-    if not ALIAS_PATTERN.match(alias):
+    if not ALIAS_PATTERN.fullmatch(alias):
         raise ValidationError("alias", "may contain only letters, digits, '_' and '-'")
-    if RESERVED_ALIAS.match(alias):
+    if RESERVED_ALIAS.fullmatch(alias):
         raise ValidationError("alias", "'latest' and 'v<number>' are reserved")
 
 
@@ -566,19 +566,24 @@ async def delete_alias(
 # ---------------------------------------------------------------- reads
 
 
-async def model_transitions(
-    session: AsyncSession, *, model_id: int, first: int, after: str | None
-) -> Page[StageTransition]:
-    """A model's stage transitions, newest first."""
+async def transitions_per_model(
+    session: AsyncSession, *, model_ids: Sequence[int], first: int, after: str | None
+) -> dict[int, Page[StageTransition]]:
+    """A page of each model's stage transitions (newest first), in one statement."""
     keys = [SortKey(StageTransition.id, descending=True)]
-    stmt = select(StageTransition, StageTransition.id).where(StageTransition.model_id == model_id)
-    if after is not None:
-        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
-    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
-    return make_page(rows, first, lambda r: (r[0], r[1:]))
+    return await fetch_pages_per_parent(  # type: ignore[return-value]
+        session,
+        StageTransition,
+        select(StageTransition),
+        keys,
+        parent=StageTransition.model_id,
+        parent_ids=model_ids,
+        first=first,
+        after=after,
+    )
 
 
-async def versions_by_models(
+async def versions_per_model(
     session: AsyncSession,
     *,
     model_ids: Sequence[int],
@@ -586,32 +591,21 @@ async def versions_by_models(
     first: int,
     after: str | None,
 ) -> dict[int, Page[ModelVersion]]:
-    """A page of versions (newest first) for each model, in one windowed statement."""
-    keys = [SortKey(ModelVersion.version, descending=True)]
-    conditions = [ModelVersion.model_id.in_(model_ids)]
+    """A page of each model's versions (newest first; in `stage` if given), in one statement."""
+    stmt = select(ModelVersion)
     if stage is not None:
-        conditions.append(ModelVersion.stage == stage.value)
-    if after is not None:
-        conditions.append(after_condition(keys, decode_cursor(after, keys)))
-    rank = (
-        func.row_number()
-        .over(partition_by=ModelVersion.model_id, order_by=ModelVersion.version.desc())
-        .label("rank")
+        stmt = stmt.where(ModelVersion.stage == stage.value)
+    keys = [SortKey(ModelVersion.version, descending=True)]
+    return await fetch_pages_per_parent(  # type: ignore[return-value]
+        session,
+        ModelVersion,
+        stmt,
+        keys,
+        parent=ModelVersion.model_id,
+        parent_ids=model_ids,
+        first=first,
+        after=after,
     )
-    inner = select(ModelVersion, rank).where(*conditions).subquery()
-    mv = aliased(ModelVersion, inner)
-    stmt = (
-        select(mv)
-        .where(inner.c.rank <= first + 1)
-        .order_by(inner.c.model_id, inner.c.version.desc())
-    )
-    grouped: dict[int, list[ModelVersion]] = {}
-    for v in (await session.execute(stmt)).scalars():
-        grouped.setdefault(v.model_id, []).append(v)
-    return {
-        model_id: make_page(grouped.get(model_id, []), first, lambda v: (v, [v.version]))
-        for model_id in model_ids
-    }
 
 
 async def models_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, RegisteredModel]:
@@ -626,8 +620,8 @@ async def latest_versions(
     session: AsyncSession, *, model_ids: Sequence[int], stage: Stage | None
 ) -> dict[int, ModelVersion]:
     """The highest-numbered version of each model (in `stage`, if given)."""
-    pages = await versions_by_models(session, model_ids=model_ids, stage=stage, first=1, after=None)
-    return {mid: page.items[0] for mid, page in pages.items() if page.items}
+    pages = await versions_per_model(session, model_ids=model_ids, stage=stage, first=1, after=None)
+    return {mid: page.items[0] for mid, page in pages.items() if page.items}  # type: ignore[misc]
 
 
 async def versions_by_runs(

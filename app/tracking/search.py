@@ -107,18 +107,13 @@ def filter_conditions(run_filter: RunFilter | None) -> list[ColumnElement[bool]]
     return conditions
 
 
-def runs_query(
-    experiment_id: int, run_filter: RunFilter | None, order: RunOrder
-) -> tuple[Select[Any], list[SortKey]]:
-    """Runs of one experiment that match, with the sort keys their cursors are made of."""
-    stmt = select(Run).where(Run.experiment_id == experiment_id, *filter_conditions(run_filter))
+def runs_query(run_filter: RunFilter | None, order: RunOrder) -> tuple[Select[Any], list[SortKey]]:
+    """Runs that match (scope them to experiments with a WHERE), and the sort keys their
+    cursors are made of."""
+    stmt = select(Run).where(*filter_conditions(run_filter))
     descending = order.direction == Direction.DESC
     if order.metric is None:
-        keys = [
-            SortKey(Run.start_time, descending, is_datetime=True),
-            SortKey(Run.id, descending),
-        ]
-        return stmt.add_columns(Run.start_time, Run.id), keys
+        return stmt, [SortKey(Run.start_time, descending), SortKey(Run.id, descending)]
     lm = aliased(LatestMetric)
     value = metric_column(lm, order.aggregate)
     stmt = stmt.outerjoin(lm, and_(lm.run_id == Run.id, lm.key == order.metric))
@@ -128,10 +123,10 @@ def runs_query(
     keys = [
         SortKey(missing),
         SortKey(func.coalesce(value, 0.0), descending),
-        SortKey(Run.start_time, is_datetime=True),
+        SortKey(Run.start_time),
         SortKey(Run.id),
     ]
-    return stmt.add_columns(*(k.column for k in keys)), keys
+    return stmt, keys
 
 
 def best_run_query(

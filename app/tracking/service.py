@@ -10,14 +10,7 @@ from sqlalchemy import case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import upsert_insert
-from app.db.pagination import (
-    Page,
-    SortKey,
-    after_condition,
-    decode_cursor,
-    make_page,
-    order_by,
-)
+from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
 from app.db.types import utcnow
 from app.errors import (
     AlreadyExistsError,
@@ -105,11 +98,7 @@ async def list_experiments(
 ) -> Page[Experiment]:
     """Experiments in creation order."""
     keys = [SortKey(Experiment.id)]
-    stmt = select(Experiment, Experiment.id)
-    if after is not None:
-        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
-    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
-    return make_page(rows, first, lambda r: (r[0], r[1:]))
+    return await fetch_page(session, Experiment, select(Experiment), keys, first=first, after=after)
 
 
 async def create_experiment(
@@ -424,11 +413,32 @@ async def search_experiment_runs(
     after: str | None = None,
 ) -> Page[Run]:
     """search_runs for an experiment already looked up."""
-    stmt, keys = runs_query(experiment_id, run_filter, order or RunOrder())
-    if after is not None:
-        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
-    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
-    return make_page(rows, first, lambda r: (r[0], r[1:]))
+    stmt, keys = runs_query(run_filter, order or RunOrder())
+    stmt = stmt.where(Run.experiment_id == experiment_id)
+    return await fetch_page(session, Run, stmt, keys, first=first, after=after)
+
+
+async def search_runs_per_experiment(
+    session: AsyncSession,
+    *,
+    experiment_ids: Sequence[int],
+    run_filter: RunFilter | None = None,
+    order: RunOrder | None = None,
+    first: int,
+    after: str | None = None,
+) -> dict[int, Page[Run]]:
+    """search_experiment_runs for many experiments in one statement (a list screen)."""
+    stmt, keys = runs_query(run_filter, order or RunOrder())
+    return await fetch_pages_per_parent(  # type: ignore[return-value]
+        session,
+        Run,
+        stmt,
+        keys,
+        parent=Run.experiment_id,
+        parent_ids=experiment_ids,
+        first=first,
+        after=after,
+    )
 
 
 async def best_run(
@@ -472,13 +482,8 @@ async def metric_history(
 ) -> Page[Metric]:
     """A run's points for `key`, ordered by step, then timestamp."""
     keys = [SortKey(Metric.step), SortKey(Metric.timestamp), SortKey(Metric.id)]
-    stmt = select(Metric, Metric.step, Metric.timestamp, Metric.id).where(
-        Metric.run_id == run_id, Metric.key == key
-    )
-    if after is not None:
-        stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
-    rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
-    return make_page(rows, first, lambda r: (r[0], r[1:]))
+    stmt = select(Metric).where(Metric.run_id == run_id, Metric.key == key)
+    return await fetch_page(session, Metric, stmt, keys, first=first, after=after)
 
 
 # Batch reads for per-request loaders: one statement per batch of keys.

@@ -1,7 +1,5 @@
 """Per-request loaders for the registry graph; each batch is one SQL statement."""
 
-from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -50,37 +48,29 @@ def transitions_by_version(ctx: Context) -> DataLoader[int, list[Any]]:
     )
 
 
-async def _latest_versions(session: Any, keys: Sequence[tuple[int, Stage | None]]) -> dict:
-    by_stage: dict[Stage | None, list[int]] = defaultdict(list)
-    for model_id, stage in keys:
-        by_stage[stage].append(model_id)
-    out: dict[tuple[int, Stage | None], Any] = {}
-    for stage, model_ids in by_stage.items():
-        found = await registry_service.latest_versions(session, model_ids=model_ids, stage=stage)
-        out.update({(mid, stage): v for mid, v in found.items()})
-    return out
+def version_page(ctx: Context) -> DataLoader[tuple[int, Stage | None, int, str | None], Page[Any]]:
+    """Keyed by (model id, stage, first, after)."""
+    return ctx.grouped_loader(
+        "version_page",
+        lambda s, ids, stage, first, after: registry_service.versions_per_model(
+            s, model_ids=ids, stage=stage, first=first, after=after
+        ),
+    )
 
 
 def latest_version(ctx: Context) -> DataLoader[tuple[int, Stage | None], Any]:
-    """Keyed by (model id, stage or None): one statement per distinct stage in a batch."""
-    return ctx.loader("latest_version", _latest_versions)
+    """Keyed by (model id, stage or None): the highest-numbered version there, or None."""
+    return ctx.grouped_loader(
+        "latest_version",
+        lambda s, ids, stage: registry_service.latest_versions(s, model_ids=ids, stage=stage),
+    )
 
 
-async def _version_pages(
-    session: Any, keys: Sequence[tuple[int, Stage | None, int, str | None]]
-) -> dict:
-    groups: dict[tuple[Stage | None, int, str | None], list[int]] = defaultdict(list)
-    for model_id, *args in keys:
-        groups[tuple(args)].append(model_id)  # type: ignore[index]
-    out: dict[tuple[int, Stage | None, int, str | None], Page[Any]] = {}
-    for (stage, first, after), model_ids in groups.items():
-        pages = await registry_service.versions_by_models(
-            session, model_ids=model_ids, stage=stage, first=first, after=after
-        )
-        out.update({(mid, stage, first, after): page for mid, page in pages.items()})
-    return out
-
-
-def version_page(ctx: Context) -> DataLoader[tuple[int, Stage | None, int, str | None], Page[Any]]:
-    """Keyed by (model id, stage, first, after): one windowed statement per argument set."""
-    return ctx.loader("version_page", _version_pages)
+def transition_page(ctx: Context) -> DataLoader[tuple[int, int, str | None], Page[Any]]:
+    """Keyed by (model id, first, after)."""
+    return ctx.grouped_loader(
+        "transition_page",
+        lambda s, ids, first, after: registry_service.transitions_per_model(
+            s, model_ids=ids, first=first, after=after
+        ),
+    )

@@ -14,7 +14,6 @@ from app.graphql.tracking import loaders as tracking_loaders
 from app.graphql.tracking import types as tracking_types
 from app.registry import errors as registry_errors
 from app.registry import models
-from app.registry import service as registry_service
 from app.registry.stages import Stage
 
 if TYPE_CHECKING:
@@ -35,6 +34,9 @@ class StageTransition:
     to_stage: Stage
     actor: str
     reason: str | None
+    rollback: bool = strawberry.field(
+        description="True for the move a rollback made to restore a version."
+    )
     at: datetime
     version_id: strawberry.Private[int]
 
@@ -45,6 +47,7 @@ class StageTransition:
             to_stage=Stage(t.to_stage),
             actor=t.actor,
             reason=t.reason,
+            rollback=t.rollback,
             at=t.at,
             version_id=t.version_id,
         )
@@ -171,10 +174,7 @@ class RegisteredModel:
         self, info: Ctx, first: int | None = None, after: str | None = None
     ) -> Connection[StageTransition]:
         size = info.context.page_size(first)
-        async with info.context.read() as session:
-            page = await registry_service.model_transitions(
-                session, model_id=self.pk, first=size, after=after
-            )
+        page = await loaders.transition_page(info.context).load((self.pk, size, after))
         return to_connection(page, StageTransition.of)
 
 

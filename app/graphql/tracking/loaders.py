@@ -44,3 +44,13 @@ def latest_metrics_by_run(ctx: Context) -> DataLoader[str, list[Any]]:
         lambda s, ids: tracking_service.latest_metrics_by_runs(s, run_ids=ids),
         list,
     )
+
+
+def run_page(ctx: Context) -> DataLoader[tuple[Any, ...], Any]:
+    """Keyed by (experiment id, filter, order, first, after)."""
+    return ctx.grouped_loader(
+        "run_page",
+        lambda s, ids, run_filter, order, first, after: tracking_service.search_runs_per_experiment(
+            s, experiment_ids=ids, run_filter=run_filter, order=order, first=first, after=after
+        ),
+    )

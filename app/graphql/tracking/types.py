@@ -230,16 +230,8 @@ class Experiment:
         after: str | None = None,
     ) -> Connection[Run]:
         size = info.context.page_size(first)
-        async with info.context.read() as session:
-            page = await tracking_service.search_experiment_runs(
-                session,
-                experiment_id=self.pk,
-                run_filter=domain_filter(filter),
-                order=domain_order(order_by),
-                first=size,
-                after=after,
-            )
-        return to_connection(page, Run.of)
+        key = (self.pk, domain_filter(filter), domain_order(order_by), size, after)
+        return to_connection(await loaders.run_page(info.context).load(key), Run.of)
 
     @strawberry.field(
         description="The best run of this experiment; the same arguments as Query.bestRun."

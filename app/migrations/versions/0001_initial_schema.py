@@ -180,6 +180,7 @@ def upgrade() -> None:
         sa.Column("to_stage", sa.String(length=16), nullable=False),
         sa.Column("actor", sa.String(length=256), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("rollback", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["model_id"], ["registered_model.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["version_id"], ["model_version.id"], ondelete="CASCADE"),
