@@ -18,8 +18,8 @@ class Settings(BaseSettings):
     max_history_page_size: int = 10_000
     # SQLite waits this long for the write lock before giving up.
     sqlite_busy_timeout_ms: int = 30_000
-    # PostgreSQL connection pool size.
-    pool_size: int = 10
+    # Read connections kept open (SQLite), or the connection pool (PostgreSQL).
+    pool_size: int = 20
     graphiql: bool = True
     log_level: str = "info"
 

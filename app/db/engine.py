@@ -21,7 +21,7 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: i
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=0 if writer else 10,
+        max_overflow=0 if writer else 5,
         pool_timeout=max(busy_timeout_ms / 1000, 30),
     )
 
@@ -50,7 +50,7 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: i
 class Database:
     """The engines, their sessionmakers and the unit of work, opened once per process."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 20) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
@@ -59,8 +59,10 @@ class Database:
             self.write_engine = _sqlite_engine(
                 url, busy_timeout_ms=busy_timeout_ms, writer=True, pool_size=1
             )
+            # Loader batches of one request read concurrently: a pool smaller than that
+            # opens and closes overflow connections on every request.
             self.read_engine = _sqlite_engine(
-                url, busy_timeout_ms=busy_timeout_ms, writer=False, pool_size=5
+                url, busy_timeout_ms=busy_timeout_ms, writer=False, pool_size=pool_size
             )
         else:
             self.write_engine = create_async_engine(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,12 +26,24 @@ class SortKey:
     def python_type(self) -> type:
         return self.column.type.python_type  # type: ignore[no-any-return]
 
+    @property
+    def int_bits(self) -> int:
+        return 64 if isinstance(self.column.type, BigInteger) else 32
+
 
 @dataclass
 class Page(Generic[T]):
     items: list[T]
-    cursors: list[str]
+    # Each item's sort key values; encoded into a cursor only when a client asks.
+    keys: list[Sequence[Any]]
     has_next: bool
+
+    def cursor(self, index: int) -> str:
+        return encode_cursor(self.keys[index])
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursor(-1) if self.keys else None
 
 
 def encode_cursor(values: Sequence[Any]) -> str:
@@ -39,9 +51,15 @@ def encode_cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
-def _decode_value(value: Any, expected: type) -> Any:
+def _decode_value(value: Any, key: SortKey) -> Any:
+    expected = key.python_type
     if isinstance(value, bool):
         raise TypeError("booleans are not sort keys")
+    if expected is int and isinstance(value, int):
+        limit = 2 ** (key.int_bits - 1)
+        if not -limit <= value < limit:
+            raise ValueError(f"{value} is out of range")
+        return value
     if expected is datetime and isinstance(value, str):
         return datetime.fromisoformat(value)
     if expected is float and isinstance(value, (int, float)):
@@ -58,7 +76,7 @@ def decode_cursor(cursor: str, keys: Sequence[SortKey], *, field: str = "after")
         values = json.loads(raw)
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError("wrong shape")
-        return [_decode_value(v, k.python_type) for k, v in zip(keys, values, strict=True)]
+        return [_decode_value(v, k) for k, v in zip(keys, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationError(field, "is not a cursor this list gave out") from exc
 
@@ -91,29 +109,32 @@ def check_first(first: int | None, *, default: int, cap: int, field: str = "firs
 def make_page(rows: Sequence[Any], first: int, keys_of: Callable[[Any], Any]) -> Page[Any]:
     """Cut the `first + 1` rows fetched into a page; `keys_of(row)` gives (item, key values)."""
     has_next = len(rows) > first
-    items, cursors = [], []
+    items, keys = [], []
     for row in rows[:first]:
         item, key_values = keys_of(row)
         items.append(item)
-        cursors.append(encode_cursor(key_values))
-    return Page(items=items, cursors=cursors, has_next=has_next)
+        keys.append(key_values)
+    return Page(items=items, keys=keys, has_next=has_next)
 
 
 async def fetch_page(
     session: AsyncSession,
-    entity: Any,
+    entity: Any | None,
     stmt: Select[Any],
     keys: Sequence[SortKey],
     *,
     first: int,
     after: str | None,
 ) -> Page[Any]:
-    """One page of `stmt` (a select of `entity`) in `keys` order: one indexed statement."""
+    """One page of `stmt` in `keys` order: one indexed statement. A select of one entity
+    pages that entity; a select of columns pages the rows themselves."""
+    width = len(stmt.column_descriptions)
+    whole_row = not (width == 1 and entity is not None)
     stmt = stmt.add_columns(*(k.column for k in keys))
     if after is not None:
         stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
     rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
-    return make_page(rows, first, lambda r: (r[0], r[1:]))
+    return make_page(rows, first, lambda r: (r if whole_row else r[0], r[width:]))
 
 
 async def fetch_pages_per_parent(

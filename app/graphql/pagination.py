@@ -24,25 +24,25 @@ class Edge(Generic[T]):
 
 @strawberry.type(description="A page of a list: `nodes` is the shortcut for `edges { node }`.")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    items: strawberry.Private[list[T]]
+    page: strawberry.Private[Page[Any]]
+
+    @strawberry.field
+    def edges(self) -> list[Edge[T]]:
+        # Cursors are encoded here, so a client reading only `nodes` never pays for them.
+        return [Edge(cursor=self.page.cursor(i), node=n) for i, n in enumerate(self.items)]
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        return PageInfo(has_next_page=self.page.has_next, end_cursor=self.page.end_cursor)
 
     @strawberry.field
     def nodes(self) -> list[T]:
-        return [edge.node for edge in self.edges]
+        return self.items
 
 
 def to_connection(page: Page[Any], convert: Callable[[Any], T]) -> Connection[T]:
-    edges = [
-        Edge(cursor=cursor, node=convert(item))
-        for item, cursor in zip(page.items, page.cursors, strict=True)
-    ]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next, end_cursor=page.cursors[-1] if page.cursors else None
-        ),
-    )
+    return Connection(items=[convert(item) for item in page.items], page=page)
 
 
 __all__ = ["Connection", "Edge", "PageInfo", "check_first", "to_connection"]

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
 from sqlalchemy.orm import aliased
 
-from app.db.pagination import SortKey
+from app.db.pagination import SortKey, order_by
 from app.tracking.models import LatestMetric, Param, Run, RunStatus, RunTag
 
 
@@ -129,6 +129,22 @@ def runs_query(run_filter: RunFilter | None, order: RunOrder) -> tuple[Select[An
     return stmt, keys
 
 
+def ranked_runs_query(
+    metric: str, goal: Goal, aggregate: Aggregate, run_filter: RunFilter | None
+) -> tuple[Select[Any], list[SortKey]]:
+    """Runs that have `metric` and match, with the keys that rank them best first: the
+    value, then the earlier start, then the lower id. Scope it with a WHERE on
+    LatestMetric.experiment_id (the leading column of its indexes)."""
+    value = metric_column(LatestMetric, aggregate)
+    stmt = (
+        select(Run)
+        .join(LatestMetric, LatestMetric.run_id == Run.id)
+        .where(LatestMetric.key == metric, value.is_not(None), *filter_conditions(run_filter))
+    )
+    keys = [SortKey(value, goal == Goal.MAXIMIZE), SortKey(Run.start_time), SortKey(Run.id)]
+    return stmt, keys
+
+
 def best_run_query(
     experiment_id: int,
     metric: str,
@@ -137,17 +153,7 @@ def best_run_query(
     run_filter: RunFilter | None,
 ) -> Select[Any]:
     """The best run in one statement: an index seek on (experiment_id, key, value)."""
-    value = metric_column(LatestMetric, aggregate)
-    best_first = value.desc() if goal == Goal.MAXIMIZE else value.asc()
+    stmt, keys = ranked_runs_query(metric, goal, aggregate, run_filter)
     return (
-        select(Run)
-        .join(LatestMetric, LatestMetric.run_id == Run.id)
-        .where(
-            LatestMetric.experiment_id == experiment_id,
-            LatestMetric.key == metric,
-            value.is_not(None),
-            *filter_conditions(run_filter),
-        )
-        .order_by(best_first, Run.start_time.asc(), Run.id.asc())
-        .limit(1)
+        stmt.where(LatestMetric.experiment_id == experiment_id).order_by(*order_by(keys)).limit(1)
     )

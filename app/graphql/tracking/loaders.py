@@ -54,3 +54,20 @@ def run_page(ctx: Context) -> DataLoader[tuple[Any, ...], Any]:
             s, experiment_ids=ids, run_filter=run_filter, order=order, first=first, after=after
         ),
     )
+
+
+def best_run(ctx: Context) -> DataLoader[tuple[Any, ...], Any]:
+    """Keyed by (experiment id, metric, goal, aggregate, filter)."""
+    return ctx.grouped_loader(
+        "best_run",
+        lambda s, ids, metric, goal, aggregate, run_filter: (
+            tracking_service.best_runs_per_experiment(
+                s,
+                experiment_ids=ids,
+                metric=metric,
+                goal=goal,
+                aggregate=aggregate,
+                run_filter=run_filter,
+            )
+        ),
+    )
