@@ -1,0 +1,952 @@
+"""Benchmark a real modelgraph server over HTTP and print one JSON object on stdout.
+
+    scripts/bench [--quick] [--database-url URL] [--keep] [--time-limit SECONDS]
+
+Starts `python -m app serve` on a free 127.0.0.1 port against a fresh SQLite file in a
+temporary directory (or, with --database-url, a freshly reset PostgreSQL `test` database),
+waits for /healthz, and measures over HTTP with keep-alive clients:
+
+  * logMetrics throughput, 1,000-point batches (one client, then 4 concurrent clients);
+  * bestRun p50/p95 over N runs with 5 metrics each (LAST, aggregate MAX, with a filter);
+    the runs are bulk-inserted into the database directly, the queries go over HTTP and
+    their answers are checked against the best runs computed here;
+  * metricHistory p50 for a 10,000-point series;
+  * transitionModelVersion p50 (DEVELOPMENT <-> STAGING).
+
+Progress goes to stderr; the JSON goes to stdout. The server is stopped at the end, also
+on errors and on SIGTERM/SIGINT. Every loop is bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+HOST = "127.0.0.1"
+BATCH_SIZE = 1000
+METRIC_KEYS = ("loss", "accuracy", "f1", "auc", "latency_ms")
+# Value ranges of the seeded metrics; 3 steps per metric so MIN/MAX differ from LAST.
+METRIC_RANGES = {
+    "loss": (0.0, 1.5),
+    "accuracy": (0.5, 1.0),
+    "f1": (0.3, 0.95),
+    "auc": (0.5, 1.0),
+    "latency_ms": (10.0, 60.0),
+}
+SEED_STEPS = 3
+# bestRun searches EXPERIMENT, which holds only the seeded runs; runs made over HTTP
+# (ingestion, history) go to INGEST_EXPERIMENT so they never compete for best.
+EXPERIMENT = "bench"
+INGEST_EXPERIMENT = "bench-ingest"
+MODEL = "bench-model"
+ACTOR = "bench"
+
+MLFLOW = {
+    "source": "figures given for an MLflow 3.x tracking server on this machine class",
+    "logMetrics_points_per_s": 11_700,
+    "bestRun_ms": 430,
+    "bestRun_runs": 5_000,
+    "metricHistory_10k_points_ms": 385,
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ingest_batches: int
+    concurrent_clients: int
+    seed_runs: int
+    best_run_queries: int
+    history_points: int
+    history_fetches: int
+    transitions: int
+    # PostgreSQL only: ANALYZE after the bulk seed (see _seed_runs).
+    analyze_postgres: bool = True
+
+
+FULL = Sizes(
+    ingest_batches=100,
+    concurrent_clients=4,
+    seed_runs=10_000,
+    best_run_queries=200,
+    history_points=10_000,
+    history_fetches=20,
+    transitions=200,
+)
+QUICK = Sizes(
+    ingest_batches=12,
+    concurrent_clients=4,
+    seed_runs=1_000,
+    best_run_queries=30,
+    history_points=2_000,
+    history_fetches=5,
+    transitions=30,
+)
+
+LOG_METRICS = """
+mutation Log($input: LogMetricsInput!) {
+  logMetrics(input: $input) {
+    __typename
+    ... on LogMetricsSuccess { count }
+    ... on Error { code message }
+  }
+}"""
+
+START_RUN = """
+mutation Start($input: StartRunInput!) {
+  startRun(input: $input) {
+    __typename
+    ... on StartRunSuccess { run { id } }
+    ... on Error { code message }
+  }
+}"""
+
+BEST_RUN = """
+query Best($experiment: String!, $metric: String!, $goal: MetricGoal!,
+           $aggregate: MetricAggregate!, $filter: RunFilter) {
+  bestRun(experiment: $experiment, metric: $metric, goal: $goal,
+          aggregate: $aggregate, filter: $filter) { id name }
+}"""
+
+HISTORY = """
+query History($id: ID!, $key: String!, $first: Int!) {
+  run(id: $id) {
+    metricHistory(key: $key, first: $first) { nodes { step value timestamp } }
+  }
+}"""
+
+REGISTER = """
+mutation Register($input: RegisterModelVersionInput!) {
+  registerModelVersion(input: $input) {
+    __typename
+    ... on RegisterModelVersionSuccess { modelVersion { version stage } }
+    ... on Error { code message }
+  }
+}"""
+
+TRANSITION = """
+mutation Transition($input: TransitionModelVersionInput!) {
+  transitionModelVersion(input: $input) {
+    __typename
+    ... on TransitionModelVersionSuccess { modelVersion { version stage } }
+    ... on Error { code message }
+  }
+}"""
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def latency_summary(seconds: list[float]) -> dict[str, Any]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "n": len(ms),
+        "p50_ms": _round(percentile(ms, 50)),
+        "p95_ms": _round(percentile(ms, 95)),
+        "mean_ms": _round(statistics.fmean(ms)) if ms else None,
+        "min_ms": _round(min(ms)) if ms else None,
+        "max_ms": _round(max(ms)) if ms else None,
+    }
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 2)
+
+
+class Deadline:
+    """The whole run's time bound; each section asks for a budget inside it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def budget(self, seconds: float) -> float:
+        """A monotonic end time: `seconds` from now, but never past the global end."""
+        left = self.remaining()
+        if left <= 1:
+            raise BenchError("global time limit reached")
+        return time.monotonic() + min(seconds, left - 1)
+
+
+# ---------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`python -m app serve` as a subprocess, stopped by its pid."""
+
+    def __init__(self, database_url: str, log_path: Path) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.port = free_port()
+        self.base_url = f"http://{HOST}:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+        self.startup_s: float | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        python = ROOT / ".venv" / "bin" / "python"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGRAPH_")}
+        env.update(
+            MODELGRAPH_DATABASE_URL=self.database_url,
+            # Access logs off: measure the app, not uvicorn writing a line per request.
+            MODELGRAPH_LOG_LEVEL="warning",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        self._log_file = open(self.log_path, "wb")  # closed in stop()
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [
+                str(python if python.exists() else sys.executable),
+                "-m",
+                "app",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        end = started + timeout
+        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    raise BenchError(
+                        f"server exited with {self.proc.returncode} during start-up:\n"
+                        + self.log_tail()
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/healthz").status_code == 200:
+                        self.startup_s = time.monotonic() - started
+                        return
+                time.sleep(0.1)
+        raise BenchError(f"server not healthy after {timeout:.0f}s:\n" + self.log_tail())
+
+    def cpu_seconds(self) -> float | None:
+        """user + system CPU time of the server process so far (Linux /proc)."""
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> int | None:
+        proc = self.proc
+        if proc is None:
+            return None
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            return proc.returncode
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+
+def client_for(server: Server) -> httpx.Client:
+    # trust_env=False: no proxy from the environment; all traffic stays on 127.0.0.1.
+    return httpx.Client(
+        base_url=server.base_url,
+        timeout=httpx.Timeout(60.0),
+        trust_env=False,
+        headers={"content-type": "application/json", "accept": "application/json"},
+    )
+
+
+def body(query: str, variables: dict[str, Any]) -> bytes:
+    return json.dumps({"query": query, "variables": variables}).encode()
+
+
+def post(client: httpx.Client, payload: bytes) -> tuple[float, dict[str, Any], int]:
+    """Send one pre-encoded GraphQL request; (seconds, decoded JSON, response bytes)."""
+    started = time.perf_counter()
+    response = client.post("/graphql", content=payload)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise BenchError(f"HTTP {response.status_code}: {response.text[:500]}")
+    data = response.json()
+    if data.get("errors"):
+        raise BenchError(f"GraphQL errors: {json.dumps(data['errors'])[:500]}")
+    return elapsed, data["data"], len(response.content)
+
+
+def expect_success(result: dict[str, Any], typename: str) -> dict[str, Any]:
+    if result.get("__typename") != typename:
+        raise BenchError(f"expected {typename}, got {json.dumps(result)[:300]}")
+    return result
+
+
+def start_run(client: httpx.Client, name: str) -> str:
+    variables = {"input": {"experiment": INGEST_EXPERIMENT, "name": name}}
+    _, data, _ = post(client, body(START_RUN, variables))
+    return str(expect_success(data["startRun"], "StartRunSuccess")["run"]["id"])
+
+
+def metric_batches(
+    run_id: str, batches: int, rng: random.Random, keys: tuple[str, ...], first_step: int = 0
+) -> list[bytes]:
+    """Pre-encoded logMetrics requests of BATCH_SIZE points, keys round-robin, steps rising."""
+    out = []
+    base_ms = int(time.time() * 1000)
+    per_step = len(keys)
+    for b in range(batches):
+        points = []
+        for j in range(BATCH_SIZE):
+            step = first_step + (b * BATCH_SIZE + j) // per_step
+            points.append(
+                {
+                    "key": keys[j % per_step],
+                    "value": rng.random(),
+                    "step": step,
+                    "timestamp": base_ms + step,
+                }
+            )
+        out.append(body(LOG_METRICS, {"input": {"runId": run_id, "points": points}}))
+    return out
+
+
+def send_batches(
+    client: httpx.Client, payloads: list[bytes], end: float
+) -> tuple[list[float], int]:
+    """Send until done or `end`; returns (latencies, points written)."""
+    latencies: list[float] = []
+    written = 0
+    for payload in payloads:
+        if time.monotonic() > end:
+            break
+        elapsed, data, _ = post(client, payload)
+        written += int(expect_success(data["logMetrics"], "LogMetricsSuccess")["count"])
+        latencies.append(elapsed)
+    return latencies, written
+
+
+# ---------------------------------------------------------------- sections
+
+
+def bench_log_metrics(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str, Any]:
+    rng = random.Random(1)
+    out: dict[str, Any] = {"batch_size": BATCH_SIZE}
+
+    with client_for(server) as client:
+        run_id = start_run(client, "ingest-single")
+        payloads = metric_batches(run_id, sizes.ingest_batches, rng, METRIC_KEYS)
+        warm = metric_batches(start_run(client, "ingest-warmup"), 3, rng, METRIC_KEYS)
+        send_batches(client, warm, deadline.budget(30))
+        log(f"logMetrics: 1 client, {len(payloads)} batches of {BATCH_SIZE}")
+        end = deadline.budget(90)
+        cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+        latencies, written = send_batches(client, payloads, end)
+        wall = time.perf_counter() - t0
+        cpu1 = server.cpu_seconds()
+    out["single_client"] = {
+        "batches": len(latencies),
+        "points": written,
+        "seconds": _round(wall),
+        "points_per_s": round(written / wall) if wall else None,
+        "batch_latency": latency_summary(latencies),
+        "server_cpu_s": _round(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+        "truncated": len(latencies) < len(payloads),
+    }
+
+    n_clients = sizes.concurrent_clients
+    per_client = max(1, sizes.ingest_batches // n_clients)
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(client_for(server)) for _ in range(n_clients)]
+        work = [
+            metric_batches(start_run(c, f"ingest-concurrent-{i}"), per_client, rng, METRIC_KEYS)
+            for i, c in enumerate(clients)
+        ]
+        log(f"logMetrics: {n_clients} clients x {per_client} batches of {BATCH_SIZE}")
+        end = deadline.budget(90)
+        barrier = threading.Barrier(n_clients + 1)
+        results: list[tuple[list[float], int] | BaseException | None] = [None] * n_clients
+
+        def worker(i: int) -> None:
+            barrier.wait()
+            try:
+                results[i] = send_batches(clients[i], work[i], end)
+            except BaseException as exc:  # reported below
+                results[i] = exc
+
+        threads = [
+            threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n_clients)
+        ]
+        for t in threads:
+            t.start()
+        cpu0 = server.cpu_seconds()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join(timeout=max(1.0, end - time.monotonic() + 70))
+        wall = time.perf_counter() - t0
+        cpu1 = server.cpu_seconds()
+    failures = [r for r in results if not isinstance(r, tuple)]
+    if failures:
+        raise BenchError(f"concurrent logMetrics failed: {failures[0]!r}")
+    all_latencies = [x for r in results if isinstance(r, tuple) for x in r[0]]
+    written = sum(r[1] for r in results if isinstance(r, tuple))
+    out[f"concurrent_{n_clients}_clients"] = {
+        "clients": n_clients,
+        "batches": len(all_latencies),
+        "points": written,
+        "seconds": _round(wall),
+        "points_per_s": round(written / wall) if wall else None,
+        "batch_latency": latency_summary(all_latencies),
+        "server_cpu_s": _round(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+        "truncated": len(all_latencies) < per_client * n_clients,
+    }
+    return out
+
+
+@dataclass
+class SeededRun:
+    id: str
+    start_time: datetime
+    last: dict[str, float]
+    min: dict[str, float]
+    max: dict[str, float]
+
+
+async def _seed_runs(database_url: str, n_runs: int, seed: int, analyze: bool) -> list[SeededRun]:
+    """Bulk-insert n_runs FINISHED runs with SEED_STEPS points of each metric into the
+    app's tables (history, and the latest_metric summary log_metrics would keep).
+
+    On PostgreSQL, `analyze` runs ANALYZE afterwards: autovacuum would, some time after a
+    bulk load; until it does, the planner has no statistics for the new rows."""
+    from sqlalchemy import insert, text
+
+    from app.db import Database
+    from app.tracking import service as tracking_service
+    from app.tracking.models import LatestMetric, Metric, Run, RunStatus
+
+    rng = random.Random(seed)
+    db = Database(database_url)
+    try:
+        async with db.unit_of_work() as session:
+            experiment = await tracking_service.ensure_experiment(
+                session, name=EXPERIMENT, actor=ACTOR
+            )
+            experiment_id = experiment.id
+        base = datetime.now(UTC) - timedelta(seconds=n_runs + 3600)
+        base_ms = int(base.timestamp() * 1000)
+        runs, run_rows, metric_rows, latest_rows = [], [], [], []
+        for i in range(n_runs):
+            run_id = uuid.uuid4().hex
+            start = base + timedelta(seconds=i)
+            run_rows.append(
+                {
+                    "id": run_id,
+                    "experiment_id": experiment_id,
+                    "name": f"seed-{i:05d}",
+                    "status": RunStatus.FINISHED.value,
+                    "start_time": start,
+                    "end_time": start + timedelta(seconds=1),
+                }
+            )
+            seeded = SeededRun(run_id, start, {}, {}, {})
+            for key in METRIC_KEYS:
+                lo, hi = METRIC_RANGES[key]
+                values = [lo + (hi - lo) * rng.random() for _ in range(SEED_STEPS)]
+                for step, value in enumerate(values):
+                    metric_rows.append(
+                        {
+                            "run_id": run_id,
+                            "key": key,
+                            "value": value,
+                            "is_nan": False,
+                            "step": step,
+                            "timestamp": base_ms + i * 1000 + step,
+                        }
+                    )
+                seeded.last[key], seeded.min[key], seeded.max[key] = (
+                    values[-1],
+                    min(values),
+                    max(values),
+                )
+                latest_rows.append(
+                    {
+                        "run_id": run_id,
+                        "key": key,
+                        "experiment_id": experiment_id,
+                        "value": values[-1],
+                        "is_nan": False,
+                        "step": SEED_STEPS - 1,
+                        "timestamp": base_ms + i * 1000 + SEED_STEPS - 1,
+                        "min_value": min(values),
+                        "max_value": max(values),
+                    }
+                )
+            runs.append(seeded)
+        chunk = 5000
+        async with db.unit_of_work() as session:
+            for table, rows in (
+                (Run.__table__, run_rows),
+                (Metric.__table__, metric_rows),
+                (LatestMetric.__table__, latest_rows),
+            ):
+                for k in range(0, len(rows), chunk):
+                    await session.execute(insert(table), rows[k : k + chunk])
+        if analyze and db.dialect == "postgresql":
+            async with db.unit_of_work() as session:
+                for table_name in ("run", "latest_metric", "metric"):
+                    await session.execute(text(f"ANALYZE {table_name}"))
+        return runs
+    finally:
+        await db.dispose()
+
+
+def expected_best(
+    runs: list[SeededRun],
+    metric: str,
+    aggregate: str,
+    predicate: Callable[[SeededRun], bool] = lambda r: True,
+) -> str | None:
+    """The app's rule: best value (MAXIMIZE), ties to the earlier start, then the lower id."""
+    pick = {"LAST": lambda r: r.last, "MIN": lambda r: r.min, "MAX": lambda r: r.max}[aggregate]
+    candidates = [r for r in runs if predicate(r)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda r: (-pick(r)[metric], r.start_time, r.id)).id
+
+
+def bench_best_run(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str, Any]:
+    log(f"bestRun: seeding {sizes.seed_runs} runs x {len(METRIC_KEYS)} metrics")
+    postgres = server.database_url.startswith("postgresql")
+    analyze = postgres and sizes.analyze_postgres
+    t0 = time.perf_counter()
+    runs = asyncio.run(_seed_runs(server.database_url, sizes.seed_runs, seed=2, analyze=analyze))
+    seed_s = time.perf_counter() - t0
+    variants = {
+        "last_maximize": (
+            {"metric": "accuracy", "goal": "MAXIMIZE", "aggregate": "LAST", "filter": None},
+            expected_best(runs, "accuracy", "LAST"),
+        ),
+        "aggregate_max": (
+            {"metric": "accuracy", "goal": "MAXIMIZE", "aggregate": "MAX", "filter": None},
+            expected_best(runs, "accuracy", "MAX"),
+        ),
+        "filter_loss_lt_0_5": (
+            {
+                "metric": "accuracy",
+                "goal": "MAXIMIZE",
+                "aggregate": "LAST",
+                "filter": {"metrics": [{"metric": "loss", "op": "LT", "value": 0.5}]},
+            },
+            expected_best(runs, "accuracy", "LAST", lambda r: r.last["loss"] < 0.5),
+        ),
+    }
+    out: dict[str, Any] = {
+        "experiment_runs": sizes.seed_runs,
+        "metrics_per_run": len(METRIC_KEYS),
+        "points_per_metric": SEED_STEPS,
+        "seed_method": "bulk Core INSERT of run, metric and latest_metric rows in one transaction",
+        "seed_seconds": _round(seed_s),
+        "analyzed_after_seed": analyze,
+        "variants": {},
+    }
+    with client_for(server) as client:
+        for name, (args, want) in variants.items():
+            payload = body(BEST_RUN, {"experiment": EXPERIMENT, **args})
+            for _ in range(5):  # warm-up: connections, statement cache
+                post(client, payload)
+            end = deadline.budget(40)
+            latencies: list[float] = []
+            got = None
+            for _ in range(sizes.best_run_queries):
+                if time.monotonic() > end:
+                    break
+                elapsed, data, _ = post(client, payload)
+                latencies.append(elapsed)
+                got = (data["bestRun"] or {}).get("id")
+            out["variants"][name] = {
+                "query": args,
+                **latency_summary(latencies),
+                "truncated": len(latencies) < sizes.best_run_queries,
+                "answer_verified": got == want,
+            }
+            if got != want:
+                out["variants"][name]["expected_id"] = want
+                out["variants"][name]["got_id"] = got
+            log(f"bestRun {name}: p50 {out['variants'][name]['p50_ms']} ms")
+    return out
+
+
+def bench_history(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str, Any]:
+    n_points = sizes.history_points
+    with client_for(server) as client:
+        run_id = start_run(client, "history")
+        batches = metric_batches(run_id, n_points // BATCH_SIZE, random.Random(3), ("loss",))
+        log(f"metricHistory: logging {n_points} points of one key")
+        _, written = send_batches(client, batches, deadline.budget(60))
+        if written != n_points:
+            raise BenchError(f"history run got {written} of {n_points} points")
+        payload = body(HISTORY, {"id": run_id, "key": "loss", "first": n_points})
+        post(client, payload)  # warm-up
+        end = deadline.budget(45)
+        latencies: list[float] = []
+        size = nodes = 0
+        for _ in range(sizes.history_fetches):
+            if time.monotonic() > end:
+                break
+            elapsed, data, size = post(client, payload)
+            nodes = len(data["run"]["metricHistory"]["nodes"])
+            latencies.append(elapsed)
+    if nodes != n_points:
+        raise BenchError(f"metricHistory returned {nodes} nodes, expected {n_points}")
+    return {
+        "points": n_points,
+        "response_bytes": size,
+        **latency_summary(latencies),
+        "truncated": len(latencies) < sizes.history_fetches,
+    }
+
+
+def bench_transitions(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str, Any]:
+    with client_for(server) as client:
+        for v in range(3):
+            _, data, _ = post(
+                client, body(REGISTER, {"input": {"model": MODEL, "source": f"s3://bench/{v}"}})
+            )
+            expect_success(data["registerModelVersion"], "RegisterModelVersionSuccess")
+        stages = ["STAGING", "DEVELOPMENT"]
+        payloads = [
+            body(TRANSITION, {"input": {"model": MODEL, "version": 1, "stage": s}}) for s in stages
+        ]
+        for i in range(4):  # warm-up, ends back in DEVELOPMENT
+            post(client, payloads[i % 2])
+        end = deadline.budget(45)
+        latencies: list[float] = []
+        for i in range(sizes.transitions):
+            if time.monotonic() > end:
+                break
+            elapsed, data, _ = post(client, payloads[i % 2])
+            result = expect_success(data["transitionModelVersion"], "TransitionModelVersionSuccess")
+            if result["modelVersion"]["stage"] != stages[i % 2]:
+                raise BenchError(f"transition {i} left stage {result['modelVersion']['stage']}")
+            latencies.append(elapsed)
+    return {
+        "moves": "version 1: DEVELOPMENT -> STAGING -> DEVELOPMENT ...",
+        **latency_summary(latencies),
+        "truncated": len(latencies) < sizes.transitions,
+    }
+
+
+# ---------------------------------------------------------------- databases
+
+
+def check_postgres_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise SystemExit(f"--database-url: only sqlite (default) or postgresql, not {url}")
+    if parsed.database != "test" or parsed.host not in ("127.0.0.1", "localhost"):
+        raise SystemExit(
+            "--database-url: the schema is dropped and recreated, so only a database "
+            "named 'test' on 127.0.0.1 is accepted"
+        )
+    if parsed.drivername != "postgresql+asyncpg":
+        raise SystemExit("--database-url: use the postgresql+asyncpg driver")
+
+
+async def reset_postgres(url: str) -> None:
+    import asyncpg  # the test database only (check_postgres_url)
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=10)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+def machine() -> dict[str, Any]:
+    cpu = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("strawberry-graphql", "graphql-core", "starlette", "uvicorn", "SQLAlchemy"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[dist] = version(dist)
+    for dist in ("aiosqlite", "asyncpg", "httpx"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[dist] = version(dist)
+    return out
+
+
+def mlflow_block(result: dict[str, Any]) -> dict[str, Any]:
+    ingest = result.get("logMetrics", {})
+    single = ingest.get("single_client", {}).get("points_per_s")
+    concurrent = next(
+        (v.get("points_per_s") for k, v in ingest.items() if k.startswith("concurrent_")), None
+    )
+    best = result.get("bestRun", {}).get("variants", {}).get("last_maximize", {}).get("p50_ms")
+    history = result.get("metricHistory", {}).get("p50_ms")
+    history_points = result.get("metricHistory", {}).get("points")
+    return {
+        **MLFLOW,
+        "ours": {
+            "logMetrics_points_per_s_1_client": single,
+            "logMetrics_points_per_s_concurrent": concurrent,
+            "bestRun_p50_ms": best,
+            "bestRun_runs": result.get("bestRun", {}).get("experiment_runs"),
+            "metricHistory_p50_ms": history,
+            "metricHistory_points": history_points,
+        },
+        "ratios": {
+            "logMetrics_throughput_ours_over_mlflow_1_client": ratio(
+                single, MLFLOW["logMetrics_points_per_s"]
+            ),
+            "logMetrics_throughput_ours_over_mlflow_concurrent": ratio(
+                concurrent, MLFLOW["logMetrics_points_per_s"]
+            ),
+            "bestRun_mlflow_ms_over_ours_ms": ratio(MLFLOW["bestRun_ms"], best),
+            "metricHistory_mlflow_ms_over_ours_ms": ratio(
+                MLFLOW["metricHistory_10k_points_ms"], history
+            ),
+        },
+        "notes": [
+            "ratios > 1 mean modelgraph is faster",
+            "MLflow's best-run figure is over 5,000 runs; ours is over bestRun.experiment_runs",
+            "the MLflow figures were not measured by this script",
+        ]
+        + (
+            []
+            if history_points == 10_000
+            else ["metricHistory here is not 10,000 points (--quick): ratio not comparable"]
+        ),
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--database-url",
+        help="postgresql+asyncpg://...@127.0.0.1:5432/test (its public schema is reset); "
+        "default: a fresh SQLite file in a temporary directory",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="PostgreSQL: do not ANALYZE after the bulk seed (the planner then has no "
+        "statistics for the seeded rows, as right after a bulk import)",
+    )
+    parser.add_argument(
+        "--time-limit", type=float, default=280.0, help="seconds for the whole run (default 280)"
+    )
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so the finally blocks stop the server."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = dataclasses.replace(QUICK if args.quick else FULL, analyze_postgres=not args.no_analyze)
+    deadline = Deadline(args.time_limit)
+    started = time.monotonic()
+    if args.database_url:
+        check_postgres_url(args.database_url)
+    tmp = Path(tempfile.mkdtemp(prefix="modelgraph-bench-"))
+    if args.database_url:
+        database_url, sqlite_path = args.database_url, None
+    else:
+        sqlite_path = tmp / "bench.db"
+        database_url = f"sqlite+aiosqlite:///{sqlite_path}"
+    result: dict[str, Any] = {
+        "benchmark": "modelgraph scripts/bench.py",
+        "mode": "quick" if args.quick else "full",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "server": {
+            "database": "postgresql" if args.database_url else "sqlite",
+            "database_url": database_url.split("@")[-1] if args.database_url else database_url,
+            "sqlite_path": str(sqlite_path) if sqlite_path else None,
+            "kept": bool(args.keep),
+            "command": "python -m app serve --host 127.0.0.1 --port <free port>",
+            "log_level": "warning",
+            "workers": 1,
+        },
+        "sizes": dataclasses.asdict(sizes),
+    }
+    errors: list[dict[str, str]] = []
+    interrupted: int | str | None = None
+    server = Server(database_url, tmp / "server.log")
+    with terminate_on_sigterm():
+        try:
+            if args.database_url:
+                log("resetting the PostgreSQL test schema")
+                asyncio.run(reset_postgres(database_url))
+            log(f"starting the server on {server.base_url}")
+            server.start()
+            result["server"]["url"] = server.base_url
+            result["server"]["startup_s"] = _round(server.startup_s)
+            sections: list[tuple[str, Callable[[Server, Sizes, Deadline], dict[str, Any]]]] = [
+                ("logMetrics", bench_log_metrics),
+                ("bestRun", bench_best_run),
+                ("metricHistory", bench_history),
+                ("transitionModelVersion", bench_transitions),
+            ]
+            for name, section in sections:
+                try:
+                    result[name] = section(server, sizes, deadline)
+                except Exception as exc:  # keep going: report what could be measured
+                    errors.append({"section": name, "error": f"{type(exc).__name__}: {exc}"})
+                    log(f"{name} failed:\n{traceback.format_exc()}")
+                    if server.proc is not None and server.proc.poll() is not None:
+                        break
+            for name, variant in result.get("bestRun", {}).get("variants", {}).items():
+                if not variant.get("answer_verified"):
+                    errors.append(
+                        {"section": "bestRun", "error": f"{name}: the server chose another run"}
+                    )
+            result["counts"] = counts(sizes, result)
+        except Exception as exc:
+            errors.append({"section": "setup", "error": f"{type(exc).__name__}: {exc}"})
+            log(traceback.format_exc())
+        except (KeyboardInterrupt, SystemExit) as exc:
+            interrupted = exc.code if isinstance(exc, SystemExit) else 130
+            errors.append({"section": "run", "error": f"interrupted ({type(exc).__name__})"})
+            log("interrupted; stopping the server")
+        finally:
+            code = server.stop()
+            result["server"]["exit_code"] = code
+            if errors:
+                result["server"]["log_tail"] = server.log_tail()
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+    result["mlflow_reference"] = mlflow_block(result)
+    result["errors"] = errors
+    result["duration_s"] = _round(time.monotonic() - started, 1)
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    if interrupted is not None:
+        return interrupted if isinstance(interrupted, int) else 1
+    return 1 if errors else 0
+
+
+def counts(sizes: Sizes, result: dict[str, Any]) -> dict[str, Any]:
+    ingest = result.get("logMetrics", {})
+    ingested = sum(v.get("points", 0) for v in ingest.values() if isinstance(v, dict))
+    return {
+        "seeded_runs": sizes.seed_runs,
+        "seeded_metric_rows": sizes.seed_runs * len(METRIC_KEYS) * SEED_STEPS,
+        "seeded_latest_metric_rows": sizes.seed_runs * len(METRIC_KEYS),
+        "points_ingested_over_http_measured": ingested,
+        "history_points": result.get("metricHistory", {}).get("points"),
+        "transitions": result.get("transitionModelVersion", {}).get("n"),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
