@@ -39,10 +39,13 @@ MetricValueScalar = strawberry.scalar(
 _INT64 = 2**63
 
 
-def _parse_millis(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not -_INT64 <= value < _INT64:
-        raise ValueError(f"EpochMillis must be a 64-bit integer, not {value!r}")
-    return value
+def _int64_parser(name: str) -> Any:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not -_INT64 <= value < _INT64:
+            raise ValueError(f"{name} must be a 64-bit integer, not {value!r}")
+        return value
+
+    return parse
 
 
 EpochMillis = NewType("EpochMillis", int)
@@ -50,7 +53,14 @@ EpochMillisScalar = strawberry.scalar(
     name="EpochMillis",
     description="Milliseconds since 1970-01-01T00:00:00Z, as a 64-bit integer (MLflow's timestamps).",
     serialize=int,
-    parse_value=_parse_millis,
+    parse_value=_int64_parser("EpochMillis"),
+)
+Long = NewType("Long", int)
+LongScalar = strawberry.scalar(
+    name="Long",
+    description="A 64-bit integer (metric steps, as MLflow's int64).",
+    serialize=int,
+    parse_value=_int64_parser("Long"),
 )
 
 
@@ -102,6 +112,7 @@ LongListScalar = strawberry.scalar(
 SCALAR_MAP = {
     MetricValue: MetricValueScalar,
     EpochMillis: EpochMillisScalar,
+    Long: LongScalar,
     MetricValueList: MetricValueListScalar,
     LongList: LongListScalar,
 }

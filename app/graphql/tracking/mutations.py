@@ -6,7 +6,7 @@ import strawberry
 from app.graphql.context import Ctx
 from app.graphql.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from app.graphql.inputs import KeyValueInput, to_dict
-from app.graphql.scalars import EpochMillis, LongList, MetricValue, MetricValueList
+from app.graphql.scalars import EpochMillis, Long, LongList, MetricValue, MetricValueList
 from app.graphql.tracking.types import Experiment, Run
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
@@ -51,7 +51,7 @@ StartRunPayload = Annotated[StartRunSuccess | InvalidInput, strawberry.union("St
 class MetricPointInput:
     key: str
     value: MetricValue
-    step: int = 0
+    step: Long = 0  # type: ignore[assignment]
     timestamp: EpochMillis | None = strawberry.field(default=None, description="Default: now.")
 
 

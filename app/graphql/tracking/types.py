@@ -12,7 +12,7 @@ from app.graphql.inputs import KeyValue, KeyValueInput, from_items, to_dict
 from app.graphql.pagination import Connection, PageInfo, to_connection
 from app.graphql.registry import loaders as registry_loaders
 from app.graphql.registry import types as registry_types
-from app.graphql.scalars import EpochMillis, LongList, MetricValue, MetricValueList
+from app.graphql.scalars import EpochMillis, Long, LongList, MetricValue, MetricValueList
 from app.graphql.tracking import loaders
 from app.tracking import models, search
 from app.tracking import service as tracking_service
@@ -97,7 +97,7 @@ def domain_order(order: RunOrder | None) -> search.RunOrder | None:
 class Metric:
     key: str
     value: MetricValue = strawberry.field(description="The value at the highest step.")
-    step: int
+    step: Long
     timestamp: EpochMillis
     min: MetricValue | None = strawberry.field(description="Smallest non-NaN value logged.")
     max: MetricValue | None = strawberry.field(description="Largest non-NaN value logged.")
@@ -118,7 +118,7 @@ class Metric:
 class MetricPoint:
     key: str
     value: MetricValue
-    step: int
+    step: Long
     timestamp: EpochMillis
 
     @classmethod
