@@ -42,7 +42,11 @@ def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     migrate.upgrade(settings.database_url)
-    summary = asyncio.run(seed(settings, runs=args.runs, seed_value=args.seed))
+    try:
+        summary = asyncio.run(seed(settings, runs=args.runs, seed_value=args.seed))
+    except ValueError as exc:
+        print(f"modelgraph demo: {exc}", file=sys.stderr)
+        return 2
     print(summary)
     return 0
 

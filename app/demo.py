@@ -10,7 +10,7 @@ from app.registry import service as registry_service
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
-from app.tracking.search import Goal
+from app.tracking.search import Direction, Goal, RunOrder
 
 ACTOR = "demo"
 EXPERIMENTS = {
@@ -57,8 +57,10 @@ async def _train(db: Database, rng: random.Random, experiment: str, index: int) 
 
 async def seed(settings: Settings, *, runs: int = 300, seed_value: int = 7) -> str:
     """Fill the database at settings.database_url; returns a one-line summary."""
+    if runs < 4 * len(EXPERIMENTS):
+        raise ValueError(f"the demo needs at least {4 * len(EXPERIMENTS)} runs")
     rng = random.Random(seed_value)
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     try:
         for i in range(runs):
             experiment = list(EXPERIMENTS)[i % len(EXPERIMENTS)]
@@ -66,9 +68,16 @@ async def seed(settings: Settings, *, runs: int = 300, seed_value: int = 7) -> s
         stages: Counter[str] = Counter()
         for experiment, (model, metric, goal) in EXPERIMENTS.items():
             async with db.unit_of_work() as session:
-                # An older production version, then the best run replacing it: every stage appears.
-                top = await tracking_service.search_runs(session, experiment=experiment, first=4)
-                for run in top.items[1:]:
+                # Three of the weakest runs make older versions (one reaches PRODUCTION, one
+                # STAGING); then the best run replaces production: every stage appears.
+                worst_first = Direction.ASC if goal == Goal.MAXIMIZE else Direction.DESC
+                weakest = await tracking_service.search_runs(
+                    session,
+                    experiment=experiment,
+                    order=RunOrder(metric=metric, direction=worst_first),
+                    first=3,
+                )
+                for run in weakest.items:
                     await registry_service.register_version(
                         session,
                         model=model,
