@@ -102,14 +102,19 @@ async def list_models(
     return await fetch_page(session, RegisteredModel, stmt, keys, first=first, after=after)
 
 
-def _apply_edits(
-    target: Any,
+async def _edit(
+    session: AsyncSession,
+    target: RegisteredModel | ModelVersion,
     *,
     description: str | None,
     set_tags: dict[str, str] | None,
     remove_tags: Sequence[str] | None,
-) -> dict[str, Any]:
-    """Apply description and tag edits to a model or version; returns what changed."""
+    event: EventType,
+    actor: str,
+    model: str,
+    version: int | None = None,
+) -> None:
+    """Apply description and tag edits to a model or version, and record what changed."""
     check_length("description", description, DESCRIPTION_LIMIT)
     check_tags("setTags", set_tags or {}, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
     changed: dict[str, Any] = {}
@@ -124,10 +129,14 @@ def _apply_edits(
         if tags.get(key) != value:
             tags[key] = value
             changed.setdefault("tags", {})[key] = value
-    if changed:
-        target.tags = tags
-        target.updated_at = utcnow()
-    return changed
+    if not changed:
+        return
+    target.tags = tags
+    target.updated_at = utcnow()
+    await session.flush()
+    await record_event(
+        session, type=event, actor=actor, model=model, version=version, payload=changed
+    )
 
 
 async def update_model(
@@ -141,14 +150,16 @@ async def update_model(
 ) -> RegisteredModel:
     """Edit a model's description and tags."""
     model = await require_model(session, name=name, lock=True)
-    changed = _apply_edits(
-        model, description=description, set_tags=set_tags, remove_tags=remove_tags
+    await _edit(
+        session,
+        model,
+        description=description,
+        set_tags=set_tags,
+        remove_tags=remove_tags,
+        event=EventType.MODEL_UPDATED,
+        actor=actor,
+        model=name,
     )
-    if changed:
-        await session.flush()
-        await record_event(
-            session, type=EventType.MODEL_UPDATED, actor=actor, model=name, payload=changed
-        )
     return model
 
 
@@ -269,19 +280,17 @@ async def update_version(
     """Edit a version's description and tags."""
     registered = await require_model(session, name=model, lock=True)
     found = await _require_version(session, registered, version)
-    changed = _apply_edits(
-        found, description=description, set_tags=set_tags, remove_tags=remove_tags
+    await _edit(
+        session,
+        found,
+        description=description,
+        set_tags=set_tags,
+        remove_tags=remove_tags,
+        event=EventType.VERSION_UPDATED,
+        actor=actor,
+        model=model,
+        version=version,
     )
-    if changed:
-        await session.flush()
-        await record_event(
-            session,
-            type=EventType.VERSION_UPDATED,
-            actor=actor,
-            model=model,
-            version=version,
-            payload=changed,
-        )
     return found
 
 

@@ -414,7 +414,7 @@ async def search_runs_per_experiment(
     first: int,
     after: str | None = None,
 ) -> dict[int, Page[Run]]:
-    """search_experiment_runs for many experiments in one statement (a list screen)."""
+    """search_runs for many experiments (already looked up) in one statement: a list screen."""
     stmt, keys = runs_query(run_filter, order or RunOrder())
     return await fetch_pages_per_parent(  # type: ignore[return-value]
         session,
@@ -453,7 +453,7 @@ async def best_runs_per_experiment(
     aggregate: Aggregate = Aggregate.LAST,
     run_filter: RunFilter | None = None,
 ) -> dict[int, Run]:
-    """best_experiment_run for many experiments in one statement (a list screen)."""
+    """best_run for many experiments (already looked up) in one statement: a list screen."""
     check_length("metric", metric, KEY_LIMIT, required=True)
     stmt, keys = ranked_runs_query(metric, goal, aggregate, run_filter)
     pages = await fetch_pages_per_parent(
