@@ -6,11 +6,15 @@ Starts `python -m app serve` on a free 127.0.0.1 port against a fresh SQLite fil
 temporary directory (or, with --database-url, a freshly reset PostgreSQL `test` database),
 waits for /healthz, and measures over HTTP with keep-alive clients:
 
-  * logMetrics throughput, 1,000-point batches (one client, then 4 concurrent clients);
+  * logMetrics throughput, 1,000-point batches (one client, then 4 concurrent clients),
+    first as `points` (one object per point), then as `series` (per-key columns: 5 keys
+    x 200 values, steps and timestamps per call);
   * bestRun p50/p95 over N runs with 5 metrics each (LAST, aggregate MAX, with a filter);
     the runs are bulk-inserted into the database directly, the queries go over HTTP and
     their answers are checked against the best runs computed here;
-  * metricHistory p50 for a 10,000-point series;
+  * metricHistory (connection, `nodes { step value timestamp }`) and metricSeries
+    (columns) p50/p95 for fetching a whole 10,000-point series in one request; the
+    answers are checked against the points logged;
   * transitionModelVersion p50 (DEVELOPMENT <-> STAGING).
 
 Progress goes to stderr; the JSON goes to stdout. The server is stopped at the end, also
@@ -54,6 +58,8 @@ if str(ROOT) not in sys.path:
 HOST = "127.0.0.1"
 BATCH_SIZE = 1000
 METRIC_KEYS = ("loss", "accuracy", "f1", "auc", "latency_ms")
+# The series form of a 1,000-point batch: one column set per key, 200 points each.
+SERIES_PER_KEY = BATCH_SIZE // len(METRIC_KEYS)
 # Value ranges of the seeded metrics; 3 steps per metric so MIN/MAX differ from LAST.
 METRIC_RANGES = {
     "loss": (0.0, 1.5),
@@ -143,6 +149,15 @@ query History($id: ID!, $key: String!, $first: Int!) {
   }
 }"""
 
+SERIES = """
+query Series($id: ID!, $key: String!, $first: Int!) {
+  run(id: $id) {
+    metricSeries(key: $key, first: $first) {
+      key steps values timestamps pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
+
 REGISTER = """
 mutation Register($input: RegisterModelVersionInput!) {
   registerModelVersion(input: $input) {
@@ -164,6 +179,10 @@ mutation Transition($input: TransitionModelVersionInput!) {
 
 class BenchError(RuntimeError):
     pass
+
+
+# A measured section: (server, sizes, deadline, shared state) -> its JSON block.
+Section = Callable[["Server", "Sizes", "Deadline", dict[str, Any]], dict[str, Any]]
 
 
 def log(message: str) -> None:
@@ -349,6 +368,21 @@ def post(client: httpx.Client, payload: bytes) -> tuple[float, dict[str, Any], i
     return elapsed, data["data"], len(response.content)
 
 
+def post_read(client: httpx.Client, payload: bytes) -> tuple[float, float, dict[str, Any], int]:
+    """Like post, for reads: (round-trip seconds, client JSON-decode seconds, data, bytes)."""
+    started = time.perf_counter()
+    response = client.post("/graphql", content=payload)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise BenchError(f"HTTP {response.status_code}: {response.text[:500]}")
+    started = time.perf_counter()
+    data = json.loads(response.content)
+    decode = time.perf_counter() - started
+    if data.get("errors"):
+        raise BenchError(f"GraphQL errors: {json.dumps(data['errors'])[:500]}")
+    return elapsed, decode, data["data"], len(response.content)
+
+
 def expect_success(result: dict[str, Any], typename: str) -> dict[str, Any]:
     if result.get("__typename") != typename:
         raise BenchError(f"expected {typename}, got {json.dumps(result)[:300]}")
@@ -362,11 +396,17 @@ def start_run(client: httpx.Client, name: str) -> str:
 
 
 def metric_batches(
-    run_id: str, batches: int, rng: random.Random, keys: tuple[str, ...], first_step: int = 0
+    run_id: str,
+    batches: int,
+    rng: random.Random,
+    keys: tuple[str, ...],
+    first_step: int = 0,
+    base_ms: int | None = None,
 ) -> list[bytes]:
-    """Pre-encoded logMetrics requests of BATCH_SIZE points, keys round-robin, steps rising."""
+    """Pre-encoded logMetrics requests of BATCH_SIZE points, keys round-robin, steps rising;
+    timestamp = base_ms + step."""
     out = []
-    base_ms = int(time.time() * 1000)
+    base_ms = int(time.time() * 1000) if base_ms is None else base_ms
     per_step = len(keys)
     for b in range(batches):
         points = []
@@ -381,6 +421,32 @@ def metric_batches(
                 }
             )
         out.append(body(LOG_METRICS, {"input": {"runId": run_id, "points": points}}))
+    return out
+
+
+def series_batches(
+    run_id: str, batches: int, rng: random.Random, keys: tuple[str, ...], first_step: int = 0
+) -> list[bytes]:
+    """The same points as metric_batches (BATCH_SIZE per request, every key at each step,
+    steps rising, timestamp = base + step) in the `series` form: one column set per key."""
+    out = []
+    base_ms = int(time.time() * 1000)
+    per_key = BATCH_SIZE // len(keys)
+    if per_key * len(keys) != BATCH_SIZE:
+        raise BenchError(f"{BATCH_SIZE} points do not split evenly over {len(keys)} keys")
+    for b in range(batches):
+        steps = list(range(first_step + b * per_key, first_step + (b + 1) * per_key))
+        timestamps = [base_ms + step for step in steps]
+        series = [
+            {
+                "key": key,
+                "values": [rng.random() for _ in steps],
+                "steps": steps,
+                "timestamps": timestamps,
+            }
+            for key in keys
+        ]
+        out.append(body(LOG_METRICS, {"input": {"runId": run_id, "series": series}}))
     return out
 
 
@@ -402,22 +468,25 @@ def send_batches(
 # ---------------------------------------------------------------- sections
 
 
-def bench_log_metrics(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str, Any]:
-    rng = random.Random(1)
-    out: dict[str, Any] = {"batch_size": BATCH_SIZE}
+BatchMaker = Callable[[str, int, random.Random, tuple[str, ...]], list[bytes]]
 
+
+def _ingest_single(
+    server: Server, sizes: Sizes, deadline: Deadline, make: BatchMaker, form: str
+) -> dict[str, Any]:
+    rng = random.Random(1)
     with client_for(server) as client:
-        run_id = start_run(client, "ingest-single")
-        payloads = metric_batches(run_id, sizes.ingest_batches, rng, METRIC_KEYS)
-        warm = metric_batches(start_run(client, "ingest-warmup"), 3, rng, METRIC_KEYS)
+        run_id = start_run(client, f"ingest-{form}-single")
+        payloads = make(run_id, sizes.ingest_batches, rng, METRIC_KEYS)
+        warm = make(start_run(client, f"ingest-{form}-warmup"), 3, rng, METRIC_KEYS)
         send_batches(client, warm, deadline.budget(30))
-        log(f"logMetrics: 1 client, {len(payloads)} batches of {BATCH_SIZE}")
+        log(f"logMetrics ({form}): 1 client, {len(payloads)} batches of {BATCH_SIZE}")
         end = deadline.budget(90)
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
         latencies, written = send_batches(client, payloads, end)
         wall = time.perf_counter() - t0
         cpu1 = server.cpu_seconds()
-    out["single_client"] = {
+    return {
         "batches": len(latencies),
         "points": written,
         "seconds": _round(wall),
@@ -427,15 +496,20 @@ def bench_log_metrics(server: Server, sizes: Sizes, deadline: Deadline) -> dict[
         "truncated": len(latencies) < len(payloads),
     }
 
+
+def _ingest_concurrent(
+    server: Server, sizes: Sizes, deadline: Deadline, make: BatchMaker, form: str
+) -> dict[str, Any]:
+    rng = random.Random(2)
     n_clients = sizes.concurrent_clients
     per_client = max(1, sizes.ingest_batches // n_clients)
     with contextlib.ExitStack() as stack:
         clients = [stack.enter_context(client_for(server)) for _ in range(n_clients)]
         work = [
-            metric_batches(start_run(c, f"ingest-concurrent-{i}"), per_client, rng, METRIC_KEYS)
+            make(start_run(c, f"ingest-{form}-concurrent-{i}"), per_client, rng, METRIC_KEYS)
             for i, c in enumerate(clients)
         ]
-        log(f"logMetrics: {n_clients} clients x {per_client} batches of {BATCH_SIZE}")
+        log(f"logMetrics ({form}): {n_clients} clients x {per_client} batches of {BATCH_SIZE}")
         end = deadline.budget(90)
         barrier = threading.Barrier(n_clients + 1)
         results: list[tuple[list[float], int] | BaseException | None] = [None] * n_clients
@@ -461,10 +535,10 @@ def bench_log_metrics(server: Server, sizes: Sizes, deadline: Deadline) -> dict[
         cpu1 = server.cpu_seconds()
     failures = [r for r in results if not isinstance(r, tuple)]
     if failures:
-        raise BenchError(f"concurrent logMetrics failed: {failures[0]!r}")
+        raise BenchError(f"concurrent logMetrics ({form}) failed: {failures[0]!r}")
     all_latencies = [x for r in results if isinstance(r, tuple) for x in r[0]]
     written = sum(r[1] for r in results if isinstance(r, tuple))
-    out[f"concurrent_{n_clients}_clients"] = {
+    return {
         "clients": n_clients,
         "batches": len(all_latencies),
         "points": written,
@@ -474,6 +548,52 @@ def bench_log_metrics(server: Server, sizes: Sizes, deadline: Deadline) -> dict[
         "server_cpu_s": _round(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
         "truncated": len(all_latencies) < per_client * n_clients,
     }
+
+
+def bench_log_metrics(
+    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
+) -> dict[str, Any]:
+    """Both request forms carry the same points: 1,000 per call, 5 keys at 200 steps.
+    The runs are fresh for each measurement; the forms run one after the other, so the
+    series measurements see a metric table already holding the points-form rows."""
+    n = sizes.concurrent_clients
+    out: dict[str, Any] = {
+        "batch_size": BATCH_SIZE,
+        "points_form": f"points: [{{key, value, step, timestamp}}] x {BATCH_SIZE}",
+        "series_form": (
+            f"series: [{{key, values, steps, timestamps}}] x {len(METRIC_KEYS)} keys, "
+            f"{SERIES_PER_KEY} values each"
+        ),
+    }
+    # A failing measurement is reported and the others still run; the ones already made
+    # are kept when the server dies or the time runs out (then the rest are skipped).
+    measurements = [
+        (f"{prefix}{name}", measure, make, form)
+        for prefix, make, form in (
+            ("", metric_batches, "points"),
+            ("series_", series_batches, "series"),
+        )
+        for name, measure in (
+            ("single_client", _ingest_single),
+            (f"concurrent_{n}_clients", _ingest_concurrent),
+        )
+    ]
+    failures: list[tuple[str, Exception]] = []
+    for name, measure, make, form in measurements:
+        try:
+            out[name] = measure(server, sizes, deadline, make, form)
+        except Exception as exc:
+            failures.append((name, exc))
+            log(f"logMetrics.{name} failed: {type(exc).__name__}: {exc}")
+            dead = server.proc is not None and server.proc.poll() is not None
+            if dead or (isinstance(exc, BenchError) and "global time limit" in str(exc)):
+                break
+    if failures and not any(name in out for name, *_ in measurements):
+        raise failures[0][1]  # nothing measured: the section failed
+    for name, exc in failures:
+        shared.setdefault("errors", []).append(
+            {"section": f"logMetrics.{name}", "error": f"{type(exc).__name__}: {exc}"}
+        )
     return out
 
 
@@ -588,7 +708,9 @@ def expected_best(
     return min(candidates, key=lambda r: (-pick(r)[metric], r.start_time, r.id)).id
 
 
-def bench_best_run(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str, Any]:
+def bench_best_run(
+    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
+) -> dict[str, Any]:
     log(f"bestRun: seeding {sizes.seed_runs} runs x {len(METRIC_KEYS)} metrics")
     postgres = server.database_url.startswith("postgresql")
     analyze = postgres and sizes.analyze_postgres
@@ -650,37 +772,137 @@ def bench_best_run(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str
     return out
 
 
-def bench_history(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str, Any]:
+HISTORY_KEY = "loss"
+
+
+def history_run(
+    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
+) -> dict[str, Any]:
+    """The run both history reads fetch: sizes.history_points points of HISTORY_KEY,
+    steps 0..n-1, logged once (points form) and shared by metricHistory and metricSeries."""
+    if "history_run" in shared:
+        return dict(shared["history_run"])
     n_points = sizes.history_points
+    rng_seed, base_ms = 3, int(time.time() * 1000)
     with client_for(server) as client:
         run_id = start_run(client, "history")
-        batches = metric_batches(run_id, n_points // BATCH_SIZE, random.Random(3), ("loss",))
-        log(f"metricHistory: logging {n_points} points of one key")
+        batches = metric_batches(
+            run_id, n_points // BATCH_SIZE, random.Random(rng_seed), (HISTORY_KEY,), 0, base_ms
+        )
+        log(f"history: logging {n_points} points of one key")
         _, written = send_batches(client, batches, deadline.budget(60))
-        if written != n_points:
-            raise BenchError(f"history run got {written} of {n_points} points")
-        payload = body(HISTORY, {"id": run_id, "key": "loss", "first": n_points})
-        post(client, payload)  # warm-up
-        end = deadline.budget(45)
-        latencies: list[float] = []
-        size = nodes = 0
-        for _ in range(sizes.history_fetches):
-            if time.monotonic() > end:
-                break
-            elapsed, data, size = post(client, payload)
-            nodes = len(data["run"]["metricHistory"]["nodes"])
-            latencies.append(elapsed)
-    if nodes != n_points:
-        raise BenchError(f"metricHistory returned {nodes} nodes, expected {n_points}")
+    if written != n_points:
+        raise BenchError(f"history run got {written} of {n_points} points")
+    # metric_batches draws one rng.random() per point, in step order.
+    rng = random.Random(rng_seed)
+    expected = {
+        "steps": list(range(n_points)),
+        "values": [rng.random() for _ in range(n_points)],
+        "timestamps": [base_ms + step for step in range(n_points)],
+    }
+    shared["history_run"] = {"run_id": run_id, "expected": expected}
+    return dict(shared["history_run"])
+
+
+def _fetch_repeatedly(
+    client: httpx.Client, payload: bytes, fetches: int, end: float
+) -> tuple[list[float], list[float], dict[str, Any] | None, int]:
+    """(round-trip latencies, client decode times, the last answer, its size in bytes)."""
+    post_read(client, payload)  # warm-up
+    latencies: list[float] = []
+    decodes: list[float] = []
+    data: dict[str, Any] | None = None
+    size = 0
+    for _ in range(fetches):
+        if time.monotonic() > end:
+            break
+        elapsed, decode, data, size = post_read(client, payload)
+        latencies.append(elapsed)
+        decodes.append(decode)
+    return latencies, decodes, data, size
+
+
+def _read_result(
+    n_points: int,
+    query: str,
+    latencies: list[float],
+    decodes: list[float],
+    size: int,
+    fetches: int,
+    mismatch: str | None,
+) -> dict[str, Any]:
+    if mismatch:
+        raise BenchError(mismatch)
     return {
         "points": n_points,
+        "query": " ".join(query.split()),
         "response_bytes": size,
         **latency_summary(latencies),
-        "truncated": len(latencies) < sizes.history_fetches,
+        "client_json_decode_p50_ms": _round(percentile([d * 1000 for d in decodes], 50)),
+        "truncated": len(latencies) < fetches,
+        "answer_verified": True,
     }
 
 
-def bench_transitions(server: Server, sizes: Sizes, deadline: Deadline) -> dict[str, Any]:
+def bench_history(
+    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
+) -> dict[str, Any]:
+    n_points = sizes.history_points
+    hist = history_run(server, sizes, deadline, shared)
+    payload = body(HISTORY, {"id": hist["run_id"], "key": HISTORY_KEY, "first": n_points})
+    log(f"metricHistory: fetching {n_points} points, {sizes.history_fetches} times")
+    with client_for(server) as client:
+        latencies, decodes, data, size = _fetch_repeatedly(
+            client, payload, sizes.history_fetches, deadline.budget(45)
+        )
+    nodes = (data or {}).get("run", {}).get("metricHistory", {}).get("nodes", [])
+    want = hist["expected"]
+    got = {
+        "steps": [n["step"] for n in nodes],
+        "values": [n["value"] for n in nodes],
+        "timestamps": [n["timestamp"] for n in nodes],
+    }
+    mismatch = None
+    if len(nodes) != n_points:
+        mismatch = f"metricHistory returned {len(nodes)} nodes, expected {n_points}"
+    elif got != want:
+        mismatch = "metricHistory returned other points than were logged"
+    return _read_result(
+        n_points, HISTORY, latencies, decodes, size, sizes.history_fetches, mismatch
+    )
+
+
+def bench_series(
+    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
+) -> dict[str, Any]:
+    n_points = sizes.history_points
+    hist = history_run(server, sizes, deadline, shared)
+    payload = body(SERIES, {"id": hist["run_id"], "key": HISTORY_KEY, "first": n_points})
+    log(f"metricSeries: fetching {n_points} points, {sizes.history_fetches} times")
+    with client_for(server) as client:
+        latencies, decodes, data, size = _fetch_repeatedly(
+            client, payload, sizes.history_fetches, deadline.budget(45)
+        )
+    series = (data or {}).get("run", {}).get("metricSeries", {})
+    want = hist["expected"]
+    lengths = {name: len(series.get(name) or []) for name in ("steps", "values", "timestamps")}
+    mismatch = None
+    if any(n != n_points for n in lengths.values()):
+        mismatch = f"metricSeries returned arrays of {lengths}, expected {n_points} each"
+    elif series.get("key") != HISTORY_KEY or series.get("pageInfo", {}).get("hasNextPage"):
+        mismatch = f"metricSeries: key {series.get('key')!r}, pageInfo {series.get('pageInfo')}"
+    elif any(series[name] != want[name] for name in ("steps", "values", "timestamps")):
+        mismatch = "metricSeries returned other points than were logged"
+    result = _read_result(
+        n_points, SERIES, latencies, decodes, size, sizes.history_fetches, mismatch
+    )
+    result["array_lengths"] = lengths
+    return result
+
+
+def bench_transitions(
+    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
+) -> dict[str, Any]:
     with client_for(server) as client:
         for v in range(3):
             _, data, _ = post(
@@ -769,44 +991,74 @@ def versions() -> dict[str, str]:
 
 def mlflow_block(result: dict[str, Any]) -> dict[str, Any]:
     ingest = result.get("logMetrics", {})
-    single = ingest.get("single_client", {}).get("points_per_s")
-    concurrent = next(
-        (v.get("points_per_s") for k, v in ingest.items() if k.startswith("concurrent_")), None
-    )
+
+    def ingest_rate(prefix: str, concurrent: bool) -> float | None:
+        """points_per_s of `{prefix}single_client` or `{prefix}concurrent_N_clients`."""
+        for name, block in ingest.items():
+            if not isinstance(block, dict):
+                continue
+            if concurrent:
+                match = name.startswith(f"{prefix}concurrent_")
+            else:
+                match = name == f"{prefix}single_client"
+            if match:
+                return block.get("points_per_s")
+        return None
+
+    single, concurrent = ingest_rate("", False), ingest_rate("", True)
+    series_single, series_concurrent = ingest_rate("series_", False), ingest_rate("series_", True)
     best = result.get("bestRun", {}).get("variants", {}).get("last_maximize", {}).get("p50_ms")
     history = result.get("metricHistory", {}).get("p50_ms")
     history_points = result.get("metricHistory", {}).get("points")
+    series = result.get("metricSeries", {}).get("p50_ms")
+    series_points = result.get("metricSeries", {}).get("points")
+    mlflow_points_per_s = MLFLOW["logMetrics_points_per_s"]
+    mlflow_history_ms = MLFLOW["metricHistory_10k_points_ms"]
+    not_10k = [
+        name
+        for name, points in (("metricHistory", history_points), ("metricSeries", series_points))
+        if points is not None and points != 10_000
+    ]
     return {
         **MLFLOW,
         "ours": {
             "logMetrics_points_per_s_1_client": single,
             "logMetrics_points_per_s_concurrent": concurrent,
+            "logMetrics_series_points_per_s_1_client": series_single,
+            "logMetrics_series_points_per_s_concurrent": series_concurrent,
             "bestRun_p50_ms": best,
             "bestRun_runs": result.get("bestRun", {}).get("experiment_runs"),
             "metricHistory_p50_ms": history,
             "metricHistory_points": history_points,
+            "metricSeries_p50_ms": series,
+            "metricSeries_points": series_points,
         },
         "ratios": {
-            "logMetrics_throughput_ours_over_mlflow_1_client": ratio(
-                single, MLFLOW["logMetrics_points_per_s"]
-            ),
+            "logMetrics_throughput_ours_over_mlflow_1_client": ratio(single, mlflow_points_per_s),
             "logMetrics_throughput_ours_over_mlflow_concurrent": ratio(
-                concurrent, MLFLOW["logMetrics_points_per_s"]
+                concurrent, mlflow_points_per_s
+            ),
+            "logMetrics_series_throughput_ours_over_mlflow_1_client": ratio(
+                series_single, mlflow_points_per_s
+            ),
+            "logMetrics_series_throughput_ours_over_mlflow_concurrent": ratio(
+                series_concurrent, mlflow_points_per_s
             ),
             "bestRun_mlflow_ms_over_ours_ms": ratio(MLFLOW["bestRun_ms"], best),
-            "metricHistory_mlflow_ms_over_ours_ms": ratio(
-                MLFLOW["metricHistory_10k_points_ms"], history
-            ),
+            "metricHistory_mlflow_ms_over_ours_ms": ratio(mlflow_history_ms, history),
+            "metricSeries_mlflow_ms_over_ours_ms": ratio(mlflow_history_ms, series),
         },
         "notes": [
             "ratios > 1 mean modelgraph is faster",
             "MLflow's best-run figure is over 5,000 runs; ours is over bestRun.experiment_runs",
             "the MLflow figures were not measured by this script",
+            "the series ratios compare our columnar forms (logMetrics series, metricSeries) "
+            "with MLflow's figures for its own batch logging and metric-history reads",
         ]
         + (
-            []
-            if history_points == 10_000
-            else ["metricHistory here is not 10,000 points (--quick): ratio not comparable"]
+            [f"{' and '.join(not_10k)} here are not 10,000 points (--quick): ratio not comparable"]
+            if not_10k
+            else []
         ),
     }
 
@@ -880,6 +1132,8 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": dataclasses.asdict(sizes),
     }
     errors: list[dict[str, str]] = []
+    # Handed from section to section: the history run; errors of sub-measurements.
+    shared: dict[str, Any] = {}
     interrupted: int | str | None = None
     server = Server(database_url, tmp / "server.log")
     with terminate_on_sigterm():
@@ -891,20 +1145,23 @@ def main(argv: list[str] | None = None) -> int:
             server.start()
             result["server"]["url"] = server.base_url
             result["server"]["startup_s"] = _round(server.startup_s)
-            sections: list[tuple[str, Callable[[Server, Sizes, Deadline], dict[str, Any]]]] = [
+            sections: list[tuple[str, Section]] = [
                 ("logMetrics", bench_log_metrics),
                 ("bestRun", bench_best_run),
                 ("metricHistory", bench_history),
+                ("metricSeries", bench_series),
                 ("transitionModelVersion", bench_transitions),
             ]
             for name, section in sections:
                 try:
-                    result[name] = section(server, sizes, deadline)
+                    result[name] = section(server, sizes, deadline, shared)
                 except Exception as exc:  # keep going: report what could be measured
                     errors.append({"section": name, "error": f"{type(exc).__name__}: {exc}"})
                     log(f"{name} failed:\n{traceback.format_exc()}")
                     if server.proc is not None and server.proc.poll() is not None:
                         break
+                finally:
+                    errors.extend(shared.pop("errors", []))
             for name, variant in result.get("bestRun", {}).get("variants", {}).items():
                 if not variant.get("answer_verified"):
                     errors.append(
@@ -937,12 +1194,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def counts(sizes: Sizes, result: dict[str, Any]) -> dict[str, Any]:
     ingest = result.get("logMetrics", {})
-    ingested = sum(v.get("points", 0) for v in ingest.values() if isinstance(v, dict))
+    blocks = {k: v for k, v in ingest.items() if isinstance(v, dict)}
+    ingested = sum(v.get("points", 0) for v in blocks.values())
+    as_series = sum(v.get("points", 0) for k, v in blocks.items() if k.startswith("series_"))
     return {
         "seeded_runs": sizes.seed_runs,
         "seeded_metric_rows": sizes.seed_runs * len(METRIC_KEYS) * SEED_STEPS,
         "seeded_latest_metric_rows": sizes.seed_runs * len(METRIC_KEYS),
         "points_ingested_over_http_measured": ingested,
+        "of_which_series_form": as_series,
         "history_points": result.get("metricHistory", {}).get("points"),
         "transitions": result.get("transitionModelVersion", {}).get("n"),
     }
