@@ -3,7 +3,7 @@
 import base64
 import binascii
 import json
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -34,16 +34,18 @@ class SortKey:
 @dataclass
 class Page(Generic[T]):
     items: list[T]
-    # Each item's sort key values; encoded into a cursor only when a client asks.
-    keys: list[Sequence[Any]]
     has_next: bool
+    # The fetched rows; a row's sort key values are row[key_start:]. Cursors are
+    # encoded from them only when a client asks for one.
+    rows: Sequence[Any] = ()
+    key_start: int = 0
 
     def cursor(self, index: int) -> str:
-        return encode_cursor(self.keys[index])
+        return encode_cursor(self.rows[index][self.key_start :])
 
     @property
     def end_cursor(self) -> str | None:
-        return self.cursor(-1) if self.keys else None
+        return self.cursor(len(self.items) - 1) if self.items else None
 
 
 def encode_cursor(values: Sequence[Any]) -> str:
@@ -106,15 +108,12 @@ def check_first(first: int | None, *, default: int, cap: int, field: str = "firs
     return first
 
 
-def make_page(rows: Sequence[Any], first: int, keys_of: Callable[[Any], Any]) -> Page[Any]:
-    """Cut the `first + 1` rows fetched into a page; `keys_of(row)` gives (item, key values)."""
-    has_next = len(rows) > first
-    items, keys = [], []
-    for row in rows[:first]:
-        item, key_values = keys_of(row)
-        items.append(item)
-        keys.append(key_values)
-    return Page(items=items, keys=keys, has_next=has_next)
+def make_page(rows: Sequence[Any], first: int, *, item: int | None, key_start: int) -> Page[Any]:
+    """Cut the `first + 1` rows fetched into a page: the item is row[item] (or the whole
+    row when None) and the sort key values are row[key_start:]."""
+    kept = rows[:first]
+    items = list(kept) if item is None else [row[item] for row in kept]
+    return Page(items=items, has_next=len(rows) > first, rows=kept, key_start=key_start)
 
 
 async def fetch_page(
@@ -134,7 +133,7 @@ async def fetch_page(
     if after is not None:
         stmt = stmt.where(after_condition(keys, decode_cursor(after, keys)))
     rows = (await session.execute(stmt.order_by(*order_by(keys)).limit(first + 1))).all()
-    return make_page(rows, first, lambda r: (r if whole_row else r[0], r[width:]))
+    return make_page(rows, first, item=None if whole_row else 0, key_start=width)
 
 
 async def fetch_pages_per_parent(

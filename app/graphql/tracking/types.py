@@ -140,12 +140,13 @@ class MetricSeries:
 
     @classmethod
     def of(cls, key: str, page: Page[Any]) -> "MetricSeries":
-        rows = page.items
+        # Transposing the rows is one C-level pass; attribute access per row is not.
+        _, values, is_nan, steps, stamps = list(zip(*page.items, strict=True))[:5] or ([],) * 5
         return cls(
             key=key,
-            steps=[r.step for r in rows],  # type: ignore[arg-type]
-            values=[math.nan if r.is_nan else r.value for r in rows],  # type: ignore[arg-type]
-            timestamps=[r.timestamp for r in rows],  # type: ignore[arg-type]
+            steps=list(steps),  # type: ignore[arg-type]
+            values=[math.nan if nan else v for v, nan in zip(values, is_nan, strict=True)],  # type: ignore[arg-type]
+            timestamps=list(stamps),  # type: ignore[arg-type]
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
         )
 
