@@ -169,4 +169,4 @@ async def fetch_pages_per_parent(
     grouped: dict[Hashable, list[Any]] = {pid: [] for pid in parent_ids}
     for row in (await session.execute(outer)).all():
         grouped[row[1]].append(row)
-    return {pid: make_page(rows, first, lambda r: (r[0], r[2:])) for pid, rows in grouped.items()}
+    return {pid: make_page(rows, first, item=0, key_start=2) for pid, rows in grouped.items()}
