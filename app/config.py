@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     # Read connections kept open (SQLite), or the connection pool (PostgreSQL).
     pool_size: int = 20
     graphiql: bool = True
+    # Subscriptions: keep-alive for legacy graphql-ws clients, a cap per connection, and
+    # how far (in events) a watcher may fall behind before it is told to resume later.
+    keep_alive_seconds: float = 15.0
+    max_subscriptions_per_connection: int = 100
+    max_subscriber_lag: int = 10_000
     log_level: str = "info"
 
     @cached_property

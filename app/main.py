@@ -9,10 +9,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from app.config import Settings
 from app.db import Database
+from app.events.bus import create_bus
+from app.events.service import committed_seq
 from app.graphql.context import Context
 from app.graphql.schema import schema
 
@@ -22,7 +25,13 @@ class GraphQLApp(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.app.state
-        return Context(db=state.db, settings=state.settings, request=request)
+        return Context(
+            db=state.db,
+            settings=state.settings,
+            bus=state.bus,
+            request=request,
+            cache_loaders=not isinstance(request, WebSocket),
+        )
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -40,13 +49,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.db = Database.from_settings(settings)
+        app.state.db = db = Database.from_settings(settings)
+        app.state.bus = bus = create_bus(db)
+        db.after_commit.append(lambda info: bus.advance(committed_seq(info)))
+        await bus.start(db)
         try:
             yield
         finally:
-            await app.state.db.dispose()
+            await bus.close()
+            await db.dispose()
 
-    graphql = GraphQLApp(schema, graphql_ide="graphiql" if settings.graphiql else None)
+    graphql = GraphQLApp(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        # Legacy graphql-ws clients get "ka" messages; graphql-transport-ws relies on
+        # uvicorn's WebSocket pings (the protocol has the client ping).
+        keep_alive=True,
+        keep_alive_interval=settings.keep_alive_seconds,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+    )
     return Starlette(
         routes=[
             Route("/graphql", graphql),

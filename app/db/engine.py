@@ -1,6 +1,6 @@
 """Engines and units of work for SQLite (the embedded default) and PostgreSQL."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -71,6 +71,8 @@ class Database:
             )
             self.read_engine = self.write_engine
         self._writes = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        # Called with session.info after each commit (the event bus listens here).
+        self.after_commit: list[Callable[[dict[str, Any]], None]] = []
         self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @classmethod
@@ -89,8 +91,11 @@ class Database:
         PRODUCTION slot) surfaces as a ConflictError the client can retry, not a 500.
         """
         try:
-            async with self._writes() as session, session.begin():
-                yield session
+            async with self._writes() as session:
+                async with session.begin():
+                    yield session
+                for hook in self.after_commit:
+                    hook(session.info)
         except IntegrityError as exc:
             raise ConflictError(
                 "input", "a concurrent change conflicts with this one; read again and retry"

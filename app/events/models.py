@@ -25,6 +25,22 @@ class EventType(StrEnum):
     ALIAS_DELETED = "ALIAS_DELETED"
 
 
+class LifecycleEventType(StrEnum):
+    """The registry's lifecycle: what deployment watchers subscribe to."""
+
+    MODEL_CREATED = "MODEL_CREATED"
+    MODEL_UPDATED = "MODEL_UPDATED"
+    VERSION_REGISTERED = "VERSION_REGISTERED"
+    VERSION_UPDATED = "VERSION_UPDATED"
+    STAGE_CHANGED = "STAGE_CHANGED"
+    MODEL_ROLLED_BACK = "MODEL_ROLLED_BACK"
+    ALIAS_SET = "ALIAS_SET"
+    ALIAS_DELETED = "ALIAS_DELETED"
+
+
+LIFECYCLE_TYPES = tuple(EventType(t.value) for t in LifecycleEventType)
+
+
 class Event(SQLModel, table=True):
     __tablename__ = "event"
     __table_args__ = (Index("ix_event_model_seq", "model", "seq"),)

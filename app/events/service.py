@@ -1,10 +1,19 @@
-"""Writing the outbox. Streaming it to subscribers comes with the event bus."""
+"""The outbox: written in the caller's transaction, read back by cursor."""
 
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.events.models import Event, EventType
+from app.db.dialect import is_postgres
+from app.events.models import LIFECYCLE_TYPES, Event, EventType
+
+CHANNEL = "modelgraph_events"
+# Any constant shared by every replica; it names the lock event writers queue on.
+EVENT_LOCK_KEY = 0x6D6F64656C  # "model"
+LOCK_TAKEN = "modelgraph.event_lock"
+LAST_SEQ = "modelgraph.last_event_seq"
 
 
 async def record_event(
@@ -21,6 +30,13 @@ async def record_event(
     payload: dict[str, Any] | None = None,
 ) -> Event:
     """Add one event to the caller's transaction, so it exists iff the change commits."""
+    postgres = is_postgres(session)
+    if postgres and not session.info.get(LOCK_TAKEN):
+        # Gap hazard (NOTES.md): a seq is taken at INSERT but seen at COMMIT. Event writers
+        # take one lock until commit, so commit order is seq order and a reader's cursor
+        # never passes a seq that is still to commit.
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOCK_KEY})
+        session.info[LOCK_TAKEN] = True
     event = Event(
         type=type.value,
         actor=actor,
@@ -34,4 +50,41 @@ async def record_event(
     )
     session.add(event)
     await session.flush()
+    if postgres:
+        await session.execute(
+            text("SELECT pg_notify(:channel, :seq)"), {"channel": CHANNEL, "seq": str(event.seq)}
+        )
+    session.info[LAST_SEQ] = event.seq
     return event
+
+
+def committed_seq(session_info: dict[str, Any]) -> int | None:
+    """The last event seq a committed unit of work wrote, if it wrote any."""
+    return session_info.get(LAST_SEQ)
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    after: int,
+    upto: int | None = None,
+    model: str | None = None,
+    types: Sequence[str] | None = None,
+    limit: int,
+) -> list[Event]:
+    """Lifecycle events with after < seq (<= upto) that match, in seq order.
+
+    Seq order is commit order (event writers serialise, see record_event), so a reader
+    that moves its cursor to the last seq it saw never skips one committed later."""
+    wanted = [t.value for t in LIFECYCLE_TYPES] if not types else [str(t) for t in types]
+    stmt = select(Event).where(Event.seq > after, Event.type.in_(wanted))
+    if upto is not None:
+        stmt = stmt.where(Event.seq <= upto)
+    if model is not None:
+        stmt = stmt.where(Event.model == model)
+    return list((await session.execute(stmt.order_by(Event.seq).limit(limit))).scalars())
+
+
+async def last_seq(session: AsyncSession) -> int:
+    """The highest seq written so far (0 when there is none)."""
+    return (await session.execute(select(func.max(Event.seq)))).scalar() or 0

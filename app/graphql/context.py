@@ -12,6 +12,7 @@ from strawberry.types import Info
 from app.config import Settings
 from app.db import Database
 from app.db.pagination import check_first
+from app.events.bus import EventBus
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -35,12 +36,24 @@ def batch_loader(
 
 
 class Context:
-    def __init__(self, *, db: Database, settings: Settings, request: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        bus: EventBus | None = None,
+        request: Any = None,
+        cache_loaders: bool = True,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.bus = bus
         self.request = request
         self.actor = ANONYMOUS
-        # Loaders are built on first use, once per request, keyed by name.
+        # Loaders are built on first use, once per request, keyed by name. A WebSocket
+        # context lives as long as the connection, so there each use gets a fresh loader:
+        # a cached one would serve a version's stage as it was events ago.
+        self._cache_loaders = cache_loaders
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
 
     def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
@@ -56,6 +69,8 @@ class Context:
         default: Callable[[], Any] = lambda: None,
     ) -> DataLoader[Any, Any]:
         """The request's loader called `name`, made from `fetch` the first time it is asked for."""
+        if not self._cache_loaders:
+            return batch_loader(self.db, fetch, default)
         loader = self._loaders.get(name)
         if loader is None:
             loader = self._loaders[name] = batch_loader(self.db, fetch, default)

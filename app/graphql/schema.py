@@ -5,6 +5,8 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from app.graphql import errors
+from app.graphql.events.queries import EventsQuery
+from app.graphql.events.subscriptions import EventsSubscription
 from app.graphql.registry import types as registry_types
 from app.graphql.registry.mutations import RegistryMutation
 from app.graphql.registry.queries import RegistryQuery
@@ -14,7 +16,12 @@ from app.graphql.tracking.queries import TrackingQuery
 
 
 @strawberry.type
-class Query(TrackingQuery, RegistryQuery):
+class Query(TrackingQuery, RegistryQuery, EventsQuery):
+    pass
+
+
+@strawberry.type
+class Subscription(EventsSubscription):
     pass
 
 
@@ -28,6 +35,7 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[errors.NotFound, errors.InvalidInput, errors.AlreadyExists, errors.Conflict],
         extensions=[
             lambda: ParserCache(maxsize=1024),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import is_postgres, upsert_insert
@@ -698,3 +698,15 @@ async def versions_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[
     """Versions by id."""
     rows = (await session.execute(select(ModelVersion).where(ModelVersion.id.in_(ids)))).scalars()
     return {v.id: v for v in rows}  # type: ignore[misc]
+
+
+async def versions_by_numbers(
+    session: AsyncSession, *, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], ModelVersion]:
+    """Versions by (model name, version number)."""
+    stmt = (
+        select(RegisteredModel.name, ModelVersion)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(tuple_(RegisteredModel.name, ModelVersion.version).in_(list(keys)))
+    )
+    return {(name, v.version): v for name, v in (await session.execute(stmt)).all()}

@@ -1,19 +1,9 @@
 """The real thing: `python -m app serve` under uvicorn on 127.0.0.1, spoken to over TCP."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 
 from app.graphql.schema import export_sdl
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.conftest import cli
 
 FLOW = """
 mutation($run: ID!) {
@@ -23,60 +13,6 @@ mutation($run: ID!) {
   ]}) { __typename ... on LogMetricsSuccess { count } }
 }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-@pytest.fixture
-def server_env(database_url: str) -> dict[str, str]:
-    return {**os.environ, "MODELGRAPH_DATABASE_URL": database_url}
-
-
-@pytest.fixture
-def server(server_env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=server_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            proc.kill()
-            pytest.fail(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
-        yield base
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=30)[0]
-        assert f"listening on http://127.0.0.1:{port}/graphql" in output
-        assert "Traceback" not in output, output
 
 
 def post(base: str, query: str, **variables) -> dict:

@@ -1,0 +1,62 @@
+"""The lifecycle stream: events as GraphQL objects, resolvable to their versions."""
+
+from datetime import datetime
+
+import strawberry
+
+from app.db.pagination import SortKey, decode_cursor, encode_cursor
+from app.events.models import Event, LifecycleEventType
+from app.graphql.context import Ctx
+from app.graphql.registry import loaders as registry_loaders
+from app.graphql.registry import types as registry_types
+from app.registry.stages import Stage
+
+strawberry.enum(LifecycleEventType, description="What happened to a model or version.")
+
+SEQ_KEYS = [SortKey(Event.seq)]
+
+
+def event_cursor(seq: int) -> str:
+    return encode_cursor([seq])
+
+
+def cursor_seq(cursor: str | None, field: str = "after") -> int | None:
+    """The seq inside an event cursor (None for none), or InvalidInput naming `field`."""
+    return None if cursor is None else decode_cursor(cursor, SEQ_KEYS, field=field)[0]
+
+
+@strawberry.type(description="One committed lifecycle change, in commit order.")
+class LifecycleEvent:
+    cursor: str = strawberry.field(description="Opaque and monotonic: resume after it.")
+    type: LifecycleEventType
+    model: str
+    version_number: int | None
+    from_stage: Stage | None
+    to_stage: Stage | None
+    alias: str | None
+    actor: str
+    reason: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, e: Event) -> "LifecycleEvent":
+        return cls(
+            cursor=event_cursor(e.seq),  # type: ignore[arg-type]
+            type=LifecycleEventType(e.type),
+            model=e.model or "",
+            version_number=e.version,
+            from_stage=Stage(e.from_stage) if e.from_stage else None,
+            to_stage=Stage(e.to_stage) if e.to_stage else None,
+            alias=e.alias,
+            actor=e.actor,
+            reason=e.reason,
+            at=e.at,
+        )
+
+    @strawberry.field(description="The version, as it is now (with its run and metrics).")
+    async def version(self, info: Ctx) -> registry_types.ModelVersion | None:
+        if self.version_number is None:
+            return None
+        key = (self.model, self.version_number)
+        found = await registry_loaders.version_by_number(info.context).load(key)
+        return registry_types.ModelVersion.of(found) if found else None
