@@ -15,6 +15,7 @@ from strawberry.asgi import GraphQL
 from app.config import Settings
 from app.db import Database
 from app.events.bus import create_bus
+from app.events.live import MetricFeed
 from app.events.service import committed_seq
 from app.graphql.context import Context
 from app.graphql.schema import schema
@@ -29,6 +30,7 @@ class GraphQLApp(GraphQL):
             db=state.db,
             settings=state.settings,
             bus=state.bus,
+            feed=state.feed,
             request=request,
             cache_loaders=not isinstance(request, WebSocket),
         )
@@ -51,11 +53,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         app.state.db = db = Database.from_settings(settings)
         app.state.bus = bus = create_bus(db)
+        app.state.feed = feed = MetricFeed()
         db.after_commit.append(lambda info: bus.advance(committed_seq(info)))
+        db.after_commit.append(feed.publish)
         await bus.start(db)
         try:
             yield
         finally:
+            feed.close()
             await bus.close()
             await db.dispose()
 

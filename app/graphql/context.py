@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import Database
 from app.db.pagination import check_first
 from app.events.bus import EventBus
+from app.events.live import MetricFeed
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -42,12 +43,14 @@ class Context:
         db: Database,
         settings: Settings,
         bus: EventBus | None = None,
+        feed: MetricFeed | None = None,
         request: Any = None,
         cache_loaders: bool = True,
     ) -> None:
         self.db = db
         self.settings = settings
         self.bus = bus
+        self.feed = feed
         self.request = request
         self.actor = ANONYMOUS
         # Loaders are built on first use, once per request, keyed by name. A WebSocket

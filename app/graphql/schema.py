@@ -13,6 +13,7 @@ from app.graphql.registry.queries import RegistryQuery
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.tracking.mutations import TrackingMutation
 from app.graphql.tracking.queries import TrackingQuery
+from app.graphql.tracking.subscriptions import TrackingSubscription
 
 
 @strawberry.type
@@ -21,7 +22,7 @@ class Query(TrackingQuery, RegistryQuery, EventsQuery):
 
 
 @strawberry.type
-class Subscription(EventsSubscription):
+class Subscription(EventsSubscription, TrackingSubscription):
     pass
 
 

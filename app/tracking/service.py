@@ -50,6 +50,9 @@ from app.tracking.search import (
 )
 
 PARAMS_PER_CALL_LIMIT = 1000
+# Keys in a unit of work's session.info, read after commit by the live metric feed.
+LOGGED_METRICS = "modelgraph.logged_metrics"
+ENDED_RUNS = "modelgraph.ended_runs"
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ async def end_run(
         actor=actor,
         payload={"runId": run.id, "from": previous, "status": run.status},
     )
+    session.info.setdefault(ENDED_RUNS, []).append(run.id)
     return run
 
 
@@ -386,6 +390,8 @@ async def log_metrics(
         },
     )
     await session.execute(stmt, summary)
+    # For live views once this commits (runMetrics); nothing is sent if it rolls back.
+    session.info.setdefault(LOGGED_METRICS, []).append((run_id, rows))
     return run
 
 

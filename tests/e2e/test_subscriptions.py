@@ -219,3 +219,46 @@ async def test_a_watcher_on_one_replica_sees_a_promotion_made_through_another(st
         1,
         "PRODUCTION",
     )
+
+
+RUN_METRICS = """
+subscription($run: ID!) { runMetrics(runId: $run) { points { key value step } } }
+"""
+START = (
+    'mutation { startRun(input: {experiment: "live"}) { ... on StartRunSuccess { run { id } } } }'
+)
+LOG = """
+mutation($run: ID!, $step: Long!) {
+  logMetrics(input: {runId: $run, points: [{key: "loss", value: 0.5, step: $step},
+                                           {key: "acc", value: "NaN", step: $step}]}) { __typename }
+}
+"""
+END_RUN = "mutation($run: ID!) { endRun(input: {runId: $run}) { __typename } }"
+
+
+async def test_run_metrics_streams_points_as_logged_and_ends_with_the_run(start_server):
+    server = start_server()
+    run = gql(server.base, START)["startRun"]["run"]["id"]
+
+    async with Subscriber(server.ws, RUN_METRICS, {"run": run}) as live:
+        # the subscription is live once it answers; log until the first batch arrives
+        for step in range(50):
+            gql(server.base, LOG, run=run, step=step)
+            try:
+                first = (await asyncio.wait_for(live.next(), 0.5))["runMetrics"]["points"]
+                break
+            except TimeoutError:
+                continue
+        else:
+            pytest.fail("no live metrics")
+        gql(server.base, LOG, run=run, step=1000)
+        second = (await live.next())["runMetrics"]["points"]
+        gql(server.base, END_RUN, run=run)
+        end = await live.message()
+
+    assert [p["key"] for p in first] == ["loss", "acc"] and first[1]["value"] == "NaN"
+    assert second == [
+        {"key": "loss", "value": 0.5, "step": 1000},
+        {"key": "acc", "value": "NaN", "step": 1000},
+    ]
+    assert end["type"] == "complete"

@@ -123,7 +123,7 @@ class MetricPoint:
 
     @classmethod
     def of(cls, m: Any) -> "MetricPoint":
-        """From a history row (key, value, is_nan, step, timestamp)."""
+        """From a history row (key, value, is_nan, step, timestamp attributes)."""
         value = float("nan") if m.is_nan else m.value
         return cls(key=m.key, value=value, step=m.step, timestamp=m.timestamp)  # type: ignore[arg-type]
 

@@ -1,0 +1,63 @@
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from app.errors import DomainError
+from app.events.live import END, OVERFLOW
+from app.graphql.context import Ctx
+from app.graphql.tracking.types import MetricPoint
+from app.tracking import service as tracking_service
+from app.tracking.models import RunStatus
+
+
+class MetricsOverflowError(DomainError):
+    code = "SLOW_CONSUMER"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"this subscriber fell behind run {run_id}'s metrics and points were dropped; "
+            "read metricHistory and subscribe again",
+            field="runId",
+        )
+
+
+@strawberry.type(description="The points one logMetrics call committed.")
+class MetricPointsLogged:
+    points: list[MetricPoint]
+
+
+@strawberry.type
+class TrackingSubscription:
+    @strawberry.subscription(
+        description="Metric points of a run as they are logged (through this server), for a "
+        "live curve; ends when the run ends. Earlier points: metricHistory."
+    )
+    async def run_metrics(
+        self, info: Ctx, run_id: strawberry.ID
+    ) -> AsyncGenerator[MetricPointsLogged, None]:
+        ctx = info.context
+        assert ctx.feed is not None
+        # Subscribe before looking at the run, so an end committed in between is not missed.
+        queue = ctx.feed.subscribe(str(run_id))
+        try:
+            async with ctx.read() as session:
+                run = await tracking_service.require_run(session, run_id=str(run_id))
+            if run.status != RunStatus.RUNNING:
+                return
+            while (item := await queue.get()) is not END:
+                if item is OVERFLOW:
+                    raise MetricsOverflowError(str(run_id))
+                points = [MetricPoint.of(_Row(row)) for row in item]
+                yield MetricPointsLogged(points=points)
+        finally:
+            ctx.feed.unsubscribe(str(run_id), queue)
+
+
+class _Row:
+    """A logged row dict seen as a history row (attribute access)."""
+
+    __slots__ = ("is_nan", "key", "step", "timestamp", "value")
+
+    def __init__(self, row: dict) -> None:
+        self.key, self.value, self.is_nan = row["key"], row["value"], row["is_nan"]
+        self.step, self.timestamp = row["step"], row["timestamp"]

@@ -1,0 +1,30 @@
+"""The live metric feed: what a commit logged reaches the run's subscribers, bounded."""
+
+from app.events.live import END, OVERFLOW, MetricFeed
+from app.tracking.service import ENDED_RUNS, LOGGED_METRICS
+
+
+def test_batches_reach_only_their_runs_subscribers_and_end_with_the_run():
+    feed = MetricFeed()
+    mine, other = feed.subscribe("r1"), feed.subscribe("r2")
+    feed.publish({LOGGED_METRICS: [("r1", [{"key": "loss"}])], ENDED_RUNS: ["r1"]})
+    assert mine.get_nowait() == [{"key": "loss"}]
+    assert mine.get_nowait() is END
+    assert other.empty()
+
+
+def test_a_subscriber_that_falls_behind_is_told_instead_of_buffered():
+    feed = MetricFeed(queue_batches=2)
+    queue = feed.subscribe("r1")
+    for i in range(5):
+        feed.publish({LOGGED_METRICS: [("r1", [{"step": i}])]})
+    assert queue.qsize() == 2
+    assert OVERFLOW in [queue.get_nowait(), queue.get_nowait()]
+
+
+def test_unsubscribed_queues_get_nothing():
+    feed = MetricFeed()
+    queue = feed.subscribe("r1")
+    feed.unsubscribe("r1", queue)
+    feed.publish({LOGGED_METRICS: [("r1", [{"key": "loss"}])]})
+    assert queue.empty()
