@@ -84,10 +84,16 @@ class ErrorPolicy(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is None or not getattr(result, "errors", None):
-            return
-        result.errors = [self._process(e) for e in result.errors]
+        self._process_result(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # Each result of a subscription (WebSocket) passes here, not through on_operation.
+        self._process_result(result)
+        yield
+
+    def _process_result(self, result: Any) -> None:
+        if result is not None and getattr(result, "errors", None):
+            result.errors = [self._process(e) for e in result.errors]
 
     @staticmethod
     def _process(error: GraphQLError) -> GraphQLError:

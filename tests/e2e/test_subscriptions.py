@@ -2,6 +2,7 @@
 in commit order, exactly once, across reconnects and (on PostgreSQL) across replicas."""
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -262,3 +263,16 @@ async def test_run_metrics_streams_points_as_logged_and_ends_with_the_run(start_
         {"key": "acc", "value": "NaN", "step": 1000},
     ]
     assert end["type"] == "complete"
+
+
+async def test_subscriptions_per_connection_are_capped(start_server):
+    server = start_server(MODELGRAPH_MAX_SUBSCRIPTIONS_PER_CONNECTION="2")
+    async with websockets.connect(server.ws, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        for i in range(3):
+            payload = {"query": WATCH, "variables": {"model": "m"}}
+            await ws.send(json.dumps({"id": str(i), "type": "subscribe", "payload": payload}))
+        refused = json.loads(await asyncio.wait_for(ws.recv(), 20))
+    assert refused["id"] == "2" and refused["type"] == "error"
+    assert "limit" in refused["payload"][0]["message"].lower()
