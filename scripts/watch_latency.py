@@ -1,0 +1,1101 @@
+"""Measure lifecycle-event delivery latency to many WebSocket watchers; print one JSON object.
+
+    scripts/watch_latency [--quick] [--watchers N] [--events K] [--database-url URL]
+                          [--replicas R] [--time-limit SECONDS]
+
+Starts `python -m app serve` on free 127.0.0.1 ports against a fresh SQLite file in a
+temporary directory (or, with --database-url, the local PostgreSQL `test` database, its
+public schema dropped and recreated first; --replicas 2 then starts two servers on it).
+
+  1. setup over HTTP: register version 1 of model "m"; the last cursor of the `events`
+     query is where every watcher starts (`after`), so none can miss anything;
+  2. N watchers (default 1,000), each its own WebSocket (graphql-transport-ws) with one
+     `lifecycleEvents(model: "m", after: <cursor>)` subscription, round-robin over the
+     replicas; one warm-up change (updateModel) must reach all of them: then all are live;
+  3. K mutations (default 20), one at a time, all sent to the first replica: version n
+     DEVELOPMENT -> STAGING -> PRODUCTION, then version n+1 is registered, and so on (a
+     promotion to PRODUCTION also archives the version it replaces: two events). Before
+     the next mutation every watcher must have received every event of this one.
+
+Latency of one delivery (one watcher, one event) = the watcher's receive time minus the
+time its mutation's HTTP request was sent ("from_request_sent"), and minus the time its
+HTTP response was received ("from_response_received"; negative when the event arrived
+first). The mutations are sent by a helper process (this script with --mutator), so their
+timestamps are not delayed by this process's event loop being busy with 1,000 sockets;
+both processes read the same system-wide monotonic clock (CLOCK_MONOTONIC). Receive times
+are taken in this process's event loop when a watcher's task gets its message, so they
+include client-side queueing (see per_event.spread_ms and cpu_s.client).
+
+At the end every watcher's stream is compared with the committed `events` list: the same
+cursors, in order, no gap, no duplicate. Progress goes to stderr, the JSON to stdout;
+the exit status is 1 if anything was lost, duplicated, reordered or failed. Servers and the
+helper are always stopped (also on errors, SIGINT and SIGTERM); the whole run is bounded
+by --time-limit (default 170 s). All traffic goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parent.parent
+HOST = "127.0.0.1"
+MODEL = "m"
+QUICK_WATCHERS, QUICK_EVENTS = 100, 5
+CONNECT_CONCURRENCY = 100  # WebSocket handshakes in flight at once
+EVENT_WAIT_S = 30.0  # the longest wait for one event to reach every watcher
+
+WATCH_FULL = """
+subscription Watch($model: String, $after: String) {
+  lifecycleEvents(model: $model, after: $after) {
+    cursor type model versionNumber fromStage toStage actor
+    version { version stage }
+  }
+}"""
+
+WATCH_LEAN = """
+subscription Watch($model: String, $after: String) {
+  lifecycleEvents(model: $model, after: $after) {
+    cursor type model versionNumber fromStage toStage actor
+  }
+}"""
+
+EVENTS = """
+query Events($model: String, $after: String) {
+  events(model: $model, after: $after, first: 500) {
+    nodes { cursor type versionNumber fromStage toStage }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+REGISTER = """
+mutation Register($input: RegisterModelVersionInput!) {
+  registerModelVersion(input: $input) {
+    __typename
+    ... on RegisterModelVersionSuccess { modelVersion { version stage } }
+    ... on Error { code message }
+  }
+}"""
+
+TRANSITION = """
+mutation Transition($input: TransitionModelVersionInput!) {
+  transitionModelVersion(input: $input) {
+    __typename
+    ... on TransitionModelVersionSuccess {
+      modelVersion { version stage }
+      transitions { fromStage toStage modelVersion { version } }
+    }
+    ... on Error { code message }
+  }
+}"""
+
+UPDATE_MODEL = """
+mutation Update($input: UpdateModelInput!) {
+  updateModel(input: $input) {
+    __typename
+    ... on Error { code message }
+  }
+}"""
+
+
+class WatchError(RuntimeError):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[watch_latency {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def summary_ms(seconds: list[float]) -> dict[str, Any]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "n": len(ms),
+        "p50_ms": _round(percentile(ms, 50)),
+        "p95_ms": _round(percentile(ms, 95)),
+        "p99_ms": _round(percentile(ms, 99)),
+        "max_ms": _round(max(ms)) if ms else None,
+        "mean_ms": _round(statistics.fmean(ms)) if ms else None,
+        "min_ms": _round(min(ms)) if ms else None,
+    }
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def cap(self, seconds: float) -> float:
+        """`seconds`, but never past the global end (minus a margin for cleanup)."""
+        left = self.remaining() - 20  # keep time to close sockets and stop servers
+        if left <= 0:
+            raise WatchError("global time limit reached")
+        return min(seconds, left)
+
+
+# ---------------------------------------------------------------- open files
+
+
+def raise_nofile_limit(wanted: int | None = None) -> tuple[int, int]:
+    """Raise the soft open-files limit towards the hard one; returns the new (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if wanted is None or hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if target == resource.RLIM_INFINITY:
+        target = max(soft, 65536)
+    if target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def _child_preexec() -> None:
+    """In the server process before exec: as many open files as the hard limit allows."""
+    raise_nofile_limit()
+
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def python_exe() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv if venv.exists() else sys.executable)
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for child processes: no MODELGRAPH_* and no proxies."""
+    drop = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MODELGRAPH_") and k.lower() not in drop
+    }
+
+
+class Server:
+    """`python -m app serve` as a subprocess, stopped by its pid."""
+
+    def __init__(self, database_url: str, log_path: Path) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.port = free_port()
+        self.base_url = f"http://{HOST}:{self.port}"
+        self.ws_url = f"ws://{HOST}:{self.port}/graphql"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+        self.startup_s: float | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = clean_env()
+        env.update(
+            MODELGRAPH_DATABASE_URL=self.database_url,
+            # No access log line per request or WebSocket: measure the app.
+            MODELGRAPH_LOG_LEVEL="warning",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        self._log_file = open(self.log_path, "wb")  # closed in stop()
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [python_exe(), "-m", "app", "serve", "--host", HOST, "--port", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_child_preexec,
+        )
+        end = started + timeout
+        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    raise WatchError(
+                        f"server exited with {self.proc.returncode} during start-up:\n"
+                        + self.log_tail()
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/healthz").status_code == 200:
+                        self.startup_s = time.monotonic() - started
+                        return
+                time.sleep(0.1)
+        raise WatchError(f"server not healthy after {timeout:.0f}s:\n" + self.log_tail())
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu_seconds(self) -> float | None:
+        """user + system CPU time of the server process so far (Linux /proc)."""
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def open_fds(self) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        except OSError:
+            return None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def stop(self) -> int | None:
+        proc = self.proc
+        if proc is None:
+            return None
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            return proc.returncode
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+
+def log_problems(text: str) -> dict[str, Any]:
+    lines = text.splitlines()
+    bad = [
+        i
+        for i, line in enumerate(lines)
+        if "Traceback" in line or line.startswith(("ERROR", "CRITICAL")) or "Error" in line
+    ]
+    out: dict[str, Any] = {
+        "lines": len(lines),
+        "tracebacks": sum("Traceback" in line for line in lines),
+        "error_lines": len(bad),
+    }
+    if bad:
+        first = bad[0]
+        out["first_error_excerpt"] = "\n".join(lines[max(0, first - 2) : first + 30])
+        out["tail"] = "\n".join(lines[-30:])
+    return out
+
+
+# ---------------------------------------------------------------- HTTP (setup, checks)
+
+
+def gql(base_url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    with httpx.Client(base_url=base_url, timeout=30.0, trust_env=False) as client:
+        response = client.post("/graphql", json={"query": query, "variables": variables or {}})
+    if response.status_code != 200:
+        raise WatchError(f"HTTP {response.status_code}: {response.text[:500]}")
+    data = response.json()
+    if data.get("errors"):
+        raise WatchError(f"GraphQL errors: {json.dumps(data['errors'])[:500]}")
+    return data["data"]
+
+
+def committed_events(base_url: str, after: str | None) -> list[dict[str, Any]]:
+    """Every committed event of model MODEL after `after`, in order (all pages)."""
+    out: list[dict[str, Any]] = []
+    for _ in range(1000):
+        page = gql(base_url, EVENTS, {"model": MODEL, "after": after})["events"]
+        out.extend(page["nodes"])
+        if not page["pageInfo"]["hasNextPage"]:
+            return out
+        after = page["pageInfo"]["endCursor"]
+    raise WatchError("events: too many pages")
+
+
+def expect(result: dict[str, Any], typename: str) -> dict[str, Any]:
+    if result.get("__typename") != typename:
+        raise WatchError(f"expected {typename}, got {json.dumps(result)[:300]}")
+    return result
+
+
+# ---------------------------------------------------------------- the mutator process
+
+
+def mutator_main(base_url: str) -> int:
+    """Helper process: one JSON request per stdin line -> one JSON line with timestamps.
+
+    Its own process, so the send and response times are taken right at the socket, not
+    when a busy event loop gets round to them; time.monotonic() is CLOCK_MONOTONIC, the
+    same clock in every process on this machine."""
+    with httpx.Client(
+        base_url=base_url,
+        timeout=httpx.Timeout(60.0),
+        trust_env=False,
+        headers={"content-type": "application/json", "accept": "application/json"},
+    ) as client:
+        client.get("/healthz")  # open the keep-alive connection before any measurement
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            payload = line.strip().encode()
+            try:
+                sent = time.monotonic()
+                response = client.post("/graphql", content=payload)
+                received = time.monotonic()
+                out = {
+                    "t_sent": sent,
+                    "t_resp": received,
+                    "status": response.status_code,
+                    "body": response.json() if response.status_code == 200 else response.text,
+                }
+            except Exception as exc:  # reported to the parent, which decides
+                out = {"error": f"{type(exc).__name__}: {exc}"}
+            sys.stdout.write(json.dumps(out) + "\n")
+            sys.stdout.flush()
+    return 0
+
+
+class Mutator:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            python_exe(),
+            str(SCRIPT),
+            "--mutator",
+            self.base_url,
+            cwd=ROOT,
+            env={**clean_env(), "PYTHONDONTWRITEBYTECODE": "1"},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    async def send(self, query: str, variables: dict[str, Any], wait_s: float) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        line = json.dumps({"query": query, "variables": variables}) + "\n"
+        self.proc.stdin.write(line.encode())
+        await self.proc.stdin.drain()
+        raw = await asyncio.wait_for(self.proc.stdout.readline(), wait_s)
+        if not raw:
+            raise WatchError(f"mutator exited ({self.proc.returncode})")
+        out = json.loads(raw)
+        if "error" in out:
+            raise WatchError(f"mutation request failed: {out['error']}")
+        if out["status"] != 200:
+            raise WatchError(f"mutation HTTP {out['status']}: {str(out['body'])[:500]}")
+        if out["body"].get("errors"):
+            raise WatchError(f"mutation GraphQL errors: {json.dumps(out['body'])[:500]}")
+        return out
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(Exception):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+# ---------------------------------------------------------------- watchers
+
+
+def event_key(event: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies an event of this run's plan (each is unique within one run)."""
+    kind = event.get("type")
+    if kind == "VERSION_REGISTERED":
+        return (kind, event.get("versionNumber"))
+    if kind == "STAGE_CHANGED":
+        return (kind, event.get("versionNumber"), event.get("toStage"))
+    if kind == "MODEL_UPDATED":
+        return (kind,)
+    return (kind, event.get("versionNumber"), event.get("toStage"), event.get("cursor"))
+
+
+class Tally:
+    """Per event key: how many watchers have it; an asyncio.Event once all of them do."""
+
+    def __init__(self, watchers: int) -> None:
+        self.watchers = watchers
+        self.counts: dict[tuple[Any, ...], int] = defaultdict(int)
+        self.complete: dict[tuple[Any, ...], asyncio.Event] = defaultdict(asyncio.Event)
+
+    def add(self, key: tuple[Any, ...]) -> None:
+        self.counts[key] += 1
+        if self.counts[key] >= self.watchers:
+            self.complete[key].set()
+
+
+@dataclass
+class Watcher:
+    index: int
+    replica: int
+    url: str
+    ws: Any = None
+    task: asyncio.Task[None] | None = None
+    connect_s: float | None = None
+    # (receive time, cursor, key) for every `next` message, in arrival order
+    received: list[tuple[float, str, tuple[Any, ...]]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    closing: bool = False
+    completed: bool = False
+
+
+async def connect_watcher(
+    w: Watcher, query: str, after: str, compression: str | None, wait_s: float
+) -> None:
+    from websockets.asyncio.client import connect
+
+    started = time.monotonic()
+    w.ws = await connect(
+        w.url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        open_timeout=wait_s,
+        close_timeout=3,
+        compression=compression,
+        proxy=None,
+        max_queue=None,
+    )
+    await w.ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+    while True:
+        message = json.loads(await asyncio.wait_for(w.ws.recv(), wait_s))
+        if message.get("type") == "ping":
+            await w.ws.send(json.dumps({"type": "pong"}))
+            continue
+        if message.get("type") != "connection_ack":
+            raise WatchError(f"watcher {w.index}: expected connection_ack, got {message}")
+        break
+    payload = {"query": query, "variables": {"model": MODEL, "after": after}}
+    await w.ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    w.connect_s = time.monotonic() - started
+
+
+async def read_watcher(w: Watcher, tally: Tally) -> None:
+    """Record every event with its receive time, as soon as this task gets it."""
+    import websockets
+
+    try:
+        async for raw in w.ws:
+            now = time.monotonic()
+            message = json.loads(raw)
+            kind = message.get("type")
+            if kind == "next":
+                payload = message.get("payload") or {}
+                if payload.get("errors"):
+                    w.problems.append(f"next with errors: {json.dumps(payload)[:300]}")
+                    continue
+                event = (payload.get("data") or {}).get("lifecycleEvents") or {}
+                key = event_key(event)
+                w.received.append((now, event.get("cursor", ""), key))
+                tally.add(key)
+            elif kind == "ping":
+                await w.ws.send(json.dumps({"type": "pong"}))
+            elif kind == "pong":
+                continue
+            elif kind == "complete":
+                w.completed = True
+                w.problems.append("the server completed the subscription")
+            else:
+                w.problems.append(f"unexpected message: {json.dumps(message)[:300]}")
+    except websockets.ConnectionClosed as exc:
+        if not w.closing:
+            w.problems.append(f"connection closed: {exc}")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # recorded and reported; the other watchers go on
+        w.problems.append(f"{type(exc).__name__}: {exc}")
+    else:
+        if not w.closing:
+            w.problems.append("connection ended")
+
+
+async def connect_all(
+    watchers: list[Watcher],
+    query: str,
+    after: str,
+    compression: str | None,
+    tally: Tally,
+    deadline: Deadline,
+) -> list[str]:
+    """Connect every watcher (bounded concurrency); returns the failures."""
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    budget = deadline.cap(90)
+    failures: list[str] = []
+
+    async def one(w: Watcher) -> None:
+        async with gate:
+            try:
+                await connect_watcher(w, query, after, compression, wait_s=min(30.0, budget))
+            except Exception as exc:
+                failures.append(
+                    f"watcher {w.index} (replica {w.replica}): {type(exc).__name__}: {exc}"
+                )
+                return
+            w.task = asyncio.create_task(read_watcher(w, tally))
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one(w) for w in watchers)), budget)
+    except TimeoutError:
+        failures.append(f"connecting did not finish in {budget:.0f}s")
+    return failures
+
+
+async def close_all(watchers: list[Watcher]) -> None:
+    for w in watchers:
+        w.closing = True
+
+    async def one(w: Watcher) -> None:
+        if w.ws is not None:
+            with contextlib.suppress(Exception):
+                await w.ws.close()
+        if w.task is not None:
+            w.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await w.task
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(one(w) for w in watchers)), 20)
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass
+class Mutation:
+    index: int
+    label: str
+    query: str
+    variables: dict[str, Any]
+    t_sent: float = 0.0
+    t_resp: float = 0.0
+    keys: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def plan(k: int) -> list[Mutation]:
+    """Version n: DEVELOPMENT -> STAGING -> PRODUCTION, then register n+1; K mutations."""
+    out: list[Mutation] = []
+    version = 1  # registered during setup, in DEVELOPMENT
+    step = 0
+    while len(out) < k:
+        i = len(out)
+        if step == 0 or step == 1:
+            stage = "STAGING" if step == 0 else "PRODUCTION"
+            variables = {"input": {"model": MODEL, "version": version, "stage": stage}}
+            out.append(Mutation(i, f"v{version} -> {stage}", TRANSITION, variables))
+        else:
+            version += 1
+            variables = {"input": {"model": MODEL, "source": f"s3://watch/{version}"}}
+            out.append(Mutation(i, f"register v{version}", REGISTER, variables))
+        step = (step + 1) % 3
+    return out
+
+
+def keys_of(mutation: Mutation, body: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The events a mutation committed, from its own response."""
+    data = body["data"]
+    if mutation.query is REGISTER:
+        result = expect(data["registerModelVersion"], "RegisterModelVersionSuccess")
+        return [("VERSION_REGISTERED", result["modelVersion"]["version"])]
+    result = expect(data["transitionModelVersion"], "TransitionModelVersionSuccess")
+    return [
+        ("STAGE_CHANGED", t["modelVersion"]["version"], t["toStage"]) for t in result["transitions"]
+    ]
+
+
+# ---------------------------------------------------------------- the run
+
+
+async def measure(
+    servers: list[Server], args: argparse.Namespace, deadline: Deadline, result: dict[str, Any]
+) -> None:
+    first = servers[0]
+    query = WATCH_LEAN if args.lean else WATCH_FULL
+    compression = None if args.compression == "none" else "deflate"
+
+    log("setup: register version 1 of model 'm'")
+    reg = await asyncio.to_thread(gql, first.base_url, REGISTER, {"input": {"model": MODEL}})
+    expect(reg["registerModelVersion"], "RegisterModelVersionSuccess")
+    setup_events = await asyncio.to_thread(committed_events, first.base_url, None)
+    start_cursor = setup_events[-1]["cursor"]
+    result["setup"] = {"events_before_start": len(setup_events), "start_cursor": start_cursor}
+
+    mutator = Mutator(first.base_url)
+    await mutator.start()
+    tally = Tally(args.watchers)
+    watchers = [
+        Watcher(i, i % len(servers), servers[i % len(servers)].ws_url) for i in range(args.watchers)
+    ]
+    mutations = plan(args.events)
+    try:
+        log(f"connecting {args.watchers} watchers over {len(servers)} server(s)")
+        connect_started = time.monotonic()
+        failures = await connect_all(watchers, query, start_cursor, compression, tally, deadline)
+        connect_all_s = time.monotonic() - connect_started
+        connected = [w for w in watchers if w.task is not None]
+        result["connect"] = {
+            "watchers_connected": len(connected),
+            "all_connected_s": _round(connect_all_s),
+            "per_watcher_handshake_ack_subscribe": summary_ms(
+                [w.connect_s for w in connected if w.connect_s is not None]
+            ),
+            "concurrency": CONNECT_CONCURRENCY,
+            "failures": failures[:20],
+            "failures_total": len(failures),
+        }
+        if failures:
+            raise WatchError(f"{len(failures)} watchers failed to connect: {failures[:3]}")
+        log(f"all connected in {connect_all_s:.2f}s; warm-up change")
+
+        # Warm-up: one change every watcher must receive; after it all are surely live.
+        warm = await mutator.send(
+            UPDATE_MODEL,
+            {"input": {"name": MODEL, "description": "watch_latency warm-up"}},
+            wait_s=deadline.cap(30),
+        )
+        expect(warm["body"]["data"]["updateModel"], "UpdateModelSuccess")
+        warm_key = ("MODEL_UPDATED",)
+        try:
+            await asyncio.wait_for(tally.complete[warm_key].wait(), deadline.cap(60))
+        except TimeoutError as exc:
+            raise WatchError(
+                f"warm-up reached {tally.counts[warm_key]} of {args.watchers} watchers in 60s"
+            ) from exc
+        live_s = time.monotonic() - connect_started
+        warm_latency = [
+            t - warm["t_sent"] for w in watchers for t, _, key in w.received if key == warm_key
+        ]
+        result["connect"]["all_live_s"] = _round(live_s)
+        result["connect"]["warm_up_delivery_from_request_sent"] = summary_ms(warm_latency)
+        log(f"all {args.watchers} watchers live after {live_s:.2f}s; {len(mutations)} mutations")
+
+        # The measured mutations, one at a time.
+        per_event: list[dict[str, Any]] = []
+        done: list[Mutation] = []
+        truncated = None
+        for m in mutations:
+            if deadline.remaining() < 40:
+                truncated = f"stopped after {len(done)} mutations: time limit"
+                log(truncated)
+                break
+            out = await mutator.send(m.query, m.variables, wait_s=deadline.cap(60))
+            m.t_sent, m.t_resp = out["t_sent"], out["t_resp"]
+            m.keys = keys_of(m, out["body"])
+            done.append(m)
+            for key in m.keys:
+                wait = deadline.cap(EVENT_WAIT_S)
+                try:
+                    await asyncio.wait_for(tally.complete[key].wait(), wait)
+                except TimeoutError:
+                    log(f"{m.label} {key}: {tally.counts[key]} of {args.watchers} in {wait:.0f}s")
+            for key in m.keys:
+                times = [t for w in watchers for t, _, k in w.received if k == key]
+                per_event.append(
+                    {
+                        "mutation": m.index,
+                        "label": m.label,
+                        "event": list(key),
+                        "mutation_http_ms": _round((m.t_resp - m.t_sent) * 1000),
+                        "received": len(times),
+                        "first_from_sent_ms": _round((min(times) - m.t_sent) * 1000)
+                        if times
+                        else None,
+                        "p50_from_sent_ms": _round(
+                            percentile([(t - m.t_sent) * 1000 for t in times], 50)
+                        ),
+                        "last_from_sent_ms": _round((max(times) - m.t_sent) * 1000)
+                        if times
+                        else None,
+                        "spread_ms": _round((max(times) - min(times)) * 1000) if times else None,
+                    }
+                )
+            log(
+                f"{m.label}: {len(m.keys)} event(s), last delivery "
+                f"{per_event[-1]['last_from_sent_ms']} ms after the request"
+            )
+        # Anything late or extra still in flight: a short grace period, then compare.
+        await asyncio.sleep(0.5)
+        result["per_event"] = per_event
+        result["truncated"] = truncated
+        analyse(result, watchers, done, warm_key, len(servers))
+        committed = await asyncio.to_thread(committed_events, first.base_url, start_cursor)
+        verify_streams(result, watchers, committed)
+    finally:
+        result.setdefault("counts", {})["watcher_problems_total"] = sum(
+            len(w.problems) for w in watchers
+        )
+        problems = [f"watcher {w.index}: {p}" for w in watchers for p in w.problems]
+        result["watcher_problems"] = problems[:20]
+        result["server_open_fds_before_close"] = [s.open_fds() for s in servers]
+        log("closing the watchers")
+        await close_all(watchers)
+        await mutator.stop()
+
+
+def analyse(
+    result: dict[str, Any],
+    watchers: list[Watcher],
+    mutations: list[Mutation],
+    warm_key: tuple[Any, ...],
+    replicas: int,
+) -> None:
+    by_key = {key: m for m in mutations for key in m.keys}
+    sent: dict[str, list[float]] = defaultdict(list)
+    resp: dict[str, list[float]] = defaultdict(list)
+    duplicates = unexpected = 0
+    for w in watchers:
+        group = "same_replica" if w.replica == 0 else "other_replica"
+        seen: set[tuple[Any, ...]] = set()
+        for t, _, key in w.received:
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            m = by_key.get(key)
+            if m is None:
+                if key != warm_key:
+                    unexpected += 1
+                continue
+            for name in ("all", group):
+                sent[name].append(t - m.t_sent)
+                resp[name].append(t - m.t_resp)
+    events = sum(len(m.keys) for m in mutations)
+    expected = events * len(watchers)
+    received = len(sent["all"])
+    result["counts"] = {
+        "watchers": len(watchers),
+        "replicas": replicas,
+        "mutations": len(mutations),
+        "events": events,
+        "warm_up_events": 1,
+        "deliveries_expected": expected,
+        "deliveries_received": received,
+        "deliveries_equal": expected == received,
+        "missing": expected - received,
+        "duplicates": duplicates,
+        "unexpected_events": unexpected,
+    }
+    result["latency"] = {
+        "from_request_sent": summary_ms(sent["all"]),
+        "from_response_received": summary_ms(resp["all"]),
+        "received_before_response": sum(1 for x in resp["all"] if x < 0),
+    }
+    result["mutation_http"] = summary_ms([m.t_resp - m.t_sent for m in mutations])
+    if replicas > 1:
+        result["latency_by_replica"] = {
+            group: {
+                "watchers": sum(
+                    1 for w in watchers if (w.replica == 0) == (group == "same_replica")
+                ),
+                "from_request_sent": summary_ms(sent[group]),
+                "from_response_received": summary_ms(resp[group]),
+                "received_before_response": sum(1 for x in resp[group] if x < 0),
+            }
+            for group in ("same_replica", "other_replica")
+        }
+
+
+def verify_streams(
+    result: dict[str, Any], watchers: list[Watcher], committed: list[dict[str, Any]]
+) -> None:
+    """Every watcher's cursors must be exactly the committed ones since the start cursor."""
+    want = [e["cursor"] for e in committed]
+    exact = 0
+    mismatches: list[str] = []
+    for w in watchers:
+        got = [cursor for _, cursor, _ in w.received]
+        if got == want:
+            exact += 1
+        elif len(mismatches) < 5:
+            mismatches.append(
+                f"watcher {w.index} (replica {w.replica}): {len(got)} events, want {len(want)}; "
+                f"first difference at {next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))}"
+            )
+    result["streams"] = {
+        "committed_since_start": len(want),
+        "watchers_with_exact_stream": exact,
+        "all_exact": exact == len(watchers),
+        "mismatches": mismatches,
+    }
+
+
+# ---------------------------------------------------------------- databases
+
+
+def check_postgres_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if (
+        parsed.drivername != "postgresql+asyncpg"
+        or parsed.database != "test"
+        or parsed.host not in ("127.0.0.1", "localhost")
+    ):
+        raise SystemExit(
+            "--database-url: its schema is dropped and recreated, so only "
+            "postgresql+asyncpg://...@127.0.0.1:5432/test is accepted"
+        )
+
+
+async def reset_postgres(url: str) -> None:
+    import asyncpg  # the local test database only (check_postgres_url)
+
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+def machine() -> dict[str, Any]:
+    cpu = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for dist in ("strawberry-graphql", "uvicorn", "websockets", "SQLAlchemy", "httpx"):
+        with contextlib.suppress(PackageNotFoundError):
+            versions[dist] = version(dist)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--watchers", type=int, help="WebSocket watchers (default 1000)")
+    parser.add_argument("--events", type=int, help="mutations to make (default 20)")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_WATCHERS} watchers, {QUICK_EVENTS} mutations"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="postgresql+asyncpg://postgres@127.0.0.1:5432/test (its public schema is reset); "
+        "default: a fresh SQLite file in a temporary directory",
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="servers on the database (PostgreSQL only)"
+    )
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="subscribe without the `version { version stage }` field (no per-event lookup)",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=("deflate", "none"),
+        default="deflate",
+        help="WebSocket permessage-deflate offer (the websockets client default: deflate)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--time-limit", type=float, default=170.0, help="seconds for the whole run (default 170)"
+    )
+    args = parser.parse_args(argv)
+    if args.watchers is None:
+        args.watchers = QUICK_WATCHERS if args.quick else 1000
+    if args.events is None:
+        args.events = QUICK_EVENTS if args.quick else 20
+    if args.watchers < 1 or args.events < 1:
+        parser.error("--watchers and --events must be at least 1")
+    if args.replicas < 1 or (args.replicas > 1 and not args.database_url):
+        parser.error("--replicas > 1 needs --database-url (PostgreSQL)")
+    if args.database_url:
+        check_postgres_url(args.database_url)
+    return args
+
+
+@contextlib.contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so the finally blocks stop the servers."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--mutator"]:
+        return mutator_main(argv[1])
+    args = parse_args(argv)
+    deadline = Deadline(args.time_limit)
+    started = time.monotonic()
+    # two descriptors per watcher would be plenty; leave room for the rest
+    nofile = raise_nofile_limit(args.watchers * 2 + 1024)
+    tmp = Path(tempfile.mkdtemp(prefix="modelgraph-watch-"))
+    if args.database_url:
+        database_url = args.database_url
+    else:
+        database_url = f"sqlite+aiosqlite:///{tmp / 'watch.db'}"
+    mode = "quick" if args.quick else "default"
+    if (args.watchers, args.events) not in ((1000, 20), (QUICK_WATCHERS, QUICK_EVENTS)):
+        mode = "custom"
+    result: dict[str, Any] = {
+        "benchmark": "modelgraph scripts/watch_latency.py",
+        "mode": mode,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "config": {
+            "watchers": args.watchers,
+            "mutations": args.events,
+            "database": "postgresql" if args.database_url else "sqlite",
+            "database_url": database_url.split("@")[-1] if args.database_url else database_url,
+            "replicas": args.replicas,
+            "mutations_sent_to": "replica 0",
+            "watchers_assigned": "round-robin over replicas",
+            "subscription": " ".join((WATCH_LEAN if args.lean else WATCH_FULL).split()),
+            "protocol": "graphql-transport-ws",
+            "compression": args.compression,
+            "client_nofile_limit": list(nofile),
+            "time_limit_s": args.time_limit,
+        },
+    }
+    errors: list[str] = []
+    servers = [Server(database_url, tmp / f"server{i}.log") for i in range(args.replicas)]
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    interrupted: int | None = None
+    with exit_on_sigterm():
+        try:
+            if args.database_url:
+                log("resetting the PostgreSQL test schema")
+                asyncio.run(asyncio.wait_for(reset_postgres(database_url), 30))
+            for i, server in enumerate(servers):  # one by one: the first one migrates
+                log(f"starting server {i} on {server.base_url}")
+                server.start(timeout=min(60.0, deadline.cap(60)))
+            asyncio.run(measure(servers, args, deadline, result))
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            log(traceback.format_exc())
+        except (KeyboardInterrupt, SystemExit) as exc:
+            interrupted = (
+                exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
+            )
+            errors.append(f"interrupted ({type(exc).__name__})")
+            log("interrupted; stopping the servers")
+        finally:
+            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+            result["cpu_s"] = {
+                "client": _round(
+                    cpu_after.ru_utime
+                    + cpu_after.ru_stime
+                    - cpu_before.ru_utime
+                    - cpu_before.ru_stime
+                ),
+                "servers": [_round(s.cpu_seconds()) for s in servers],
+            }
+            result["servers"] = []
+            for i, server in enumerate(servers):
+                alive = server.alive()
+                code = server.stop()
+                problems = log_problems(server.log_text())
+                result["servers"].append(
+                    {
+                        "replica": i,
+                        "url": server.base_url,
+                        "startup_s": _round(server.startup_s),
+                        "alive_at_end": alive,
+                        "exit_code": code,
+                        "log": problems,
+                    }
+                )
+                if server.proc is not None and not alive:
+                    errors.append(f"server {i} was not running at the end (exit {code})")
+                if problems["tracebacks"]:
+                    errors.append(f"server {i} logged {problems['tracebacks']} traceback(s)")
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+    counts = result.get("counts", {})
+    streams = result.get("streams", {})
+    if "deliveries_equal" in counts and not counts["deliveries_equal"]:
+        errors.append(
+            f"deliveries: expected {counts['deliveries_expected']}, "
+            f"received {counts['deliveries_received']}"
+        )
+    if counts.get("duplicates"):
+        errors.append(f"{counts['duplicates']} duplicate deliveries")
+    if streams and not streams.get("all_exact"):
+        errors.append("some watcher streams differ from the committed events")
+    if counts.get("watcher_problems_total"):
+        errors.append(f"{counts['watcher_problems_total']} watcher problems (see watcher_problems)")
+    result["errors"] = errors
+    result["ok"] = not errors
+    result["duration_s"] = _round(time.monotonic() - started, 1)
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    if interrupted is not None:
+        return interrupted
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
