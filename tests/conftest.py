@@ -16,6 +16,7 @@ from sqlalchemy import event
 
 from app.config import Settings
 from app.db import Database, migrate
+from app.db.engine import BACKGROUND
 from app.db.tables import metadata
 from app.main import create_app
 
@@ -153,8 +154,13 @@ class StatementCounter:
     def __init__(self) -> None:
         self.statements: list[str] = []
 
-    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        # BEGIN/COMMIT and per-connection PRAGMAs are not queries a screen makes.
+    def __call__(
+        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, *args: Any
+    ) -> None:
+        # BEGIN/COMMIT, per-connection PRAGMAs and the event pump's reads are not
+        # queries a screen makes.
+        if context is not None and context.execution_options.get(BACKGROUND):
+            return
         if statement.strip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
             self.statements.append(statement)
 

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 from app.config import Settings
 from app.errors import ConflictError
 
+BACKGROUND = "modelgraph_background"
+
 
 def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
@@ -102,9 +104,12 @@ class Database:
             ) from exc
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A short read session for one resolver or one loader batch."""
+    async def read(self, *, background: bool = False) -> AsyncIterator[AsyncSession]:
+        """A short read session for one resolver or one loader batch. `background` marks
+        reads no request asked for (the event pump), so per-request counts can skip them."""
         async with self._reads() as session:
+            if background:
+                await session.connection(execution_options={BACKGROUND: True})
             yield session
 
     async def dispose(self) -> None:

@@ -54,8 +54,9 @@ class Context:
         self.request = request
         self.actor = ANONYMOUS
         # Loaders are built on first use, once per request, keyed by name. A WebSocket
-        # context lives as long as the connection, so there each use gets a fresh loader:
-        # a cached one would serve a version's stage as it was events ago.
+        # context lives as long as the connection, so there loaders come from the bus,
+        # shared by all subscribers for one event window and at most a second: a
+        # connection-long cache would serve a version's stage as it was events ago.
         self._cache_loaders = cache_loaders
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
 
@@ -72,11 +73,15 @@ class Context:
         default: Callable[[], Any] = lambda: None,
     ) -> DataLoader[Any, Any]:
         """The request's loader called `name`, made from `fetch` the first time it is asked for."""
-        if not self._cache_loaders:
+        if self._cache_loaders:
+            store = self._loaders
+        elif self.bus is not None:
+            store = self.bus.shared_loaders()
+        else:
             return batch_loader(self.db, fetch, default)
-        loader = self._loaders.get(name)
+        loader = store.get(name)
         if loader is None:
-            loader = self._loaders[name] = batch_loader(self.db, fetch, default)
+            loader = store[name] = batch_loader(self.db, fetch, default)
         return loader
 
     def grouped_loader(

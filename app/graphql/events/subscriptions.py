@@ -46,24 +46,31 @@ class EventsSubscription:
         caught_up = False
         try:
             while True:
-                # Everything up to `head` has committed (commit order is seq order), so
-                # after reading up to it the cursor may move there even when filters
-                # matched nothing: the next read starts past it.
-                head = bus.head
                 # Replaying an old cursor may be far behind; falling that far behind once
                 # live means this watcher reads slower than changes commit.
-                if caught_up and head - cursor > ctx.settings.max_subscriber_lag:
-                    raise SlowConsumerError(head - cursor, cursor)
-                async with ctx.read() as session:
-                    batch = await events_service.list_events(
-                        session, after=cursor, upto=head, model=model, types=types, limit=BATCH
-                    )
-                for event in batch:
+                if caught_up and bus.head - cursor > ctx.settings.max_subscriber_lag:
+                    raise SlowConsumerError(bus.head - cursor, cursor)
+                # Every lifecycle event up to `upto` is committed and in the bus's window
+                # (commit order is seq order), so the cursor may move there even when the
+                # filters matched nothing.
+                upto, more = bus.loaded, False
+                events = bus.recent(cursor, model=model, types=types)
+                if events is None:  # older than the window: read the table
+                    async with ctx.read() as session:
+                        events = await events_service.list_events(
+                            session,
+                            after=cursor,
+                            upto=upto,
+                            model=model,
+                            types=types,
+                            limit=BATCH,
+                        )
+                    if len(events) == BATCH:
+                        upto, more = events[-1].seq, True  # type: ignore[assignment]
+                for event in events:
                     yield LifecycleEvent.of(event)
-                if len(batch) == BATCH:
-                    cursor = batch[-1].seq  # type: ignore[assignment]
-                    continue
-                cursor, caught_up = max(cursor, head), True
-                await bus.wait_beyond(cursor)
+                cursor, caught_up = max(cursor, upto), not more
+                if cursor >= bus.loaded:
+                    await bus.wait_loaded_beyond(cursor)
         except BusClosed:
             return
