@@ -1,5 +1,6 @@
 """Engines and units of work for SQLite (the embedded default) and PostgreSQL."""
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from app.config import Settings
 from app.errors import ConflictError
 
 BACKGROUND = "modelgraph_background"
+log = logging.getLogger("modelgraph.db")
 
 
 def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: int) -> AsyncEngine:
@@ -77,6 +79,15 @@ class Database:
         self.after_commit: list[Callable[[dict[str, Any]], None]] = []
         self._reads = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
+    def _run_after_commit(self, info: dict[str, Any]) -> None:
+        # The change has committed: a failing notification must not turn it into an
+        # error the client would retry. Watchers catch up from the table regardless.
+        for hook in self.after_commit:
+            try:
+                hook(info)
+            except Exception:
+                log.exception("after-commit hook failed")
+
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
         return cls(
@@ -96,8 +107,7 @@ class Database:
             async with self._writes() as session:
                 async with session.begin():
                     yield session
-                for hook in self.after_commit:
-                    hook(session.info)
+                self._run_after_commit(session.info)
         except IntegrityError as exc:
             raise ConflictError(
                 "input", "a concurrent change conflicts with this one; read again and retry"
