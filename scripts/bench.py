@@ -28,34 +28,45 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import platform
 import random
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _harness import (
+    Deadline,
+    Server,
+    add_root_to_path,
+    check_postgres_url,
+    check_status,
+    cpu_model,
+    exit_on_sigterm,
+    expect_typename,
+    graphql_data,
+    json_client,
+    logger,
+    package_versions,
+    percentile,
+    ratio,
+    reset_postgres,
+    rounded,
+    stats_ms,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+add_root_to_path()  # _seed_runs imports the app
 
-HOST = "127.0.0.1"
 BATCH_SIZE = 1000
 METRIC_KEYS = ("loss", "accuracy", "f1", "auc", "latency_ms")
 # The series form of a 1,000-point batch: one column set per key, 200 points each.
@@ -185,170 +196,18 @@ class BenchError(RuntimeError):
 Section = Callable[["Server", "Sizes", "Deadline", dict[str, Any]], dict[str, Any]]
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+log = logger("bench")
 
 
 def latency_summary(seconds: list[float]) -> dict[str, Any]:
-    ms = [s * 1000 for s in seconds]
-    return {
-        "n": len(ms),
-        "p50_ms": _round(percentile(ms, 50)),
-        "p95_ms": _round(percentile(ms, 95)),
-        "mean_ms": _round(statistics.fmean(ms)) if ms else None,
-        "min_ms": _round(min(ms)) if ms else None,
-        "max_ms": _round(max(ms)) if ms else None,
-    }
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or b == 0:
-        return None
-    return round(a / b, 2)
-
-
-class Deadline:
-    """The whole run's time bound; each section asks for a budget inside it."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
-
-    def budget(self, seconds: float) -> float:
-        """A monotonic end time: `seconds` from now, but never past the global end."""
-        left = self.remaining()
-        if left <= 1:
-            raise BenchError("global time limit reached")
-        return time.monotonic() + min(seconds, left - 1)
-
-
-# ---------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """`python -m app serve` as a subprocess, stopped by its pid."""
-
-    def __init__(self, database_url: str, log_path: Path) -> None:
-        self.database_url = database_url
-        self.log_path = log_path
-        self.port = free_port()
-        self.base_url = f"http://{HOST}:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
-        self.startup_s: float | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        python = ROOT / ".venv" / "bin" / "python"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGRAPH_")}
-        env.update(
-            MODELGRAPH_DATABASE_URL=self.database_url,
-            # Access logs off: measure the app, not uvicorn writing a line per request.
-            MODELGRAPH_LOG_LEVEL="warning",
-            PYTHONDONTWRITEBYTECODE="1",
-        )
-        self._log_file = open(self.log_path, "wb")  # closed in stop()
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [
-                str(python if python.exists() else sys.executable),
-                "-m",
-                "app",
-                "serve",
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        end = started + timeout
-        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
-            while time.monotonic() < end:
-                if self.proc.poll() is not None:
-                    raise BenchError(
-                        f"server exited with {self.proc.returncode} during start-up:\n"
-                        + self.log_tail()
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get("/healthz").status_code == 200:
-                        self.startup_s = time.monotonic() - started
-                        return
-                time.sleep(0.1)
-        raise BenchError(f"server not healthy after {timeout:.0f}s:\n" + self.log_tail())
-
-    def cpu_seconds(self) -> float | None:
-        """user + system CPU time of the server process so far (Linux /proc)."""
-        if self.proc is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> int | None:
-        proc = self.proc
-        if proc is None:
-            return None
-        try:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            return proc.returncode
-        finally:
-            if self._log_file is not None:
-                self._log_file.close()
+    return stats_ms(seconds, ("p50", "p95", "mean", "min", "max"))
 
 
 # ---------------------------------------------------------------- HTTP helpers
 
 
 def client_for(server: Server) -> httpx.Client:
-    # trust_env=False: no proxy from the environment; all traffic stays on 127.0.0.1.
-    return httpx.Client(
-        base_url=server.base_url,
-        timeout=httpx.Timeout(60.0),
-        trust_env=False,
-        headers={"content-type": "application/json", "accept": "application/json"},
-    )
+    return json_client(server.base_url)
 
 
 def body(query: str, variables: dict[str, Any]) -> bytes:
@@ -360,12 +219,8 @@ def post(client: httpx.Client, payload: bytes) -> tuple[float, dict[str, Any], i
     started = time.perf_counter()
     response = client.post("/graphql", content=payload)
     elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        raise BenchError(f"HTTP {response.status_code}: {response.text[:500]}")
-    data = response.json()
-    if data.get("errors"):
-        raise BenchError(f"GraphQL errors: {json.dumps(data['errors'])[:500]}")
-    return elapsed, data["data"], len(response.content)
+    check_status(response, BenchError)
+    return elapsed, graphql_data(response.json(), BenchError), len(response.content)
 
 
 def post_read(client: httpx.Client, payload: bytes) -> tuple[float, float, dict[str, Any], int]:
@@ -373,20 +228,15 @@ def post_read(client: httpx.Client, payload: bytes) -> tuple[float, float, dict[
     started = time.perf_counter()
     response = client.post("/graphql", content=payload)
     elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        raise BenchError(f"HTTP {response.status_code}: {response.text[:500]}")
+    check_status(response, BenchError)
     started = time.perf_counter()
     data = json.loads(response.content)
     decode = time.perf_counter() - started
-    if data.get("errors"):
-        raise BenchError(f"GraphQL errors: {json.dumps(data['errors'])[:500]}")
-    return elapsed, decode, data["data"], len(response.content)
+    return elapsed, decode, graphql_data(data, BenchError), len(response.content)
 
 
 def expect_success(result: dict[str, Any], typename: str) -> dict[str, Any]:
-    if result.get("__typename") != typename:
-        raise BenchError(f"expected {typename}, got {json.dumps(result)[:300]}")
-    return result
+    return expect_typename(result, typename, BenchError)
 
 
 def start_run(client: httpx.Client, name: str) -> str:
@@ -489,10 +339,10 @@ def _ingest_single(
     return {
         "batches": len(latencies),
         "points": written,
-        "seconds": _round(wall),
+        "seconds": rounded(wall),
         "points_per_s": round(written / wall) if wall else None,
         "batch_latency": latency_summary(latencies),
-        "server_cpu_s": _round(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+        "server_cpu_s": rounded(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
         "truncated": len(latencies) < len(payloads),
     }
 
@@ -542,10 +392,10 @@ def _ingest_concurrent(
         "clients": n_clients,
         "batches": len(all_latencies),
         "points": written,
-        "seconds": _round(wall),
+        "seconds": rounded(wall),
         "points_per_s": round(written / wall) if wall else None,
         "batch_latency": latency_summary(all_latencies),
-        "server_cpu_s": _round(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+        "server_cpu_s": rounded(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
         "truncated": len(all_latencies) < per_client * n_clients,
     }
 
@@ -741,7 +591,7 @@ def bench_best_run(
         "metrics_per_run": len(METRIC_KEYS),
         "points_per_metric": SEED_STEPS,
         "seed_method": "bulk Core INSERT of run, metric and latest_metric rows in one transaction",
-        "seed_seconds": _round(seed_s),
+        "seed_seconds": rounded(seed_s),
         "analyzed_after_seed": analyze,
         "variants": {},
     }
@@ -838,7 +688,7 @@ def _read_result(
         "query": " ".join(query.split()),
         "response_bytes": size,
         **latency_summary(latencies),
-        "client_json_decode_p50_ms": _round(percentile([d * 1000 for d in decodes], 50)),
+        "client_json_decode_p50_ms": rounded(percentile([d * 1000 for d in decodes], 50)),
         "truncated": len(latencies) < fetches,
         "answer_verified": True,
     }
@@ -932,61 +782,32 @@ def bench_transitions(
     }
 
 
-# ---------------------------------------------------------------- databases
-
-
-def check_postgres_url(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        raise SystemExit(f"--database-url: only sqlite (default) or postgresql, not {url}")
-    if parsed.database != "test" or parsed.host not in ("127.0.0.1", "localhost"):
-        raise SystemExit(
-            "--database-url: the schema is dropped and recreated, so only a database "
-            "named 'test' on 127.0.0.1 is accepted"
-        )
-    if parsed.drivername != "postgresql+asyncpg":
-        raise SystemExit("--database-url: use the postgresql+asyncpg driver")
-
-
-async def reset_postgres(url: str) -> None:
-    import asyncpg  # the test database only (check_postgres_url)
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=10)
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
+# ---------------------------------------------------------------- machine
 
 
 def machine() -> dict[str, Any]:
-    cpu = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
         "nproc": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("strawberry-graphql", "graphql-core", "starlette", "uvicorn", "SQLAlchemy"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[dist] = version(dist)
-    for dist in ("aiosqlite", "asyncpg", "httpx"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[dist] = version(dist)
-    return out
+    return package_versions(
+        (
+            "strawberry-graphql",
+            "graphql-core",
+            "starlette",
+            "uvicorn",
+            "SQLAlchemy",
+            "aiosqlite",
+            "asyncpg",
+            "httpx",
+        )
+    )
 
 
 def mlflow_block(result: dict[str, Any]) -> dict[str, Any]:
@@ -1087,24 +908,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so the finally blocks stop the server."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = dataclasses.replace(QUICK if args.quick else FULL, analyze_postgres=not args.no_analyze)
-    deadline = Deadline(args.time_limit)
+    deadline = Deadline(args.time_limit, BenchError)
     started = time.monotonic()
     if args.database_url:
         check_postgres_url(args.database_url)
@@ -1135,8 +942,8 @@ def main(argv: list[str] | None = None) -> int:
     # Handed from section to section: the history run; errors of sub-measurements.
     shared: dict[str, Any] = {}
     interrupted: int | str | None = None
-    server = Server(database_url, tmp / "server.log")
-    with terminate_on_sigterm():
+    server = Server(database_url, tmp / "server.log", error=BenchError)
+    with exit_on_sigterm():
         try:
             if args.database_url:
                 log("resetting the PostgreSQL test schema")
@@ -1144,7 +951,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"starting the server on {server.base_url}")
             server.start()
             result["server"]["url"] = server.base_url
-            result["server"]["startup_s"] = _round(server.startup_s)
+            result["server"]["startup_s"] = rounded(server.startup_s)
             sections: list[tuple[str, Section]] = [
                 ("logMetrics", bench_log_metrics),
                 ("bestRun", bench_best_run),
@@ -1184,7 +991,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(tmp, ignore_errors=True)
     result["mlflow_reference"] = mlflow_block(result)
     result["errors"] = errors
-    result["duration_s"] = _round(time.monotonic() - started, 1)
+    result["duration_s"] = rounded(time.monotonic() - started, 1)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     if interrupted is not None:

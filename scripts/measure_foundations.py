@@ -36,9 +36,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _harness import add_root_to_path, logger, ratio, rounded
+
+add_root_to_path()
 
 from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
@@ -52,18 +52,11 @@ ACTOR = "measure"
 METRIC_KEYS = ("loss", "accuracy", "f1", "auc", "latency_ms")
 
 
-def log(message: str) -> None:
-    print(f"[foundations {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("foundations")
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or b == 0:
-        return None
-    return round(a / b, 2)
+    return rounded(value, digits)
 
 
 def pct(values: list[float], q: float) -> float | None:

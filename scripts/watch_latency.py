@@ -39,31 +39,43 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import platform
 import resource
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _harness import (
+    ROOT,
+    Deadline,
+    Server,
+    check_postgres_url,
+    check_status,
+    clean_env,
+    cpu_model,
+    exit_on_sigterm,
+    expect_typename,
+    graphql_data,
+    json_client,
+    logger,
+    package_versions,
+    percentile,
+    python_exe,
+    reset_postgres,
+    rounded,
+    stats_ms,
+)
 
 SCRIPT = Path(__file__).resolve()
-ROOT = SCRIPT.parent.parent
-HOST = "127.0.0.1"
 MODEL = "m"
 QUICK_WATCHERS, QUICK_EVENTS = 100, 5
 CONNECT_CONCURRENCY = 100  # WebSocket handshakes in flight at once
@@ -126,50 +138,11 @@ class WatchError(RuntimeError):
     pass
 
 
-def log(message: str) -> None:
-    print(f"[watch_latency {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
+log = logger("watch_latency")
 
 
 def summary_ms(seconds: list[float]) -> dict[str, Any]:
-    ms = [s * 1000 for s in seconds]
-    return {
-        "n": len(ms),
-        "p50_ms": _round(percentile(ms, 50)),
-        "p95_ms": _round(percentile(ms, 95)),
-        "p99_ms": _round(percentile(ms, 99)),
-        "max_ms": _round(max(ms)) if ms else None,
-        "mean_ms": _round(statistics.fmean(ms)) if ms else None,
-        "min_ms": _round(min(ms)) if ms else None,
-    }
-
-
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
-
-    def cap(self, seconds: float) -> float:
-        """`seconds`, but never past the global end (minus a margin for cleanup)."""
-        left = self.remaining() - 20  # keep time to close sockets and stop servers
-        if left <= 0:
-            raise WatchError("global time limit reached")
-        return min(seconds, left)
+    return stats_ms(seconds, ("p50", "p95", "p99", "max", "mean", "min"))
 
 
 # ---------------------------------------------------------------- open files
@@ -190,127 +163,6 @@ def raise_nofile_limit(wanted: int | None = None) -> tuple[int, int]:
 def _child_preexec() -> None:
     """In the server process before exec: as many open files as the hard limit allows."""
     raise_nofile_limit()
-
-
-# ---------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def python_exe() -> str:
-    venv = ROOT / ".venv" / "bin" / "python"
-    return str(venv if venv.exists() else sys.executable)
-
-
-def clean_env() -> dict[str, str]:
-    """The environment for child processes: no MODELGRAPH_* and no proxies."""
-    drop = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MODELGRAPH_") and k.lower() not in drop
-    }
-
-
-class Server:
-    """`python -m app serve` as a subprocess, stopped by its pid."""
-
-    def __init__(self, database_url: str, log_path: Path) -> None:
-        self.database_url = database_url
-        self.log_path = log_path
-        self.port = free_port()
-        self.base_url = f"http://{HOST}:{self.port}"
-        self.ws_url = f"ws://{HOST}:{self.port}/graphql"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
-        self.startup_s: float | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        env = clean_env()
-        env.update(
-            MODELGRAPH_DATABASE_URL=self.database_url,
-            # No access log line per request or WebSocket: measure the app.
-            MODELGRAPH_LOG_LEVEL="warning",
-            PYTHONDONTWRITEBYTECODE="1",
-        )
-        self._log_file = open(self.log_path, "wb")  # closed in stop()
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [python_exe(), "-m", "app", "serve", "--host", HOST, "--port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_child_preexec,
-        )
-        end = started + timeout
-        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
-            while time.monotonic() < end:
-                if self.proc.poll() is not None:
-                    raise WatchError(
-                        f"server exited with {self.proc.returncode} during start-up:\n"
-                        + self.log_tail()
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get("/healthz").status_code == 200:
-                        self.startup_s = time.monotonic() - started
-                        return
-                time.sleep(0.1)
-        raise WatchError(f"server not healthy after {timeout:.0f}s:\n" + self.log_tail())
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def cpu_seconds(self) -> float | None:
-        """user + system CPU time of the server process so far (Linux /proc)."""
-        if self.proc is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return None
-
-    def open_fds(self) -> int | None:
-        if self.proc is None:
-            return None
-        try:
-            return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-        except OSError:
-            return None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def stop(self) -> int | None:
-        proc = self.proc
-        if proc is None:
-            return None
-        try:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            return proc.returncode
-        finally:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
 
 
 def log_problems(text: str) -> dict[str, Any]:
@@ -338,12 +190,8 @@ def log_problems(text: str) -> dict[str, Any]:
 def gql(base_url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     with httpx.Client(base_url=base_url, timeout=30.0, trust_env=False) as client:
         response = client.post("/graphql", json={"query": query, "variables": variables or {}})
-    if response.status_code != 200:
-        raise WatchError(f"HTTP {response.status_code}: {response.text[:500]}")
-    data = response.json()
-    if data.get("errors"):
-        raise WatchError(f"GraphQL errors: {json.dumps(data['errors'])[:500]}")
-    return data["data"]
+    check_status(response, WatchError)
+    return graphql_data(response.json(), WatchError)
 
 
 def committed_events(base_url: str, after: str | None) -> list[dict[str, Any]]:
@@ -359,9 +207,7 @@ def committed_events(base_url: str, after: str | None) -> list[dict[str, Any]]:
 
 
 def expect(result: dict[str, Any], typename: str) -> dict[str, Any]:
-    if result.get("__typename") != typename:
-        raise WatchError(f"expected {typename}, got {json.dumps(result)[:300]}")
-    return result
+    return expect_typename(result, typename, WatchError)
 
 
 # ---------------------------------------------------------------- the mutator process
@@ -373,12 +219,7 @@ def mutator_main(base_url: str) -> int:
     Its own process, so the send and response times are taken right at the socket, not
     when a busy event loop gets round to them; time.monotonic() is CLOCK_MONOTONIC, the
     same clock in every process on this machine."""
-    with httpx.Client(
-        base_url=base_url,
-        timeout=httpx.Timeout(60.0),
-        trust_env=False,
-        headers={"content-type": "application/json", "accept": "application/json"},
-    ) as client:
+    with json_client(base_url) as client:
         client.get("/healthz")  # open the keep-alive connection before any measurement
         for line in sys.stdin:
             if not line.strip():
@@ -687,7 +528,7 @@ async def measure(
         connected = [w for w in watchers if w.task is not None]
         result["connect"] = {
             "watchers_connected": len(connected),
-            "all_connected_s": _round(connect_all_s),
+            "all_connected_s": rounded(connect_all_s),
             "per_watcher_handshake_ack_subscribe": summary_ms(
                 [w.connect_s for w in connected if w.connect_s is not None]
             ),
@@ -717,7 +558,7 @@ async def measure(
         warm_latency = [
             t - warm["t_sent"] for w in watchers for t, _, key in w.received if key == warm_key
         ]
-        result["connect"]["all_live_s"] = _round(live_s)
+        result["connect"]["all_live_s"] = rounded(live_s)
         result["connect"]["warm_up_delivery_from_request_sent"] = summary_ms(warm_latency)
         log(f"all {args.watchers} watchers live after {live_s:.2f}s; {len(mutations)} mutations")
 
@@ -747,18 +588,18 @@ async def measure(
                         "mutation": m.index,
                         "label": m.label,
                         "event": list(key),
-                        "mutation_http_ms": _round((m.t_resp - m.t_sent) * 1000),
+                        "mutation_http_ms": rounded((m.t_resp - m.t_sent) * 1000),
                         "received": len(times),
-                        "first_from_sent_ms": _round((min(times) - m.t_sent) * 1000)
+                        "first_from_sent_ms": rounded((min(times) - m.t_sent) * 1000)
                         if times
                         else None,
-                        "p50_from_sent_ms": _round(
+                        "p50_from_sent_ms": rounded(
                             percentile([(t - m.t_sent) * 1000 for t in times], 50)
                         ),
-                        "last_from_sent_ms": _round((max(times) - m.t_sent) * 1000)
+                        "last_from_sent_ms": rounded((max(times) - m.t_sent) * 1000)
                         if times
                         else None,
-                        "spread_ms": _round((max(times) - min(times)) * 1000) if times else None,
+                        "spread_ms": rounded((max(times) - min(times)) * 1000) if times else None,
                     }
                 )
             log(
@@ -871,53 +712,17 @@ def verify_streams(
     }
 
 
-# ---------------------------------------------------------------- databases
-
-
-def check_postgres_url(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if (
-        parsed.drivername != "postgresql+asyncpg"
-        or parsed.database != "test"
-        or parsed.host not in ("127.0.0.1", "localhost")
-    ):
-        raise SystemExit(
-            "--database-url: its schema is dropped and recreated, so only "
-            "postgresql+asyncpg://...@127.0.0.1:5432/test is accepted"
-        )
-
-
-async def reset_postgres(url: str) -> None:
-    import asyncpg  # the local test database only (check_postgres_url)
-
-    dsn = url.replace("postgresql+asyncpg", "postgresql")
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
+# ---------------------------------------------------------------- machine
 
 
 def machine() -> dict[str, Any]:
-    cpu = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for dist in ("strawberry-graphql", "uvicorn", "websockets", "SQLAlchemy", "httpx"):
-        with contextlib.suppress(PackageNotFoundError):
-            versions[dist] = version(dist)
     return {
         "nproc": os.cpu_count(),
-        "cpu_model": cpu,
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
-        "versions": versions,
+        "versions": package_versions(
+            ("strawberry-graphql", "uvicorn", "websockets", "SQLAlchemy", "httpx")
+        ),
     }
 
 
@@ -968,27 +773,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def exit_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so the finally blocks stop the servers."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["--mutator"]:
         return mutator_main(argv[1])
     args = parse_args(argv)
-    deadline = Deadline(args.time_limit)
+    deadline = Deadline(args.time_limit, WatchError)
     started = time.monotonic()
     # two descriptors per watcher would be plenty; leave room for the rest
     nofile = raise_nofile_limit(args.watchers * 2 + 1024)
@@ -1021,7 +812,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     errors: list[str] = []
-    servers = [Server(database_url, tmp / f"server{i}.log") for i in range(args.replicas)]
+    servers = [
+        Server(database_url, tmp / f"server{i}.log", error=WatchError, preexec_fn=_child_preexec)
+        for i in range(args.replicas)
+    ]
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     interrupted: int | None = None
     with exit_on_sigterm():
@@ -1045,13 +839,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             cpu_after = resource.getrusage(resource.RUSAGE_SELF)
             result["cpu_s"] = {
-                "client": _round(
+                "client": rounded(
                     cpu_after.ru_utime
                     + cpu_after.ru_stime
                     - cpu_before.ru_utime
                     - cpu_before.ru_stime
                 ),
-                "servers": [_round(s.cpu_seconds()) for s in servers],
+                "servers": [rounded(s.cpu_seconds()) for s in servers],
             }
             result["servers"] = []
             for i, server in enumerate(servers):
@@ -1062,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "replica": i,
                         "url": server.base_url,
-                        "startup_s": _round(server.startup_s),
+                        "startup_s": rounded(server.startup_s),
                         "alive_at_end": alive,
                         "exit_code": code,
                         "log": problems,
@@ -1089,7 +883,7 @@ def main(argv: list[str] | None = None) -> int:
         errors.append(f"{counts['watcher_problems_total']} watcher problems (see watcher_problems)")
     result["errors"] = errors
     result["ok"] = not errors
-    result["duration_s"] = _round(time.monotonic() - started, 1)
+    result["duration_s"] = rounded(time.monotonic() - started, 1)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     if interrupted is not None:

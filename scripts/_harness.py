@@ -1,0 +1,343 @@
+"""What the measurement scripts in scripts/ share: a real server as a subprocess, latency
+statistics, machine facts, the PostgreSQL test-database guard, time bounds.
+
+Imported as `_harness`: a script run as `python scripts/X.py` has scripts/ as sys.path[0].
+Nothing here imports the app; httpx and asyncpg are imported only where they are used, so
+a script that needs neither can import this module without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+ErrorType = type[Exception]
+
+
+def add_root_to_path() -> None:
+    """Make `import app` work in a script run as `python scripts/X.py`."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def logger(name: str) -> Callable[[str], None]:
+    """A progress logger for stderr: `[name HH:MM:SS] message`."""
+
+    def log(message: str) -> None:
+        print(f"[{name} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 2)
+
+
+def stats_ms(seconds: list[float], stats: Iterable[str]) -> dict[str, Any]:
+    """{"n", then "<stat>_ms" for each of `stats` in that order}, from durations in seconds.
+    A stat is "pNN" (percentile NN), "mean", "min" or "max"; None when there are none."""
+    ms = [s * 1000 for s in seconds]
+    out: dict[str, Any] = {"n": len(ms)}
+    for stat in stats:
+        if stat.startswith("p"):
+            value = percentile(ms, float(stat[1:]))
+        elif not ms:
+            value = None
+        else:
+            value = {"mean": statistics.fmean, "min": min, "max": max}[stat](ms)
+        out[f"{stat}_ms"] = rounded(value)
+    return out
+
+
+class Deadline:
+    """The whole run's time bound; each step asks for a bound inside it."""
+
+    def __init__(self, seconds: float, error: ErrorType = RuntimeError) -> None:
+        self.end = time.monotonic() + seconds
+        self.error = error
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def budget(self, seconds: float) -> float:
+        """A monotonic end time: `seconds` from now, but never past the global end."""
+        left = self.remaining()
+        if left <= 1:
+            raise self.error("global time limit reached")
+        return time.monotonic() + min(seconds, left - 1)
+
+    def cap(self, seconds: float, margin: float = 20.0) -> float:
+        """`seconds`, but never past the global end minus `margin` (kept for cleanup:
+        closing sockets, stopping servers)."""
+        left = self.remaining() - margin
+        if left <= 0:
+            raise self.error("global time limit reached")
+        return min(seconds, left)
+
+
+# ---------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def python_exe() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv if venv.exists() else sys.executable)
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for child processes: no MODELGRAPH_* and no proxies."""
+    drop = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MODELGRAPH_") and k.lower() not in drop
+    }
+
+
+class Server:
+    """`python -m app serve` on a free 127.0.0.1 port, as a subprocess stopped by its pid.
+
+    `error` is the exception raised when it does not start; `preexec_fn` runs in the
+    child before exec."""
+
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        *,
+        error: ErrorType = RuntimeError,
+        preexec_fn: Callable[[], Any] | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.error = error
+        self.preexec_fn = preexec_fn
+        self.port = free_port()
+        self.base_url = f"http://{HOST}:{self.port}"
+        self.ws_url = f"ws://{HOST}:{self.port}/graphql"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+        self.startup_s: float | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        import httpx
+
+        env = clean_env()
+        env.update(
+            MODELGRAPH_DATABASE_URL=self.database_url,
+            # No access log line per request or WebSocket: measure the app, not uvicorn.
+            MODELGRAPH_LOG_LEVEL="warning",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        self._log_file = open(self.log_path, "wb")  # closed in stop()
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [python_exe(), "-m", "app", "serve", "--host", HOST, "--port", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=self.preexec_fn,
+        )
+        end = started + timeout
+        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    raise self.error(
+                        f"server exited with {self.proc.returncode} during start-up:\n"
+                        + self.log_tail()
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/healthz").status_code == 200:
+                        self.startup_s = time.monotonic() - started
+                        return
+                time.sleep(0.1)
+        raise self.error(f"server not healthy after {timeout:.0f}s:\n" + self.log_tail())
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu_seconds(self) -> float | None:
+        """user + system CPU time of the server process so far (Linux /proc)."""
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def open_fds(self) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        except OSError:
+            return None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def stop(self) -> int | None:
+        proc = self.proc
+        if proc is None:
+            return None
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            return proc.returncode
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+
+@contextlib.contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so the finally blocks stop the servers."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def json_client(base_url: str) -> httpx.Client:
+    """A keep-alive JSON client; trust_env=False: no proxy from the environment, all
+    traffic stays on 127.0.0.1."""
+    import httpx
+
+    return httpx.Client(
+        base_url=base_url,
+        timeout=httpx.Timeout(60.0),
+        trust_env=False,
+        headers={"content-type": "application/json", "accept": "application/json"},
+    )
+
+
+def check_status(response: httpx.Response, error: ErrorType) -> None:
+    if response.status_code != 200:
+        raise error(f"HTTP {response.status_code}: {response.text[:500]}")
+
+
+def graphql_data(decoded: dict[str, Any], error: ErrorType) -> dict[str, Any]:
+    """The `data` of a decoded GraphQL response; `error` if it has errors."""
+    if decoded.get("errors"):
+        raise error(f"GraphQL errors: {json.dumps(decoded['errors'])[:500]}")
+    return decoded["data"]
+
+
+def expect_typename(result: dict[str, Any], typename: str, error: ErrorType) -> dict[str, Any]:
+    """A union result (success or error type) that must be `typename`."""
+    if result.get("__typename") != typename:
+        raise error(f"expected {typename}, got {json.dumps(result)[:300]}")
+    return result
+
+
+# ---------------------------------------------------------------- databases, machine
+
+
+def check_postgres_url(url: str) -> None:
+    """Only the local `test` database: its public schema is dropped and recreated."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise SystemExit(f"--database-url: only sqlite (default) or postgresql, not {url}")
+    if parsed.database != "test" or parsed.host not in ("127.0.0.1", "localhost"):
+        raise SystemExit(
+            "--database-url: the schema is dropped and recreated, so only a database "
+            "named 'test' on 127.0.0.1 is accepted"
+        )
+    if parsed.drivername != "postgresql+asyncpg":
+        raise SystemExit("--database-url: use the postgresql+asyncpg driver")
+
+
+async def reset_postgres(url: str) -> None:
+    import asyncpg  # the local test database only (check_postgres_url)
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=10)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+def cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def package_versions(dists: Iterable[str]) -> dict[str, str]:
+    """The installed version of each distribution (the missing ones left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in dists:
+        with contextlib.suppress(PackageNotFoundError):
+            out[dist] = version(dist)
+    return out
