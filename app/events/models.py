@@ -43,7 +43,10 @@ LIFECYCLE_TYPES = tuple(EventType(t.value) for t in LifecycleEventType)
 
 class Event(SQLModel, table=True):
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_model_seq", "model", "seq"),)
+    __table_args__ = (
+        Index("ix_event_model_seq", "model", "seq"),
+        Index("ix_event_type_seq", "type", "seq"),
+    )
 
     seq: int | None = Field(default=None, sa_column=Column(BigIntId, primary_key=True))
     type: str = Field(sa_column=Column(String(32), nullable=False))

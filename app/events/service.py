@@ -29,12 +29,16 @@ async def record_event(
     reason: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> Event:
-    """Add one event to the caller's transaction, so it exists iff the change commits."""
+    """Add one event to the caller's transaction, so it exists iff the change commits.
+
+    Lifecycle events are the stream watchers follow. Only they queue on the lock and
+    NOTIFY, so a sweep of run starts does not serialise the cluster."""
     postgres = is_postgres(session)
-    if postgres and not session.info.get(LOCK_TAKEN):
-        # Gap hazard (NOTES.md): a seq is taken at INSERT but seen at COMMIT. Event writers
-        # take one lock until commit, so commit order is seq order and a reader's cursor
-        # never passes a seq that is still to commit.
+    lifecycle = type in LIFECYCLE_TYPES
+    if postgres and lifecycle and not session.info.get(LOCK_TAKEN):
+        # Gap hazard (NOTES.md): a seq is taken at INSERT but seen at COMMIT. Lifecycle
+        # writers take one lock until commit, so their commit order is their seq order
+        # and a reader's cursor never passes a lifecycle seq that is still to commit.
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOCK_KEY})
         session.info[LOCK_TAKEN] = True
     event = Event(
@@ -50,16 +54,18 @@ async def record_event(
     )
     session.add(event)
     await session.flush()
-    if postgres:
-        await session.execute(
-            text("SELECT pg_notify(:channel, :seq)"), {"channel": CHANNEL, "seq": str(event.seq)}
-        )
-    session.info[LAST_SEQ] = event.seq
+    if lifecycle:
+        if postgres:
+            await session.execute(
+                text("SELECT pg_notify(:channel, :seq)"),
+                {"channel": CHANNEL, "seq": str(event.seq)},
+            )
+        session.info[LAST_SEQ] = event.seq
     return event
 
 
 def committed_seq(session_info: dict[str, Any]) -> int | None:
-    """The last event seq a committed unit of work wrote, if it wrote any."""
+    """The last lifecycle event seq a committed unit of work wrote, if it wrote any."""
     return session_info.get(LAST_SEQ)
 
 
@@ -86,5 +92,24 @@ async def list_events(
 
 
 async def last_seq(session: AsyncSession) -> int:
-    """The highest seq written so far (0 when there is none)."""
-    return (await session.execute(select(func.max(Event.seq)))).scalar() or 0
+    """The highest committed lifecycle seq (0 when there is none): every lifecycle event
+    up to it is readable, since lifecycle writers commit in seq order."""
+    stmt = select(func.max(Event.seq)).where(Event.type.in_([t.value for t in LIFECYCLE_TYPES]))
+    return (await session.execute(stmt)).scalar() or 0
+
+
+async def count_events(
+    session: AsyncSession,
+    *,
+    after: int,
+    model: str | None = None,
+    types: Sequence[str] | None = None,
+    limit: int,
+) -> int:
+    """How many matching lifecycle events follow `after`, counting up to `limit`."""
+    wanted = [t.value for t in LIFECYCLE_TYPES] if not types else [str(t) for t in types]
+    inner = select(Event.seq).where(Event.seq > after, Event.type.in_(wanted))
+    if model is not None:
+        inner = inner.where(Event.model == model)
+    stmt = select(func.count()).select_from(inner.limit(limit).subquery())
+    return (await session.execute(stmt)).scalar_one()

@@ -1,5 +1,6 @@
 """Per-request context: the database (never a shared session), settings, loaders, actor."""
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -54,9 +55,8 @@ class Context:
         self.request = request
         self.actor = ANONYMOUS
         # Loaders are built on first use, once per request, keyed by name. A WebSocket
-        # context lives as long as the connection, so there loaders come from the bus,
-        # shared by all subscribers for one event window and at most a second: a
-        # connection-long cache would serve a version's stage as it was events ago.
+        # context lives as long as the connection, so there each use gets a fresh loader:
+        # a connection-long cache would serve a version's stage as it was events ago.
         self._cache_loaders = cache_loaders
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
 
@@ -73,16 +73,29 @@ class Context:
         default: Callable[[], Any] = lambda: None,
     ) -> DataLoader[Any, Any]:
         """The request's loader called `name`, made from `fetch` the first time it is asked for."""
-        if self._cache_loaders:
-            store = self._loaders
-        elif self.bus is not None:
-            store = self.bus.shared_loaders()
-        else:
+        if not self._cache_loaders:
             return batch_loader(self.db, fetch, default)
+        loader = self._loaders.get(name)
+        if loader is None:
+            loader = self._loaders[name] = batch_loader(self.db, fetch, default)
+        return loader
+
+    async def load_shared(
+        self,
+        name: str,
+        fetch: Callable[[AsyncSession, list[Any]], Awaitable[dict[Any, Any]]],
+        key: Any,
+    ) -> Any:
+        """Load through a loader shared by every subscriber of the process for one event
+        window (at most a second), so a thousand watchers of one event make one query.
+        Shielded: a watcher that disconnects mid-load cancels only its own wait."""
+        if self._cache_loaders or self.bus is None:
+            return await self.loader(name, fetch).load(key)
+        store = self.bus.shared_loaders()
         loader = store.get(name)
         if loader is None:
-            loader = store[name] = batch_loader(self.db, fetch, default)
-        return loader
+            loader = store[name] = batch_loader(self.db, fetch)
+        return await asyncio.shield(loader.load(key))
 
     def grouped_loader(
         self,

@@ -4,20 +4,17 @@ from datetime import datetime
 
 import strawberry
 
-from app.db.pagination import SortKey, decode_cursor, encode_cursor
+from app.db.pagination import SortKey, decode_cursor
 from app.events.models import Event, LifecycleEventType
+from app.events.replay import event_cursor
 from app.graphql.context import Ctx
-from app.graphql.registry import loaders as registry_loaders
 from app.graphql.registry import types as registry_types
+from app.registry import service as registry_service
 from app.registry.stages import Stage
 
 strawberry.enum(LifecycleEventType, description="What happened to a model or version.")
 
 SEQ_KEYS = [SortKey(Event.seq)]
-
-
-def event_cursor(seq: int) -> str:
-    return encode_cursor([seq])
 
 
 def cursor_seq(cursor: str | None, field: str = "after") -> int | None:
@@ -57,6 +54,9 @@ class LifecycleEvent:
     async def version(self, info: Ctx) -> registry_types.ModelVersion | None:
         if self.version_number is None:
             return None
-        key = (self.model, self.version_number)
-        found = await registry_loaders.version_by_number(info.context).load(key)
+        found = await info.context.load_shared(
+            "version_by_number",
+            lambda s, keys: registry_service.versions_by_numbers(s, keys=keys),
+            (self.model, self.version_number),
+        )
         return registry_types.ModelVersion.of(found) if found else None

@@ -18,13 +18,6 @@ def version_by_id(ctx: Context) -> DataLoader[int, Any]:
     return ctx.loader("version_by_id", lambda s, ids: registry_service.versions_by_ids(s, ids=ids))
 
 
-def version_by_number(ctx: Context) -> DataLoader[tuple[str, int], Any]:
-    """Keyed by (model name, version number)."""
-    return ctx.loader(
-        "version_by_number", lambda s, keys: registry_service.versions_by_numbers(s, keys=keys)
-    )
-
-
 def versions_by_run(ctx: Context) -> DataLoader[str, list[Any]]:
     return ctx.loader(
         "versions_by_run", lambda s, ids: registry_service.versions_by_runs(s, run_ids=ids), list

@@ -35,6 +35,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("event", schema=None) as batch_op:
         batch_op.create_index("ix_event_model_seq", ["model", "seq"], unique=False)
+        batch_op.create_index("ix_event_type_seq", ["type", "seq"], unique=False)
 
     op.create_table(
         "experiment",
@@ -240,6 +241,7 @@ def downgrade() -> None:
     op.drop_table("registered_model")
     op.drop_table("experiment")
     with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.drop_index("ix_event_type_seq")
         batch_op.drop_index("ix_event_model_seq")
 
     op.drop_table("event")

@@ -1,0 +1,95 @@
+"""Following the lifecycle stream: replay from a cursor, then live, no gap, no duplicate."""
+
+from collections.abc import AsyncIterator, Sequence
+
+from app.db import Database
+from app.db.pagination import encode_cursor
+from app.errors import DomainError, ValidationError
+from app.events import service as events_service
+from app.events.bus import BusClosed, EventBus
+from app.events.models import Event
+
+BATCH = 500
+
+
+class SlowConsumerError(DomainError):
+    code = "SLOW_CONSUMER"
+
+    def __init__(self, behind: int, cursor: int) -> None:
+        encoded = event_cursor(cursor)
+        super().__init__(
+            f"this watcher is more than {behind} events behind; reconnect with "
+            f"after: {encoded!r} to resume without loss",
+            cursor=encoded,
+        )
+
+
+def event_cursor(seq: int) -> str:
+    """The opaque cursor of the event with this seq."""
+    return encode_cursor([seq])
+
+
+async def follow(
+    db: Database,
+    bus: EventBus,
+    *,
+    after: int | None,
+    model: str | None = None,
+    types: Sequence[str] | None = None,
+    max_lag: int,
+) -> AsyncIterator[Event]:
+    """Matching lifecycle events after `after` (or from now), in commit order, forever.
+
+    Events up to the bus's loaded mark are committed and in its window (lifecycle commit
+    order is seq order), so the cursor may move there even when nothing matched. A watcher
+    that falls more than `max_lag` matching events behind once live gets SlowConsumerError
+    with the cursor to resume from; the server never buffers for it."""
+    async with db.read() as session:
+        newest = await events_service.last_seq(session)
+    if after is None:
+        cursor = newest
+    elif after > max(newest, bus.head):
+        raise ValidationError("after", "is beyond the newest event: not a cursor of this stream")
+    else:
+        cursor = after
+    caught_up = False
+    try:
+        while True:
+            # Raw seqs bound the backlog from above; count precisely only past the limit.
+            if caught_up and bus.head - cursor > max_lag:
+                behind = await _backlog(db, bus, cursor, model, types, max_lag)
+                if behind > max_lag:
+                    raise SlowConsumerError(max_lag, cursor)
+            upto, more = bus.loaded, False
+            events = bus.recent(cursor, model=model, types=types)
+            if events is None:  # older than the window: read the table
+                async with db.read() as session:
+                    events = await events_service.list_events(
+                        session, after=cursor, upto=upto, model=model, types=types, limit=BATCH
+                    )
+                if len(events) == BATCH:
+                    upto, more = events[-1].seq, True  # type: ignore[assignment]
+            for event in events:
+                yield event
+            cursor, caught_up = max(cursor, upto), not more
+            if cursor >= bus.loaded:
+                await bus.wait_loaded_beyond(cursor)
+    except BusClosed:
+        return
+
+
+async def _backlog(
+    db: Database,
+    bus: EventBus,
+    cursor: int,
+    model: str | None,
+    types: Sequence[str] | None,
+    limit: int,
+) -> int:
+    pending = bus.recent(cursor, model=model, types=types)
+    if pending is not None and bus.loaded >= bus.head:
+        return len(pending)
+    async with db.read(background=True) as session:
+        return await events_service.count_events(
+            session, after=cursor, model=model, types=types, limit=limit + 1
+        )
