@@ -61,6 +61,8 @@ def check_length(field: str, value: str | None, limit: int, *, required: bool = 
         return
     if required and not value.strip():
         raise ValidationError(field, "must not be empty")
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain NUL characters")
     if len(value) > limit:
         raise ValidationError(field, f"is {len(value)} characters, the limit is {limit}", limit)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,10 +16,25 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-from app.errors import ConflictError
+from app.errors import ConflictError, ValidationError
 
 BACKGROUND = "modelgraph_background"
 log = logging.getLogger("modelgraph.db")
+
+
+# PostgreSQL SQLSTATEs that are the client's input or a retryable race, not bugs.
+_RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
+_BAD_INPUT_CLASS = "22"  # data exception: a NUL byte, a number out of range, ...
+
+
+def _refusal(exc: DBAPIError) -> Exception | None:
+    """A typed refusal for database errors the client caused or may retry; else None."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if state in _RETRYABLE:
+        return ConflictError("input", "a concurrent change conflicts with this one; retry")
+    if state and state.startswith(_BAD_INPUT_CLASS):
+        return ValidationError("input", "contains a value the database cannot store")
+    return None
 
 
 def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: int) -> AsyncEngine:
@@ -112,15 +127,24 @@ class Database:
             raise ConflictError(
                 "input", "a concurrent change conflicts with this one; read again and retry"
             ) from exc
+        except DBAPIError as exc:
+            if (refusal := _refusal(exc)) is None:
+                raise
+            raise refusal from exc
 
     @asynccontextmanager
     async def read(self, *, background: bool = False) -> AsyncIterator[AsyncSession]:
         """A short read session for one resolver or one loader batch. `background` marks
         reads no request asked for (the event pump), so per-request counts can skip them."""
-        async with self._reads() as session:
-            if background:
-                await session.connection(execution_options={BACKGROUND: True})
-            yield session
+        try:
+            async with self._reads() as session:
+                if background:
+                    await session.connection(execution_options={BACKGROUND: True})
+                yield session
+        except DBAPIError as exc:
+            if (refusal := _refusal(exc)) is None:
+                raise
+            raise refusal from exc
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()

@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, ColumnElement, Select, and_, func, or_, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.db.types import as_utc
 from app.errors import ValidationError
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ def _decode_value(value: Any, key: SortKey) -> Any:
             raise ValueError(f"{value} is out of range")
         return value
     if expected is datetime and isinstance(value, str):
-        return datetime.fromisoformat(value)
+        return as_utc(datetime.fromisoformat(value))
     if expected is float and isinstance(value, (int, float)):
         return float(value)
     if expected is not float and isinstance(value, expected):
@@ -79,7 +80,7 @@ def decode_cursor(cursor: str, keys: Sequence[SortKey], *, field: str = "after")
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError("wrong shape")
         return [_decode_value(v, k) for k, v in zip(keys, values, strict=True)]
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationError(field, "is not a cursor this list gave out") from exc
 
 

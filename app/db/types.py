@@ -5,6 +5,8 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from app.errors import ValidationError
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -15,6 +17,16 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def check_datetime(field: str, value: datetime | None) -> datetime | None:
+    """`value` in UTC, or a ValidationError naming `field` when it has no UTC equivalent."""
+    if value is None:
+        return None
+    try:
+        return as_utc(value)
+    except OverflowError as exc:
+        raise ValidationError(field, "is outside the range of UTC datetimes") from exc
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
-from app.db.types import as_utc, utcnow
+from app.db.types import check_datetime, utcnow
 from app.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -172,7 +172,7 @@ async def start_run(
         experiment_id=exp.id,
         name=name,
         status=RunStatus.RUNNING,
-        start_time=as_utc(start_time) if start_time else utcnow(),
+        start_time=check_datetime("startTime", start_time) or utcnow(),
     )
     session.add(run)
     await session.flush()
@@ -225,7 +225,8 @@ async def log_params(session: AsyncSession, *, run_id: str, params: dict[str, st
         upsert_insert(session, Param.__table__).on_conflict_do_nothing(
             index_elements=["run_id", "key"]
         ),
-        [{"run_id": run_id, "key": k, "value": v} for k, v in params.items()],
+        # Key order: concurrent writers to one run lock rows in the same order (no deadlock).
+        [{"run_id": run_id, "key": k, "value": v} for k, v in sorted(params.items())],
     )
     # Read back after the insert: a concurrent writer's value is seen here too.
     stored = dict(
@@ -256,7 +257,7 @@ async def set_run_tags(session: AsyncSession, *, run_id: str, tags: dict[str, st
             index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
         )
         await session.execute(
-            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in sorted(tags.items())]
         )
     return run
 
@@ -275,7 +276,7 @@ async def end_run(
     run = await require_run(session, run_id=run_id)
     previous = run.status
     run.status = status.value
-    run.end_time = as_utc(end_time) if end_time else utcnow()
+    run.end_time = check_datetime("endTime", end_time) or utcnow()
     await session.flush()
     await record_event(
         session,
@@ -369,7 +370,7 @@ async def log_metrics(
         return run
     # Core executemany: the ORM would add one INSERT ... RETURNING per row (NOTES.md).
     await session.execute(insert(Metric.__table__), rows)
-    summary = _summarize(rows)
+    summary = sorted(_summarize(rows), key=lambda r: r["key"])  # lock order, as in log_params
     for s in summary:
         s["experiment_id"] = run.experiment_id
     table = LatestMetric.__table__
