@@ -13,13 +13,19 @@ def test_batches_reach_only_their_runs_subscribers_and_end_with_the_run():
     assert other.empty()
 
 
-def test_a_subscriber_that_falls_behind_is_told_instead_of_buffered():
-    feed = MetricFeed(queue_batches=2)
+async def test_a_subscriber_that_falls_behind_is_told_instead_of_buffered():
+    # given a subscriber allowed 3 pending points
+    feed = MetricFeed(max_points=3)
     queue = feed.subscribe("r1")
+
+    # when 5 one-point batches arrive before it reads
     for i in range(5):
         feed.publish({LOGGED_METRICS: [("r1", [{"step": i}])]})
-    assert queue.qsize() == 2
-    assert OVERFLOW in [queue.get_nowait(), queue.get_nowait()]
+
+    # then what was pending is dropped, it is told once, and what came after is kept
+    assert await queue.take() is OVERFLOW
+    assert await queue.take() == [{"step": 4}]
+    assert queue.empty() and queue.points == 0
 
 
 def test_unsubscribed_queues_get_nothing():

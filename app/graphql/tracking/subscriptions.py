@@ -1,4 +1,6 @@
+import asyncio
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import strawberry
 
@@ -8,6 +10,8 @@ from app.graphql.context import Ctx
 from app.graphql.tracking.types import MetricPoint
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
+
+RUN_STATUS_CHECK_SECONDS = 5.0
 
 
 class MetricsOverflowError(DomainError):
@@ -40,17 +44,31 @@ class TrackingSubscription:
         # Subscribe before looking at the run, so an end committed in between is not missed.
         queue = ctx.feed.subscribe(str(run_id))
         try:
-            async with ctx.read() as session:
-                run = await tracking_service.require_run(session, run_id=str(run_id))
-            if run.status != RunStatus.RUNNING:
+            if not await running(ctx, str(run_id)):
                 return
-            while (item := await queue.get()) is not END:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.take(), RUN_STATUS_CHECK_SECONDS)
+                except TimeoutError:
+                    # The run may have ended through another replica: its end is in the
+                    # database even though this process's feed never saw it.
+                    if not await running(ctx, str(run_id)):
+                        return
+                    continue
+                if item is END:
+                    return
                 if item is OVERFLOW:
                     raise MetricsOverflowError(str(run_id))
                 points = [MetricPoint.of(_Row(row)) for row in item]
                 yield MetricPointsLogged(points=points)
         finally:
             ctx.feed.unsubscribe(str(run_id), queue)
+
+
+async def running(ctx: Any, run_id: str) -> bool:
+    async with ctx.read() as session:
+        run = await tracking_service.require_run(session, run_id=run_id)
+    return run.status == RunStatus.RUNNING
 
 
 class _Row:
