@@ -50,7 +50,7 @@ async def _train(db: Database, rng: random.Random, experiment: str, index: int) 
                 ),
                 tracking_service.MetricPoint("latency_ms", 20 + depth * 3 + rng.random() * 5, step),
             ]
-        await tracking_service.log_metrics(session, run_id=run.id, points=points)
+        await tracking_service.log_metrics(session, actor=ACTOR, run_id=run.id, points=points)
         status = RunStatus.FAILED if rng.random() < 0.05 else RunStatus.FINISHED
         await tracking_service.end_run(session, run_id=run.id, status=status, actor=ACTOR)
 

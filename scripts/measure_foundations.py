@@ -313,7 +313,9 @@ async def measure_ingestion(ws: Workspace, n_rows: int, budget_s: float) -> dict
                 break
             t0 = time.perf_counter()
             async with db.unit_of_work() as session:
-                await tracking_service.log_metrics(session, run_id=run_id, points=points)
+                await tracking_service.log_metrics(
+                    session, actor="measure", run_id=run_id, points=points
+                )
             latencies.append(time.perf_counter() - t0)
         service_s = time.perf_counter() - started
         stored = await _count(db)
@@ -476,7 +478,9 @@ async def _seed_dashboard(db: Database) -> dict[str, int]:
                     for step in range(10)
                     for key in METRIC_KEYS
                 ]
-                await tracking_service.log_metrics(session, run_id=run.id, points=points)
+                await tracking_service.log_metrics(
+                    session, actor="measure", run_id=run.id, points=points
+                )
                 await tracking_service.end_run(
                     session, run_id=run.id, status=RunStatus.FINISHED, actor=ACTOR
                 )

@@ -27,7 +27,7 @@ async def make_run(
         )
         if metrics:
             points = [tracking_service.MetricPoint(k, v, 0) for k, v in metrics.items()]
-            await tracking_service.log_metrics(session, run_id=run.id, points=points)
+            await tracking_service.log_metrics(session, actor=ACTOR, run_id=run.id, points=points)
     return run
 
 

@@ -215,19 +215,22 @@ def _check_params(params: dict[str, str]) -> None:
         check_length(f"params[{key}].value", value, PARAM_VALUE_LIMIT)
 
 
-async def log_params(session: AsyncSession, *, run_id: str, params: dict[str, str]) -> Run:
+async def log_params(
+    session: AsyncSession, *, run_id: str, params: dict[str, str], actor: str
+) -> Run:
     """Write-once params: a new key is stored, the same value again is a no-op."""
     _check_params(params)
     run = await require_run(session, run_id=run_id)
     if not params:
         return run
-    await session.execute(
-        upsert_insert(session, Param.__table__).on_conflict_do_nothing(
-            index_elements=["run_id", "key"]
-        ),
+    inserted = await session.execute(
+        upsert_insert(session, Param.__table__)
+        .on_conflict_do_nothing(index_elements=["run_id", "key"])
+        .returning(Param.__table__.c.key),
         # Key order: concurrent writers to one run lock rows in the same order (no deadlock).
         [{"run_id": run_id, "key": k, "value": v} for k, v in sorted(params.items())],
     )
+    new_keys = sorted(inserted.scalars())
     # Read back after the insert: a concurrent writer's value is seen here too.
     stored = dict(
         (
@@ -244,20 +247,48 @@ async def log_params(session: AsyncSession, *, run_id: str, params: dict[str, st
                 f"params[{key}]",
                 f"param {key!r} is already {stored.get(key)!r}; params are write-once",
             )
+    if new_keys:
+        await record_event(
+            session,
+            type=EventType.PARAMS_LOGGED,
+            actor=actor,
+            payload={"runId": run_id, "keys": new_keys},
+        )
     return run
 
 
-async def set_run_tags(session: AsyncSession, *, run_id: str, tags: dict[str, str]) -> Run:
-    """Set (or overwrite) tags on a run."""
+async def set_run_tags(
+    session: AsyncSession, *, run_id: str, tags: dict[str, str], actor: str
+) -> Run:
+    """Set (or overwrite) tags on a run; tags already at these values are left alone."""
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
     run = await require_run(session, run_id=run_id)
-    if tags:
+    if not tags:
+        return run
+    current = dict(
+        (
+            await session.execute(
+                select(RunTag.key, RunTag.value).where(
+                    RunTag.run_id == run_id, RunTag.key.in_(list(tags))
+                )
+            )
+        ).all()
+    )
+    changed = {k: v for k, v in sorted(tags.items()) if current.get(k) != v}
+    if changed:
         stmt = upsert_insert(session, RunTag.__table__)
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
         )
+        # Key order: concurrent writers to one run lock rows in the same order.
         await session.execute(
-            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in sorted(tags.items())]
+            stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in changed.items()]
+        )
+        await record_event(
+            session,
+            type=EventType.RUN_TAGS_SET,
+            actor=actor,
+            payload={"runId": run_id, "tags": changed},
         )
     return run
 
@@ -323,6 +354,7 @@ async def log_metrics(
     run_id: str,
     points: Sequence[MetricPoint] = (),
     series: Sequence[MetricSeries] = (),
+    actor: str,
 ) -> Run:
     """Append a batch (points, and/or whole series per key) to the history and fold it
     into LatestMetric, in bulk."""
@@ -391,6 +423,13 @@ async def log_metrics(
         },
     )
     await session.execute(stmt, summary)
+    # One row per batch, not per point: the audit says who logged how much, when.
+    await record_event(
+        session,
+        type=EventType.METRICS_LOGGED,
+        actor=actor,
+        payload={"runId": run_id, "points": len(rows), "keys": [r["key"] for r in summary]},
+    )
     # For live views once this commits (runMetrics); nothing is sent if it rolls back.
     session.info.setdefault(LOGGED_METRICS, []).append((run_id, rows))
     return run

@@ -45,7 +45,9 @@ async def seed_models(db: Database, count: int) -> None:
                     for key in ("accuracy", "loss", "f1")
                     for step in range(3)
                 ]
-                await tracking_service.log_metrics(session, run_id=run.id, points=points)
+                await tracking_service.log_metrics(
+                    session, actor="test", run_id=run.id, points=points
+                )
                 await registry_service.register_version(
                     session, model=f"model-{m:03d}", run_id=run.id, actor="test"
                 )

@@ -490,7 +490,7 @@ async def test_promote_aggregate_uses_the_metric_history(gql, db):
     b = await make_run(db, experiment="exp", metrics={"acc": 0.9})
     async with db.unit_of_work() as session:
         await tracking_service.log_metrics(
-            session, run_id=a.id, points=[tracking_service.MetricPoint("acc", 0.5, 1)]
+            session, actor="test", run_id=a.id, points=[tracking_service.MetricPoint("acc", 0.5, 1)]
         )
 
     # when

@@ -59,7 +59,7 @@ async def seed_run(
             for step, value in enumerate(values)
         ]
         if points:
-            await tracking_service.log_metrics(session, run_id=run.id, points=points)
+            await tracking_service.log_metrics(session, actor="test", run_id=run.id, points=points)
         if status is not None:
             await tracking_service.end_run(session, run_id=run.id, status=status, actor=ACTOR)
     return run.id
@@ -415,6 +415,7 @@ async def test_metric_history_is_ordered_by_step_then_timestamp(gql, db):
     async with db.unit_of_work() as session:
         await tracking_service.log_metrics(
             session,
+            actor="test",
             run_id=run_id,
             points=[
                 tracking_service.MetricPoint("loss", 5.0, 2, 100),
@@ -447,7 +448,9 @@ async def test_metric_history_pages_yield_every_point_once_in_order(gql, db):
     run_id = await seed_run(db)
     points = [tracking_service.MetricPoint("loss", float(i), i // 2, 1_000 + i) for i in range(25)]
     async with db.unit_of_work() as session:
-        await tracking_service.log_metrics(session, run_id=run_id, points=list(reversed(points)))
+        await tracking_service.log_metrics(
+            session, actor="test", run_id=run_id, points=list(reversed(points))
+        )
 
     # when
     edges = await walk(
@@ -492,6 +495,7 @@ async def test_metric_series_gives_the_history_as_columns(gql, db):
     async with db.unit_of_work() as session:
         await tracking_service.log_metrics(
             session,
+            actor="test",
             run_id=run_id,
             points=[
                 tracking_service.MetricPoint("loss", float("inf"), 2, 100),
@@ -525,7 +529,9 @@ async def test_metric_series_pages_yield_every_point_once_in_order(gql, db):
     run_id = await seed_run(db)
     points = [tracking_service.MetricPoint("loss", float(i), i // 3, 1_000 + i) for i in range(20)]
     async with db.unit_of_work() as session:
-        await tracking_service.log_metrics(session, run_id=run_id, points=list(reversed(points)))
+        await tracking_service.log_metrics(
+            session, actor="test", run_id=run_id, points=list(reversed(points))
+        )
 
     # when
     values: list[float] = []

@@ -180,7 +180,11 @@ class TrackingMutation:
         ]
         async with info.context.unit_of_work() as session:
             run = await tracking_service.log_metrics(
-                session, run_id=str(input.run_id), points=points, series=series
+                session,
+                run_id=str(input.run_id),
+                points=points,
+                series=series,
+                actor=info.context.actor,
             )
         return LogMetricsSuccess(
             run=Run.of(run), count=len(points) + sum(len(s.values) for s in series)
@@ -190,7 +194,10 @@ class TrackingMutation:
     async def log_params(self, info: Ctx, input: LogParamsInput) -> LogParamsPayload:
         async with info.context.unit_of_work() as session:
             run = await tracking_service.log_params(
-                session, run_id=str(input.run_id), params=to_dict("params", input.params)
+                session,
+                run_id=str(input.run_id),
+                params=to_dict("params", input.params),
+                actor=info.context.actor,
             )
         return LogParamsSuccess(run=Run.of(run))
 
@@ -198,7 +205,10 @@ class TrackingMutation:
     async def set_run_tags(self, info: Ctx, input: SetRunTagsInput) -> SetRunTagsPayload:
         async with info.context.unit_of_work() as session:
             run = await tracking_service.set_run_tags(
-                session, run_id=str(input.run_id), tags=to_dict("tags", input.tags)
+                session,
+                run_id=str(input.run_id),
+                tags=to_dict("tags", input.tags),
+                actor=info.context.actor,
             )
         return SetRunTagsSuccess(run=Run.of(run))
 
