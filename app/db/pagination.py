@@ -40,12 +40,17 @@ class Page(Generic[T]):
     # encoded from them only when a client asks for one.
     rows: Sequence[Any] = ()
     key_start: int = 0
+    # Where the next page starts when that is past the last item (a filtered stream
+    # scanned further than it matched); None: after the last item.
+    end_key: Sequence[Any] | None = None
 
     def cursor(self, index: int) -> str:
         return encode_cursor(self.rows[index][self.key_start :])
 
     @property
     def end_cursor(self) -> str | None:
+        if self.end_key is not None:
+            return encode_cursor(self.end_key)
         return self.cursor(len(self.items) - 1) if self.items else None
 
 

@@ -7,6 +7,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import is_postgres
+from app.db.pagination import Page, make_page
+from app.errors import ValidationError
 from app.events.models import LIFECYCLE_TYPES, Event, EventType
 
 CHANNEL = "modelgraph_events"
@@ -113,3 +115,25 @@ async def count_events(
         inner = inner.where(Event.model == model)
     stmt = select(func.count()).select_from(inner.limit(limit).subquery())
     return (await session.execute(stmt)).scalar_one()
+
+
+async def events_page(
+    session: AsyncSession,
+    *,
+    after: int,
+    model: str | None = None,
+    types: Sequence[str] | None = None,
+    first: int,
+) -> Page[Event]:
+    """A page of the lifecycle stream for pollers. When the page is the last one, its end
+    is the newest committed seq, so the next poll starts past events the filters skipped."""
+    newest = await last_seq(session)
+    if after > newest:
+        raise ValidationError("after", "is beyond the newest event: not a cursor of this stream")
+    rows = await list_events(
+        session, after=after, upto=newest, model=model, types=types, limit=first + 1
+    )
+    page = make_page([(e, e.seq) for e in rows], first, item=0, key_start=1)
+    if not page.has_next and newest > after:
+        page.end_key = [newest]
+    return page

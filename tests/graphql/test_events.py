@@ -1,5 +1,7 @@
 """The events query: the lifecycle stream as pages, for clients that poll."""
 
+import base64
+
 from tests.factories import make_version
 
 EVENTS = """
@@ -46,5 +48,29 @@ async def test_events_filter_by_type(db, gql):
 
 async def test_a_bad_event_cursor_is_invalid_input(gql):
     error = await gql.error(EVENTS, after="nope")
+    assert error["extensions"]["code"] == "INVALID_INPUT"
+    assert error["extensions"]["field"] == "after"
+
+
+async def test_a_filtered_poll_moves_past_events_it_did_not_match(db, gql):
+    # given events of model a, then of model b
+    await make_version(db, model="a")
+    first = (await gql(EVENTS, model="a"))["events"]
+    await make_version(db, model="b")
+
+    # when the poller of model a polls again, nothing matches, yet its cursor moves on
+    again = (await gql(EVENTS, model="a", after=first["pageInfo"]["endCursor"]))["events"]
+    assert again["nodes"] == []
+    assert again["pageInfo"]["endCursor"] not in (None, first["pageInfo"]["endCursor"])
+
+    # and a change to a after that is the next thing it sees
+    await make_version(db, model="a")
+    later = (await gql(EVENTS, model="a", after=again["pageInfo"]["endCursor"]))["events"]
+    assert [(n["type"], n["versionNumber"]) for n in later["nodes"]] == [("VERSION_REGISTERED", 2)]
+
+
+async def test_a_cursor_beyond_the_newest_event_is_refused(gql):
+    future = base64.urlsafe_b64encode(b"[999]").decode().rstrip("=")
+    error = await gql.error(EVENTS, after=future)
     assert error["extensions"]["code"] == "INVALID_INPUT"
     assert error["extensions"]["field"] == "after"

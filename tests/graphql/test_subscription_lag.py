@@ -43,3 +43,15 @@ async def test_a_watcher_too_far_behind_is_told_where_to_resume(app):
     assert error.extensions["code"] == "SLOW_CONSUMER"
     assert cursor_seq(error.extensions["cursor"]) == cursor_seq(seen["cursor"])
     await stream.aclose()
+
+
+async def test_a_watcher_resuming_from_a_cursor_beyond_the_stream_is_refused(app):
+    state = app.state
+    context = Context(db=state.db, settings=state.settings, bus=state.bus, cache_loaders=False)
+    stream = await schema.subscribe(
+        WATCH, variable_values={"after": event_cursor(999)}, context_value=context
+    )
+    result = await stream.__anext__()
+    assert result.errors[0].extensions["code"] == "INVALID_INPUT"
+    assert result.errors[0].extensions["field"] == "after"
+    await stream.aclose()

@@ -1,6 +1,5 @@
 import strawberry
 
-from app.db.pagination import Page
 from app.events import service as events_service
 from app.events.models import LifecycleEventType
 from app.graphql.context import Ctx
@@ -24,10 +23,7 @@ class EventsQuery:
     ) -> Connection[LifecycleEvent]:
         size = info.context.page_size(first)
         async with info.context.read() as session:
-            rows = await events_service.list_events(
-                session, after=cursor_seq(after) or 0, model=model, types=types, limit=size + 1
+            page = await events_service.events_page(
+                session, after=cursor_seq(after) or 0, model=model, types=types, first=size
             )
-        page = Page(
-            items=rows[:size], has_next=len(rows) > size, rows=[[e.seq] for e in rows[:size]]
-        )
         return to_connection(page, LifecycleEvent.of)
