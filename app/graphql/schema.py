@@ -1,12 +1,13 @@
 """The schema: one Query and one Mutation merged from the per-domain faces."""
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from app.graphql import errors
 from app.graphql.events.queries import EventsQuery
 from app.graphql.events.subscriptions import EventsSubscription
+from app.graphql.limits import VALIDATION_RULES
 from app.graphql.registry import types as registry_types
 from app.graphql.registry.mutations import RegistryMutation
 from app.graphql.registry.queries import RegistryQuery
@@ -39,6 +40,7 @@ def build_schema() -> strawberry.Schema:
         subscription=Subscription,
         types=[errors.NotFound, errors.InvalidInput, errors.AlreadyExists, errors.Conflict],
         extensions=[
+            lambda: AddValidationRules(VALIDATION_RULES),
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             errors.ErrorPolicy,
