@@ -106,6 +106,29 @@ async def list_experiments(
     return await fetch_page(session, Experiment, select(Experiment), keys, first=first, after=after)
 
 
+async def _insert_experiment(
+    session: AsyncSession,
+    *,
+    name: str,
+    description: str | None,
+    tags: dict[str, str],
+    actor: str,
+) -> int | None:
+    """Insert the experiment unless the name is taken (race-safe); its id, or None."""
+    stmt = (
+        upsert_insert(session, Experiment.__table__)
+        .values(name=name, description=description, tags=tags, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(Experiment.__table__.c.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is not None:
+        await record_event(
+            session, type=EventType.EXPERIMENT_CREATED, actor=actor, payload={"experiment": name}
+        )
+    return new_id
+
+
 async def create_experiment(
     session: AsyncSession,
     *,
@@ -117,18 +140,11 @@ async def create_experiment(
     """A new experiment; AlreadyExistsError if the name is taken."""
     tags = tags or {}
     _check_experiment_fields(name, description, tags)
-    stmt = (
-        upsert_insert(session, Experiment.__table__)
-        .values(name=name, description=description, tags=tags, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["name"])
-        .returning(Experiment.__table__.c.id)
+    new_id = await _insert_experiment(
+        session, name=name, description=description, tags=tags, actor=actor
     )
-    new_id = (await session.execute(stmt)).scalar_one_or_none()
     if new_id is None:
         raise AlreadyExistsError("experiment", "name", name)
-    await record_event(
-        session, type=EventType.EXPERIMENT_CREATED, actor=actor, payload={"experiment": name}
-    )
     return await session.get_one(Experiment, new_id)
 
 
@@ -138,16 +154,7 @@ async def ensure_experiment(session: AsyncSession, *, name: str, actor: str) -> 
     existing = await get_experiment(session, name=name)
     if existing is not None:
         return existing
-    stmt = (
-        upsert_insert(session, Experiment.__table__)
-        .values(name=name, tags={}, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["name"])
-        .returning(Experiment.__table__.c.id)
-    )
-    if (await session.execute(stmt)).scalar_one_or_none() is not None:
-        await record_event(
-            session, type=EventType.EXPERIMENT_CREATED, actor=actor, payload={"experiment": name}
-        )
+    await _insert_experiment(session, name=name, description=None, tags={}, actor=actor)
     return await require_experiment(session, name=name)
 
 
