@@ -202,11 +202,6 @@ async def start_run(
     return run
 
 
-async def get_run(session: AsyncSession, *, run_id: str) -> Run | None:
-    """The run with this id, or None."""
-    return await session.get(Run, run_id)
-
-
 async def require_run(session: AsyncSession, *, run_id: str, field: str = "runId") -> Run:
     """The run with this id, or NotFoundError naming `field`."""
     run = await session.get(Run, run_id)
