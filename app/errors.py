@@ -48,9 +48,13 @@ class ConflictError(DomainError):
 
     code = "CONFLICT"
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message, field=field)
+    def __init__(
+        self, field: str, message: str, *, expected: str | None = None, actual: str | None = None
+    ) -> None:
+        super().__init__(message, field=field, expected=expected, actual=actual)
         self.field = field
+        self.expected = expected
+        self.actual = actual
 
 
 def check_length(field: str, value: str | None, limit: int, *, required: bool = False) -> None:

@@ -40,6 +40,8 @@ class AlreadyExists(Error):
 @strawberry.type(description="The request contradicts stored state; read it again and retry.")
 class Conflict(Error):
     field: str
+    expected: str | None = strawberry.field(description="What the request expected, if it said.")
+    actual: str | None = strawberry.field(description="What is stored now.")
 
 
 class _Handler:
@@ -72,7 +74,9 @@ class AlreadyExistsHandler(
 class ConflictHandler(_Handler, strawberry.ExceptionHandler[domain.ConflictError, Conflict]):
     @staticmethod
     def convert(e: domain.ConflictError) -> Conflict:
-        return Conflict(message=e.message, code=e.code, field=e.field)
+        return Conflict(
+            message=e.message, code=e.code, field=e.field, expected=e.expected, actual=e.actual
+        )
 
 
 HANDLERS = [NotFoundHandler(), InvalidInputHandler(), AlreadyExistsHandler(), ConflictHandler()]

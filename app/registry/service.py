@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.dialect import is_postgres, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
 from app.db.types import utcnow
-from app.errors import NotFoundError, ValidationError, check_length, check_tags
+from app.errors import ConflictError, NotFoundError, ValidationError, check_length, check_tags
 from app.events.models import EventType
 from app.events.service import record_event
 from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
@@ -358,6 +358,43 @@ async def _move(
     return [*moves, transition]
 
 
+async def _production_number(session: AsyncSession, model_id: int) -> int:
+    """The version number in PRODUCTION, or 0 when there is none."""
+    stmt = select(ModelVersion.version).where(
+        ModelVersion.model_id == model_id, ModelVersion.stage == Stage.PRODUCTION
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() or 0
+
+
+async def _check_expected(
+    session: AsyncSession,
+    model: RegisteredModel,
+    *,
+    production_version: int | None,
+    version: ModelVersion | None = None,
+    stage: Stage | None = None,
+) -> None:
+    """Compare-and-set: refuse with the current state when the model moved on since the
+    caller looked. Checked under the model's lock, so the answer holds until commit."""
+    if production_version is not None:
+        actual = await _production_number(session, model.id)  # type: ignore[arg-type]
+        if actual != production_version:
+            raise ConflictError(
+                "expectedProductionVersion",
+                f"{model.name} has {f'version {actual}' if actual else 'no version'} in "
+                f"PRODUCTION, not {production_version or 'none'}",
+                expected=str(production_version),
+                actual=str(actual),
+            )
+    if stage is not None and version is not None and version.stage != stage:
+        raise ConflictError(
+            "expectedStage",
+            f"{model.name} version {version.version} is in {version.stage}, not {stage}",
+            expected=stage.value,
+            actual=version.stage,
+        )
+
+
 async def transition_version(
     session: AsyncSession,
     *,
@@ -365,12 +402,23 @@ async def transition_version(
     version: int,
     stage: Stage,
     reason: str | None = None,
+    expected_production_version: int | None = None,
+    expected_stage: Stage | None = None,
     actor: str,
 ) -> TransitionResult:
-    """Move a version to `stage` if the lifecycle allows it; into PRODUCTION archives the old one."""
+    """Move a version to `stage` if the lifecycle allows it; into PRODUCTION archives the old
+    one. With expectations (0 = no version in PRODUCTION), a model that moved on since the
+    caller looked is a ConflictError, not an overwrite."""
     check_length("reason", reason, REASON_LIMIT)
     registered = await require_model(session, name=model, lock=True)
     found = await _require_version(session, registered, version)
+    await _check_expected(
+        session,
+        registered,
+        production_version=expected_production_version,
+        version=found,
+        stage=expected_stage,
+    )
     current = Stage(found.stage)
     if not is_allowed(current, stage):
         raise InvalidTransitionError(model, version, current, stage)
@@ -389,9 +437,11 @@ async def promote_best_run(
     run_filter: RunFilter | None = None,
     stage: Stage = Stage.STAGING,
     reason: str | None = None,
+    expected_production_version: int | None = None,
     actor: str,
 ) -> PromotionResult:
-    """Find the best run, register it (or reuse its version) and walk it to `stage`."""
+    """Find the best run, register it (or reuse its version) and walk it to `stage`; with
+    `expected_production_version` (0 = none), only if PRODUCTION is still as expected."""
     check_length("reason", reason, REASON_LIMIT)
     if stage not in (Stage.STAGING, Stage.PRODUCTION):
         raise ValidationError("stage", "a promotion targets STAGING or PRODUCTION")
@@ -406,6 +456,7 @@ async def promote_best_run(
     if run is None:
         raise NotFoundError("run with metric", "metric", f"{experiment}/{metric}")
     registered = await ensure_model(session, name=model, actor=actor)
+    await _check_expected(session, registered, production_version=expected_production_version)
     existing = (
         await session.execute(
             select(ModelVersion)

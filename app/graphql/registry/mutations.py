@@ -38,12 +38,24 @@ RegisterModelVersionPayload = Annotated[
 ]
 
 
+EXPECTED_PRODUCTION = (
+    "Compare-and-set: the version number you saw in PRODUCTION (0: none). If the model "
+    "moved on since, the answer is a Conflict with the current state and nothing changes."
+)
+
+
 @strawberry.input
 class TransitionModelVersionInput:
     model: str
     version: int
     stage: Stage
     reason: str | None = None
+    expected_production_version: int | None = strawberry.field(
+        default=None, description=EXPECTED_PRODUCTION
+    )
+    expected_stage: Stage | None = strawberry.field(
+        default=None, description="Compare-and-set: the stage you saw this version in."
+    )
 
 
 @strawberry.type
@@ -72,6 +84,9 @@ class PromoteBestRunInput:
         default=Stage.STAGING, description="STAGING or PRODUCTION; a version already there stays."
     )
     reason: str | None = None
+    expected_production_version: int | None = strawberry.field(
+        default=None, description=EXPECTED_PRODUCTION
+    )
 
 
 @strawberry.type
@@ -214,6 +229,8 @@ class RegistryMutation:
                 version=input.version,
                 stage=input.stage,
                 reason=input.reason,
+                expected_production_version=input.expected_production_version,
+                expected_stage=input.expected_stage,
                 actor=info.context.actor,
             )
         return TransitionModelVersionSuccess(
@@ -239,6 +256,7 @@ class RegistryMutation:
                 run_filter=domain_filter(input.filter),
                 stage=input.stage,
                 reason=input.reason,
+                expected_production_version=input.expected_production_version,
                 actor=info.context.actor,
             )
         return PromoteBestRunSuccess(
