@@ -125,3 +125,18 @@ class StageTransition(SQLModel, table=True):
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first answer to a retried mutation, by the key its caller chose."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (Index("ix_idempotency_key_created", "created_at"),)
+
+    key: str = Field(sa_column=Column(String(256), primary_key=True))
+    operation: str = Field(sa_column=Column(String(64), nullable=False))
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )

@@ -20,6 +20,7 @@ from app.errors import ConflictError, NotFoundError, ValidationError, check_leng
 from app.events.models import EventType
 from app.events.service import record_event
 from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
+from app.registry.idempotency import once
 from app.registry.models import (
     ALIAS_LIMIT,
     MODEL_NAME_LIMIT,
@@ -195,7 +196,7 @@ async def _require_version(
     return found
 
 
-async def register_version(
+async def _register_version(
     session: AsyncSession,
     *,
     model: str,
@@ -395,7 +396,7 @@ async def _check_expected(
         )
 
 
-async def transition_version(
+async def _transition_version(
     session: AsyncSession,
     *,
     model: str,
@@ -426,7 +427,7 @@ async def transition_version(
     return TransitionResult(version=found, transitions=moves)
 
 
-async def promote_best_run(
+async def _promote_best_run(
     session: AsyncSession,
     *,
     experiment: str,
@@ -512,7 +513,7 @@ async def _rollback_target(
     return await session.get(ModelVersion, below[-1]) if below else None
 
 
-async def rollback_model(
+async def _rollback_model(
     session: AsyncSession, *, model: str, reason: str | None = None, actor: str
 ) -> TransitionResult:
     """Archive the PRODUCTION version and bring back the one that was in PRODUCTION before it."""
@@ -562,7 +563,7 @@ def _check_alias(alias: str) -> None:
         raise ValidationError("alias", "'latest' and 'v<number>' are reserved")
 
 
-async def set_alias(
+async def _set_alias(
     session: AsyncSession, *, model: str, alias: str, version: int, actor: str
 ) -> ModelVersion:
     """Point `alias` at a version, moving it if it pointed elsewhere."""
@@ -761,3 +762,217 @@ async def versions_by_numbers(
         .where(tuple_(RegisteredModel.name, ModelVersion.version).in_(list(keys)))
     )
     return {(name, v.version): v for name, v in (await session.execute(stmt)).all()}
+
+
+# ---------------------------------------------------------------- retry-safe entry points
+# Each takes an optional idempotency key: a retry with the same key and request returns
+# the first answer (the same version and transitions) and changes nothing.
+
+
+async def _load_versions_and_transitions(
+    session: AsyncSession, stored: dict[str, Any]
+) -> tuple[ModelVersion, list[StageTransition]]:
+    version = await session.get_one(ModelVersion, stored["version"])
+    transitions = (
+        await session.execute(
+            select(StageTransition)
+            .where(StageTransition.id.in_(stored.get("transitions", [])))
+            .order_by(StageTransition.id)
+        )
+    ).scalars()
+    return version, list(transitions)
+
+
+def _dump_transition(result: TransitionResult) -> dict[str, Any]:
+    return {"version": result.version.id, "transitions": [t.id for t in result.transitions]}
+
+
+async def _load_transition(session: AsyncSession, stored: dict[str, Any]) -> TransitionResult:
+    version, transitions = await _load_versions_and_transitions(session, stored)
+    return TransitionResult(version=version, transitions=transitions)
+
+
+async def register_version(
+    session: AsyncSession,
+    *,
+    model: str,
+    run_id: str | None = None,
+    source: str | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    idempotency_key: str | None = None,
+    actor: str,
+) -> ModelVersion:
+    """A new DEVELOPMENT version of `model` (created if missing), numbered next."""
+    request = {
+        "model": model,
+        "runId": run_id,
+        "source": source,
+        "description": description,
+        "tags": tags or {},
+    }
+    return await once(
+        session,
+        key=idempotency_key,
+        operation="registerModelVersion",
+        request=request,
+        run=lambda: _register_version(
+            session,
+            model=model,
+            run_id=run_id,
+            source=source,
+            description=description,
+            tags=tags,
+            actor=actor,
+        ),
+        dump=lambda v: {"version": v.id},
+        load=lambda stored: session.get_one(ModelVersion, stored["version"]),
+    )
+
+
+async def transition_version(
+    session: AsyncSession,
+    *,
+    model: str,
+    version: int,
+    stage: Stage,
+    reason: str | None = None,
+    expected_production_version: int | None = None,
+    expected_stage: Stage | None = None,
+    idempotency_key: str | None = None,
+    actor: str,
+) -> TransitionResult:
+    """Move a version to `stage` if the lifecycle allows it; into PRODUCTION archives the old
+    one. With expectations (0 = no version in PRODUCTION), a model that moved on since the
+    caller looked is a ConflictError, not an overwrite."""
+    request = {
+        "model": model,
+        "version": version,
+        "stage": stage,
+        "reason": reason,
+        "expectedProductionVersion": expected_production_version,
+        "expectedStage": expected_stage,
+    }
+    return await once(
+        session,
+        key=idempotency_key,
+        operation="transitionModelVersion",
+        request=request,
+        run=lambda: _transition_version(
+            session,
+            model=model,
+            version=version,
+            stage=stage,
+            reason=reason,
+            expected_production_version=expected_production_version,
+            expected_stage=expected_stage,
+            actor=actor,
+        ),
+        dump=_dump_transition,
+        load=lambda stored: _load_transition(session, stored),
+    )
+
+
+async def promote_best_run(
+    session: AsyncSession,
+    *,
+    experiment: str,
+    metric: str,
+    model: str,
+    goal: Goal = Goal.MAXIMIZE,
+    aggregate: Aggregate = Aggregate.LAST,
+    run_filter: RunFilter | None = None,
+    stage: Stage = Stage.STAGING,
+    reason: str | None = None,
+    expected_production_version: int | None = None,
+    idempotency_key: str | None = None,
+    actor: str,
+) -> PromotionResult:
+    """Find the best run, register it (or reuse its version) and walk it to `stage`; with
+    `expected_production_version` (0 = none), only if PRODUCTION is still as expected."""
+    request = {
+        "experiment": experiment,
+        "metric": metric,
+        "model": model,
+        "goal": goal,
+        "aggregate": aggregate,
+        "filter": repr(run_filter),
+        "stage": stage,
+        "reason": reason,
+        "expectedProductionVersion": expected_production_version,
+    }
+
+    async def load(stored: dict[str, Any]) -> PromotionResult:
+        version, transitions = await _load_versions_and_transitions(session, stored)
+        run = await tracking_service.require_run(session, run_id=stored["run"])
+        return PromotionResult(
+            run=run, version=version, created=stored["created"], transitions=transitions
+        )
+
+    return await once(
+        session,
+        key=idempotency_key,
+        operation="promoteBestRun",
+        request=request,
+        run=lambda: _promote_best_run(
+            session,
+            experiment=experiment,
+            metric=metric,
+            model=model,
+            goal=goal,
+            aggregate=aggregate,
+            run_filter=run_filter,
+            stage=stage,
+            reason=reason,
+            expected_production_version=expected_production_version,
+            actor=actor,
+        ),
+        dump=lambda r: {
+            "run": r.run.id,
+            "version": r.version.id,
+            "created": r.created,
+            "transitions": [t.id for t in r.transitions],
+        },
+        load=load,
+    )
+
+
+async def rollback_model(
+    session: AsyncSession,
+    *,
+    model: str,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+    actor: str,
+) -> TransitionResult:
+    """Archive the PRODUCTION version and bring back the one that was in PRODUCTION before it."""
+    return await once(
+        session,
+        key=idempotency_key,
+        operation="rollbackModel",
+        request={"model": model, "reason": reason},
+        run=lambda: _rollback_model(session, model=model, reason=reason, actor=actor),
+        dump=_dump_transition,
+        load=lambda stored: _load_transition(session, stored),
+    )
+
+
+async def set_alias(
+    session: AsyncSession,
+    *,
+    model: str,
+    alias: str,
+    version: int,
+    idempotency_key: str | None = None,
+    actor: str,
+) -> ModelVersion:
+    """Point `alias` at a version, moving it if it pointed elsewhere."""
+    return await once(
+        session,
+        key=idempotency_key,
+        operation="setModelAlias",
+        request={"model": model, "alias": alias, "version": version},
+        run=lambda: _set_alias(session, model=model, alias=alias, version=version, actor=actor),
+        dump=lambda v: {"version": v.id},
+        load=lambda stored: session.get_one(ModelVersion, stored["version"]),
+    )

@@ -17,6 +17,11 @@ from app.registry import service as registry_service
 from app.registry.stages import Stage
 from app.tracking import search
 
+IDEMPOTENCY = (
+    "Retry-safe: a repeat with the same key and input returns the first answer and changes "
+    "nothing; the same key with another input is a Conflict. Keys are kept 48 hours."
+)
+
 
 @strawberry.input
 class RegisterModelVersionInput:
@@ -25,6 +30,7 @@ class RegisterModelVersionInput:
     source: str | None = strawberry.field(default=None, description="Where the artifacts are.")
     description: str | None = None
     tags: list[KeyValueInput] | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY)
 
 
 @strawberry.type
@@ -56,6 +62,7 @@ class TransitionModelVersionInput:
     expected_stage: Stage | None = strawberry.field(
         default=None, description="Compare-and-set: the stage you saw this version in."
     )
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY)
 
 
 @strawberry.type
@@ -87,6 +94,7 @@ class PromoteBestRunInput:
     expected_production_version: int | None = strawberry.field(
         default=None, description=EXPECTED_PRODUCTION
     )
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY)
 
 
 @strawberry.type
@@ -109,6 +117,7 @@ PromoteBestRunPayload = Annotated[
 class RollbackModelInput:
     model: str
     reason: str | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY)
 
 
 @strawberry.type
@@ -128,6 +137,7 @@ class SetModelAliasInput:
     model: str
     alias: str
     version: int
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY)
 
 
 @strawberry.type
@@ -214,6 +224,7 @@ class RegistryMutation:
                 source=input.source,
                 description=input.description,
                 tags=to_dict("tags", input.tags),
+                idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
         return RegisterModelVersionSuccess(model_version=ModelVersion.of(version))
@@ -231,6 +242,7 @@ class RegistryMutation:
                 reason=input.reason,
                 expected_production_version=input.expected_production_version,
                 expected_stage=input.expected_stage,
+                idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
         return TransitionModelVersionSuccess(
@@ -257,6 +269,7 @@ class RegistryMutation:
                 stage=input.stage,
                 reason=input.reason,
                 expected_production_version=input.expected_production_version,
+                idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
         return PromoteBestRunSuccess(
@@ -272,7 +285,11 @@ class RegistryMutation:
     async def rollback_model(self, info: Ctx, input: RollbackModelInput) -> RollbackModelPayload:
         async with info.context.unit_of_work() as session:
             result = await registry_service.rollback_model(
-                session, model=input.model, reason=input.reason, actor=info.context.actor
+                session,
+                model=input.model,
+                reason=input.reason,
+                idempotency_key=input.idempotency_key,
+                actor=info.context.actor,
             )
         return RollbackModelSuccess(
             model_version=ModelVersion.of(result.version),
@@ -287,6 +304,7 @@ class RegistryMutation:
                 model=input.model,
                 alias=input.alias,
                 version=input.version,
+                idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
         return SetModelAliasSuccess(alias=input.alias, model_version=ModelVersion.of(version))
