@@ -8,6 +8,7 @@ numbers and the single PRODUCTION slot are decided one writer at a time.
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_
@@ -15,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import is_postgres, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
-from app.db.types import utcnow
+from app.db.types import check_datetime, utcnow
 from app.errors import ConflictError, NotFoundError, ValidationError, check_length, check_tags
-from app.events.models import EventType
+from app.events.models import Event, EventType
 from app.events.service import record_event
 from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
 from app.registry.idempotency import once
@@ -976,3 +977,74 @@ async def set_alias(
         dump=lambda v: {"version": v.id},
         load=lambda stored: session.get_one(ModelVersion, stored["version"]),
     )
+
+
+# ---------------------------------------------------------------- time travel
+
+
+async def version_at(
+    session: AsyncSession,
+    *,
+    model_id: int,
+    at: datetime,
+    stage: Stage | None = None,
+    alias: str | None = None,
+) -> ModelVersion | None:
+    """The version that was in `stage` (or that `alias` pointed at) at time `at`, from the
+    audit trail: the question an incident review asks first."""
+    if (stage is None) == (alias is None):
+        raise ValidationError("stage", "give exactly one of stage or alias")
+    at = check_datetime("at", at)  # type: ignore[assignment]
+    if alias is not None:
+        return await _alias_at(session, model_id, alias, at)
+    # Each version's stage at `at` is the one its last move before `at` went to; a version
+    # never moved by then is still in DEVELOPMENT, if it existed.
+    moves = await session.execute(
+        select(StageTransition.version_id, StageTransition.to_stage)
+        .where(StageTransition.model_id == model_id, StageTransition.at <= at)
+        .order_by(StageTransition.id.desc())
+    )
+    stage_then: dict[int, str] = {}
+    for version_id, to_stage in moves.all():
+        stage_then.setdefault(version_id, to_stage)
+    versions = (
+        await session.execute(
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id, ModelVersion.created_at <= at)
+            .order_by(ModelVersion.version.desc())
+        )
+    ).scalars()
+    for version in versions:
+        if stage_then.get(version.id, Stage.DEVELOPMENT.value) == stage:
+            return version
+    return None
+
+
+async def _alias_at(
+    session: AsyncSession, model_id: int, alias: str, at: datetime
+) -> ModelVersion | None:
+    name = (
+        await session.execute(select(RegisteredModel.name).where(RegisteredModel.id == model_id))
+    ).scalar_one()
+    last = (
+        await session.execute(
+            select(Event.type, Event.version)
+            .where(
+                Event.model == name,
+                Event.alias == alias,
+                Event.type.in_([EventType.ALIAS_SET.value, EventType.ALIAS_DELETED.value]),
+                Event.at <= at,
+            )
+            .order_by(Event.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    if last is None or last.type == EventType.ALIAS_DELETED.value:
+        return None
+    return (
+        await session.execute(
+            select(ModelVersion).where(
+                ModelVersion.model_id == model_id, ModelVersion.version == last.version
+            )
+        )
+    ).scalar_one_or_none()

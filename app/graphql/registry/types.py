@@ -14,6 +14,7 @@ from app.graphql.tracking import loaders as tracking_loaders
 from app.graphql.tracking import types as tracking_types
 from app.registry import errors as registry_errors
 from app.registry import models
+from app.registry import service as registry_service
 from app.registry.stages import Stage
 
 if TYPE_CHECKING:
@@ -166,6 +167,19 @@ class RegisteredModel:
     async def aliases(self, info: Ctx) -> list[ModelAlias]:
         found = await loaders.aliases_by_model(info.context).load(self.pk)
         return [ModelAlias(alias=a, version=ModelVersion.of(v)) for a, v in found]
+
+    @strawberry.field(
+        description="The version that was in `stage`, or that `alias` pointed at, at time "
+        "`at` (give exactly one of stage and alias): what was in production at 14:05?"
+    )
+    async def version_at(
+        self, info: Ctx, at: datetime, stage: Stage | None = None, alias: str | None = None
+    ) -> ModelVersion | None:
+        async with info.context.read() as session:
+            found = await registry_service.version_at(
+                session, model_id=self.pk, at=at, stage=stage, alias=alias
+            )
+        return ModelVersion.of(found) if found else None
 
     @strawberry.field(
         description="Every stage move of every version, newest first: the audit trail."
