@@ -26,6 +26,7 @@ class EventType(StrEnum):
     MODEL_ROLLED_BACK = "MODEL_ROLLED_BACK"
     ALIAS_SET = "ALIAS_SET"
     ALIAS_DELETED = "ALIAS_DELETED"
+    VALIDATION_RECORDED = "VALIDATION_RECORDED"
 
 
 class LifecycleEventType(StrEnum):
@@ -39,6 +40,7 @@ class LifecycleEventType(StrEnum):
     MODEL_ROLLED_BACK = "MODEL_ROLLED_BACK"
     ALIAS_SET = "ALIAS_SET"
     ALIAS_DELETED = "ALIAS_DELETED"
+    VALIDATION_RECORDED = "VALIDATION_RECORDED"
 
 
 LIFECYCLE_TYPES = tuple(EventType(t.value) for t in LifecycleEventType)

@@ -1,6 +1,7 @@
 """Registry tables: registered models, their versions, aliases and the stage audit trail."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +27,7 @@ MODEL_NAME_LIMIT = 256
 SOURCE_LIMIT = 2048
 REASON_LIMIT = 1000
 ALIAS_LIMIT = 256
+CHECK_LIMIT = 256
 
 
 class RegisteredModel(SQLModel, table=True):
@@ -140,3 +142,29 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+
+
+class ValidationStatus(StrEnum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    PENDING = "PENDING"
+
+
+class Validation(SQLModel, table=True):
+    """One reported result of a named check (tests, an audit) on a version; history kept."""
+
+    __tablename__ = "validation"
+    __table_args__ = (Index("ix_validation_version_check", "version_id", "check", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntId, primary_key=True))
+    version_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("model_version.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    check: str = Field(sa_column=Column(String(CHECK_LIMIT), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    details_url: str | None = Field(default=None, sa_column=Column(String(SOURCE_LIMIT)))
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    actor: str = Field(sa_column=Column(String(256), nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

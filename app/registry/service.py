@@ -24,6 +24,7 @@ from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
 from app.registry.idempotency import once
 from app.registry.models import (
     ALIAS_LIMIT,
+    CHECK_LIMIT,
     MODEL_NAME_LIMIT,
     REASON_LIMIT,
     SOURCE_LIMIT,
@@ -31,6 +32,8 @@ from app.registry.models import (
     ModelVersion,
     RegisteredModel,
     StageTransition,
+    Validation,
+    ValidationStatus,
 )
 from app.registry.stages import Stage, is_allowed, path
 from app.tracking import service as tracking_service
@@ -1048,3 +1051,110 @@ async def _alias_at(
             )
         )
     ).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------- validations
+
+
+async def _record_validation(
+    session: AsyncSession,
+    *,
+    model: str,
+    version: int,
+    check: str,
+    status: ValidationStatus,
+    details_url: str | None,
+    metrics: dict[str, float],
+    actor: str,
+) -> Validation:
+    check_length("check", check, CHECK_LIMIT, required=True)
+    check_length("detailsUrl", details_url, SOURCE_LIMIT)
+    check_tags("metrics", {k: "" for k in metrics}, key_limit=KEY_LIMIT, value_limit=0)
+    registered = await require_model(session, name=model, lock=True)
+    found = await _require_version(session, registered, version)
+    validation = Validation(
+        version_id=found.id,  # type: ignore[arg-type]
+        check=check,
+        status=status.value,
+        details_url=details_url,
+        metrics=metrics,
+        actor=actor,
+        at=utcnow(),
+    )
+    session.add(validation)
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.VALIDATION_RECORDED,
+        actor=actor,
+        model=model,
+        version=version,
+        reason=f"{check}: {status.value}",
+        payload={"check": check, "status": status.value, "detailsUrl": details_url},
+    )
+    return validation
+
+
+async def record_validation(
+    session: AsyncSession,
+    *,
+    model: str,
+    version: int,
+    check: str,
+    status: ValidationStatus,
+    details_url: str | None = None,
+    metrics: dict[str, float] | None = None,
+    idempotency_key: str | None = None,
+    actor: str,
+) -> Validation:
+    """Record a CI check's result on a version (latest per check wins; history is kept)."""
+    metrics = metrics or {}
+    request = {
+        "model": model,
+        "version": version,
+        "check": check,
+        "status": status,
+        "detailsUrl": details_url,
+        "metrics": metrics,
+    }
+    return await once(
+        session,
+        key=idempotency_key,
+        operation="recordValidation",
+        request=request,
+        run=lambda: _record_validation(
+            session,
+            model=model,
+            version=version,
+            check=check,
+            status=status,
+            details_url=details_url,
+            metrics=metrics,
+            actor=actor,
+        ),
+        dump=lambda v: {"validation": v.id},
+        load=lambda stored: session.get_one(Validation, stored["validation"]),
+    )
+
+
+async def validations_by_versions(
+    session: AsyncSession, *, version_ids: Sequence[int]
+) -> dict[int, list[Validation]]:
+    """Each version's validation results, newest first."""
+    stmt = (
+        select(Validation)
+        .where(Validation.version_id.in_(version_ids))
+        .order_by(Validation.version_id, Validation.id.desc())
+    )
+    out: dict[int, list[Validation]] = {}
+    for v in (await session.execute(stmt)).scalars():
+        out.setdefault(v.version_id, []).append(v)
+    return out
+
+
+def latest_per_check(history: Sequence[Validation]) -> list[Validation]:
+    """The newest result of each check, by check name (history is newest first)."""
+    latest: dict[str, Validation] = {}
+    for v in history:
+        latest.setdefault(v.check, v)
+    return [latest[c] for c in sorted(latest)]

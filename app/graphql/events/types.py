@@ -10,6 +10,7 @@ from app.events.replay import event_cursor
 from app.graphql.context import Ctx
 from app.graphql.registry import types as registry_types
 from app.registry import service as registry_service
+from app.registry.models import ValidationStatus
 from app.registry.stages import Stage
 
 strawberry.enum(LifecycleEventType, description="What happened to a model or version.")
@@ -34,6 +35,10 @@ class LifecycleEvent:
     actor: str
     reason: str | None
     at: datetime
+    check: str | None = strawberry.field(description="VALIDATION_RECORDED: the check's name.")
+    check_status: ValidationStatus | None = strawberry.field(
+        description="VALIDATION_RECORDED: its result."
+    )
 
     @classmethod
     def of(cls, e: Event) -> "LifecycleEvent":
@@ -48,6 +53,10 @@ class LifecycleEvent:
             actor=e.actor,
             reason=e.reason,
             at=e.at,
+            check=(e.payload or {}).get("check"),
+            check_status=ValidationStatus(e.payload["status"])
+            if (e.payload or {}).get("status") in ValidationStatus.__members__
+            else None,
         )
 
     @strawberry.field(description="The version, as it is now (with its run and metrics).")

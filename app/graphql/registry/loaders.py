@@ -74,3 +74,11 @@ def transition_page(ctx: Context) -> DataLoader[tuple[int, int, str | None], Pag
             s, model_ids=ids, first=first, after=after
         ),
     )
+
+
+def validations_by_version(ctx: Context) -> DataLoader[int, list[Any]]:
+    return ctx.loader(
+        "validations_by_version",
+        lambda s, ids: registry_service.validations_by_versions(s, version_ids=ids),
+        list,
+    )

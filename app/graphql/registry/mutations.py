@@ -2,6 +2,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.errors import ValidationError
 from app.graphql.context import Ctx
 from app.graphql.errors import Conflict, InvalidInput, NotFound
 from app.graphql.inputs import KeyValueInput, to_dict
@@ -11,9 +12,12 @@ from app.graphql.registry.types import (
     NoRollbackTarget,
     RegisteredModel,
     StageTransition,
+    Validation,
 )
 from app.graphql.tracking.types import Run, RunFilter, domain_filter
+from app.registry import models
 from app.registry import service as registry_service
+from app.registry.models import ValidationStatus
 from app.registry.stages import Stage
 from app.tracking import search
 
@@ -208,6 +212,35 @@ UpdateModelVersionPayload = Annotated[
 ]
 
 
+@strawberry.input
+class ValidationMetricInput:
+    key: str
+    value: float
+
+
+@strawberry.input
+class RecordValidationInput:
+    model: str
+    version: int
+    check: str = strawberry.field(description="The check's name, e.g. integration-tests.")
+    status: ValidationStatus
+    details_url: str | None = None
+    metrics: list[ValidationMetricInput] | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY)
+
+
+@strawberry.type
+class RecordValidationSuccess:
+    validation: Validation
+    model_version: ModelVersion
+
+
+RecordValidationPayload = Annotated[
+    RecordValidationSuccess | NotFound | InvalidInput | Conflict,
+    strawberry.union("RecordValidationPayload"),
+]
+
+
 @strawberry.type
 class RegistryMutation:
     @strawberry.mutation(
@@ -318,6 +351,34 @@ class RegistryMutation:
                 session, model=input.model, alias=input.alias, actor=info.context.actor
             )
         return DeleteModelAliasSuccess(alias=input.alias, model_version=ModelVersion.of(version))
+
+    @strawberry.mutation(
+        description="Record a CI check's result on a version; watchers get VALIDATION_RECORDED."
+    )
+    async def record_validation(
+        self, info: Ctx, input: RecordValidationInput
+    ) -> RecordValidationPayload:
+        metrics: dict[str, float] = {}
+        for m in input.metrics or ():
+            if m.key in metrics:
+                raise ValidationError("metrics", f"key {m.key!r} is given more than once")
+            metrics[m.key] = m.value
+        async with info.context.unit_of_work() as session:
+            validation = await registry_service.record_validation(
+                session,
+                model=input.model,
+                version=input.version,
+                check=input.check,
+                status=input.status,
+                details_url=input.details_url,
+                metrics=metrics,
+                idempotency_key=input.idempotency_key,
+                actor=info.context.actor,
+            )
+            version = await session.get_one(models.ModelVersion, validation.version_id)
+        return RecordValidationSuccess(
+            validation=Validation.of(validation), model_version=ModelVersion.of(version)
+        )
 
     @strawberry.mutation(description="Edit a model's description and tags.")
     async def update_model(self, info: Ctx, input: UpdateModelInput) -> UpdateModelPayload:

@@ -26,6 +26,41 @@ strawberry.enum(
     "STAGING→DEVELOPMENT, any→ARCHIVED, ARCHIVED→STAGING.",
 )
 
+
+@strawberry.type
+class ValidationMetric:
+    key: str
+    value: float
+
+
+strawberry.enum(models.ValidationStatus, description="A CI check's result.")
+
+
+@strawberry.type(description="One reported result of a named check on a version.")
+class Validation:
+    check: str
+    status: models.ValidationStatus
+    details_url: str | None
+    actor: str
+    at: datetime
+    metric_map: strawberry.Private[dict[str, float]]
+
+    @classmethod
+    def of(cls, v: models.Validation) -> "Validation":
+        return cls(
+            check=v.check,
+            status=models.ValidationStatus(v.status),
+            details_url=v.details_url,
+            actor=v.actor,
+            at=v.at,
+            metric_map=v.metrics or {},
+        )
+
+    @strawberry.field(description="Numbers the check reported, by name.")
+    def metrics(self) -> list[ValidationMetric]:
+        return [ValidationMetric(key=k, value=v) for k, v in sorted(self.metric_map.items())]
+
+
 RunRef = Annotated["Run", strawberry.lazy("app.graphql.tracking.types")]
 
 
@@ -104,6 +139,16 @@ class ModelVersion:
     @strawberry.field
     async def aliases(self, info: Ctx) -> list[str]:
         return await loaders.aliases_by_version(info.context).load(self.pk)
+
+    @strawberry.field(description="The latest result of each check, by check name.")
+    async def validations(self, info: Ctx) -> list[Validation]:
+        history = await loaders.validations_by_version(info.context).load(self.pk)
+        return [Validation.of(v) for v in registry_service.latest_per_check(history)]
+
+    @strawberry.field(description="Every reported result (of one check, if given), newest first.")
+    async def validation_history(self, info: Ctx, check: str | None = None) -> list[Validation]:
+        history = await loaders.validations_by_version(info.context).load(self.pk)
+        return [Validation.of(v) for v in history if check is None or v.check == check]
 
     @strawberry.field(description="This version's stage moves, newest first.")
     async def transitions(self, info: Ctx) -> list[StageTransition]:
