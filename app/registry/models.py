@@ -168,3 +168,27 @@ class Validation(SQLModel, table=True):
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     actor: str = Field(sa_column=Column(String(256), nullable=False))
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class PromotionPolicy(SQLModel, table=True):
+    """What a version must satisfy to move into a stage (STAGING or PRODUCTION)."""
+
+    __tablename__ = "promotion_policy"
+
+    model_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("registered_model.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    stage: str = Field(sa_column=Column(String(16), primary_key=True))
+    required_checks: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # [{"metric": "accuracy", "op": "GTE", "value": 0.9}, ...] on the run's latest values
+    metric_rules: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # {"metric": "auc", "goal": "MAXIMIZE"}: must beat the PRODUCTION version's run
+    must_beat_production: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    actor: str = Field(sa_column=Column(String(256), nullable=False))
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )

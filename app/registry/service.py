@@ -20,6 +20,7 @@ from app.db.types import check_datetime, utcnow
 from app.errors import ConflictError, NotFoundError, ValidationError, check_length, check_tags
 from app.events.models import Event, EventType
 from app.events.service import record_event
+from app.registry import policy
 from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
 from app.registry.idempotency import once
 from app.registry.models import (
@@ -30,15 +31,16 @@ from app.registry.models import (
     SOURCE_LIMIT,
     ModelAlias,
     ModelVersion,
+    PromotionPolicy,
     RegisteredModel,
     StageTransition,
     Validation,
     ValidationStatus,
 )
-from app.registry.stages import Stage, is_allowed, path
+from app.registry.stages import ALLOWED_MOVES, Stage, is_allowed, path
 from app.tracking import service as tracking_service
 from app.tracking.models import DESCRIPTION_LIMIT, KEY_LIMIT, TAG_VALUE_LIMIT, Run
-from app.tracking.search import Aggregate, Goal, RunFilter
+from app.tracking.search import Aggregate, CompareOp, Goal, RunFilter
 
 ALIAS_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")
 RESERVED_ALIAS = re.compile(r"latest|v\d+", re.IGNORECASE)
@@ -427,6 +429,7 @@ async def _transition_version(
     current = Stage(found.stage)
     if not is_allowed(current, stage):
         raise InvalidTransitionError(model, version, current, stage)
+    await _enforce_policy(session, registered, found, stage)
     moves = await _move(session, registered, found, stage, actor=actor, reason=reason)
     return TransitionResult(version=found, transitions=moves)
 
@@ -492,6 +495,7 @@ async def _promote_best_run(
     )
     transitions: list[StageTransition] = []
     for step in steps:
+        await _enforce_policy(session, registered, version, step)
         transitions += await _move(session, registered, version, step, actor=actor, reason=reason)
     return PromotionResult(run=run, version=version, created=created, transitions=transitions)
 
@@ -1158,3 +1162,59 @@ def latest_per_check(history: Sequence[Validation]) -> list[Validation]:
     for v in history:
         latest.setdefault(v.check, v)
     return [latest[c] for c in sorted(latest)]
+
+
+# ---------------------------------------------------------------- promotion policies
+
+
+async def _enforce_policy(
+    session: AsyncSession, model: RegisteredModel, version: ModelVersion, stage: Stage
+) -> None:
+    if stage in policy.POLICY_STAGES:
+        unmet = await policy.unmet_conditions(session, model=model, version=version, stage=stage)
+        if unmet:
+            raise policy.PolicyViolationError(model.name, version.version, stage, unmet)
+
+
+async def set_promotion_policy(
+    session: AsyncSession,
+    *,
+    model: str,
+    stage: Stage,
+    required_checks: Sequence[str] = (),
+    metric_rules: Sequence[tuple[str, CompareOp, float]] = (),
+    must_beat_production: tuple[str, Goal] | None = None,
+    actor: str,
+) -> PromotionPolicy:
+    """Replace what a version of `model` must satisfy to move into `stage`."""
+    registered = await require_model(session, name=model, lock=True)
+    return await policy.set_policy(
+        session,
+        model=registered,
+        stage=stage,
+        required_checks=required_checks,
+        metric_rules=metric_rules,
+        must_beat_production=must_beat_production,
+        actor=actor,
+    )
+
+
+async def check_promotion(
+    session: AsyncSession, *, model: str, version: int, stage: Stage
+) -> list[policy.Unmet]:
+    """What would block moving the version into `stage` now (the lifecycle and the
+    policy), without moving anything: [] means the move would go through."""
+    registered = await require_model(session, name=model)
+    found = await _require_version(session, registered, version)
+    current = Stage(found.stage)
+    if not is_allowed(current, stage):
+        allowed = ", ".join(s.value for s in ALLOWED_MOVES[current])
+        return [policy.Unmet(f"move from {current}", stage.value, f"one of {allowed}")]
+    if stage not in policy.POLICY_STAGES:
+        return []
+    return await policy.unmet_conditions(session, model=registered, version=found, stage=stage)
+
+
+async def promotion_policies(session: AsyncSession, *, model_id: int) -> list[PromotionPolicy]:
+    """The model's policies, by stage."""
+    return await policy.policies(session, model_id=model_id)

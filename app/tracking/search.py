@@ -71,6 +71,18 @@ def metric_column(table: Any, aggregate: Aggregate) -> Any:
     }[aggregate]
 
 
+def compare_values(actual: float, op: CompareOp, value: float) -> bool:
+    """The same comparison in Python (policy rules on a run's values)."""
+    return {
+        CompareOp.EQ: actual == value,
+        CompareOp.NE: actual != value,
+        CompareOp.GT: actual > value,
+        CompareOp.GTE: actual >= value,
+        CompareOp.LT: actual < value,
+        CompareOp.LTE: actual <= value,
+    }[op]
+
+
 def _compare(column: Any, op: CompareOp, value: float) -> ColumnElement[bool]:
     return {
         CompareOp.EQ: column == value,

@@ -10,6 +10,8 @@ from app.graphql.registry.types import (
     InvalidTransition,
     ModelVersion,
     NoRollbackTarget,
+    PolicyViolation,
+    PromotionPolicy,
     RegisteredModel,
     StageTransition,
     Validation,
@@ -20,6 +22,7 @@ from app.registry import service as registry_service
 from app.registry.models import ValidationStatus
 from app.registry.stages import Stage
 from app.tracking import search
+from app.tracking.search import CompareOp, Goal
 
 IDEMPOTENCY = (
     "Retry-safe: a repeat with the same key and input returns the first answer and changes "
@@ -78,7 +81,12 @@ class TransitionModelVersionSuccess:
 
 
 TransitionModelVersionPayload = Annotated[
-    TransitionModelVersionSuccess | NotFound | InvalidTransition | InvalidInput | Conflict,
+    TransitionModelVersionSuccess
+    | NotFound
+    | InvalidTransition
+    | PolicyViolation
+    | InvalidInput
+    | Conflict,
     strawberry.union("TransitionModelVersionPayload"),
 ]
 
@@ -112,7 +120,12 @@ class PromoteBestRunSuccess:
 
 
 PromoteBestRunPayload = Annotated[
-    PromoteBestRunSuccess | NotFound | InvalidTransition | InvalidInput | Conflict,
+    PromoteBestRunSuccess
+    | NotFound
+    | InvalidTransition
+    | PolicyViolation
+    | InvalidInput
+    | Conflict,
     strawberry.union("PromoteBestRunPayload"),
 ]
 
@@ -238,6 +251,46 @@ class RecordValidationSuccess:
 RecordValidationPayload = Annotated[
     RecordValidationSuccess | NotFound | InvalidInput | Conflict,
     strawberry.union("RecordValidationPayload"),
+]
+
+
+@strawberry.input
+class MetricRuleInput:
+    metric: str
+    op: CompareOp
+    value: float
+
+
+@strawberry.input
+class BeatProductionInput:
+    metric: str
+    goal: Goal = Goal.MAXIMIZE
+
+
+@strawberry.input
+class SetPromotionPolicyInput:
+    model: str
+    stage: Stage = strawberry.field(description="STAGING or PRODUCTION.")
+    required_checks: list[str] | None = strawberry.field(
+        default=None, description="Checks whose latest result must be PASSED."
+    )
+    metric_rules: list[MetricRuleInput] | None = strawberry.field(
+        default=None, description="Thresholds on the version's run's latest metric values."
+    )
+    must_beat_production: BeatProductionInput | None = strawberry.field(
+        default=None, description="Beat the PRODUCTION version's run on this metric."
+    )
+
+
+@strawberry.type
+class SetPromotionPolicySuccess:
+    model: RegisteredModel
+    policy: PromotionPolicy
+
+
+SetPromotionPolicyPayload = Annotated[
+    SetPromotionPolicySuccess | NotFound | InvalidInput | Conflict,
+    strawberry.union("SetPromotionPolicyPayload"),
 ]
 
 
@@ -378,6 +431,28 @@ class RegistryMutation:
             version = await session.get_one(models.ModelVersion, validation.version_id)
         return RecordValidationSuccess(
             validation=Validation.of(validation), model_version=ModelVersion.of(version)
+        )
+
+    @strawberry.mutation(
+        description="Set what a version must satisfy to move into STAGING or PRODUCTION."
+    )
+    async def set_promotion_policy(
+        self, info: Ctx, input: SetPromotionPolicyInput
+    ) -> SetPromotionPolicyPayload:
+        beat = input.must_beat_production
+        async with info.context.unit_of_work() as session:
+            found = await registry_service.set_promotion_policy(
+                session,
+                model=input.model,
+                stage=input.stage,
+                required_checks=input.required_checks or [],
+                metric_rules=[(r.metric, r.op, r.value) for r in input.metric_rules or ()],
+                must_beat_production=(beat.metric, beat.goal) if beat else None,
+                actor=info.context.actor,
+            )
+            model = await registry_service.require_model(session, name=input.model)
+        return SetPromotionPolicySuccess(
+            model=RegisteredModel.of(model), policy=PromotionPolicy.of(found)
         )
 
     @strawberry.mutation(description="Edit a model's description and tags.")

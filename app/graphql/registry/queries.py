@@ -2,8 +2,14 @@ import strawberry
 
 from app.graphql.context import Ctx
 from app.graphql.pagination import Connection, to_connection
-from app.graphql.registry.types import ModelVersion, RegisteredModel
+from app.graphql.registry.types import (
+    ModelVersion,
+    PromotionCheck,
+    RegisteredModel,
+    unmet_conditions,
+)
 from app.registry import service as registry_service
+from app.registry.stages import Stage
 
 
 @strawberry.type
@@ -32,3 +38,16 @@ class RegistryQuery:
                 session, model=model, version=version, alias=alias
             )
         return ModelVersion.of(found) if found else None
+
+    @strawberry.field(
+        description="Dry run: what would block moving a version into `stage` now (the "
+        "lifecycle and the model's policy), without moving anything."
+    )
+    async def check_promotion(
+        self, info: Ctx, model: str, version: int, stage: Stage
+    ) -> PromotionCheck:
+        async with info.context.read() as session:
+            unmet = await registry_service.check_promotion(
+                session, model=model, version=version, stage=stage
+            )
+        return PromotionCheck(unmet=unmet_conditions(unmet))

@@ -13,9 +13,10 @@ from app.graphql.registry import loaders
 from app.graphql.tracking import loaders as tracking_loaders
 from app.graphql.tracking import types as tracking_types
 from app.registry import errors as registry_errors
-from app.registry import models
+from app.registry import models, policy
 from app.registry import service as registry_service
 from app.registry.stages import Stage
+from app.tracking.search import CompareOp, Goal
 
 if TYPE_CHECKING:
     from app.graphql.tracking.types import Run
@@ -213,6 +214,12 @@ class RegisteredModel:
         found = await loaders.aliases_by_model(info.context).load(self.pk)
         return [ModelAlias(alias=a, version=ModelVersion.of(v)) for a, v in found]
 
+    @strawberry.field(description="What versions must satisfy to move into each stage.")
+    async def promotion_policy(self, info: Ctx) -> list["PromotionPolicy"]:
+        async with info.context.read() as session:
+            found = await registry_service.promotion_policies(session, model_id=self.pk)
+        return [PromotionPolicy.of(p) for p in found]
+
     @strawberry.field(
         description="The version that was in `stage`, or that `alias` pointed at, at time "
         "`at` (give exactly one of stage and alias): what was in production at 14:05?"
@@ -249,6 +256,84 @@ class NoRollbackTarget(Error):
     field: str
 
 
+@strawberry.type(description="A condition a version does not meet.")
+class UnmetCondition:
+    condition: str
+    actual: str | None
+    required: str
+
+
+@strawberry.type(description="The model's promotion policy refuses this move; nothing changed.")
+class PolicyViolation(Error):
+    field: str
+    unmet: list[UnmetCondition] = strawberry.field(description="Every unmet condition.")
+
+
+@strawberry.type(description="What would block a move, without moving anything.")
+class PromotionCheck:
+    unmet: list[UnmetCondition]
+
+    @strawberry.field(description="True when the move would go through now.")
+    def allowed(self) -> bool:
+        return not self.unmet
+
+
+def unmet_conditions(unmet: list[policy.Unmet]) -> list[UnmetCondition]:
+    return [
+        UnmetCondition(condition=u.condition, actual=u.actual, required=u.required) for u in unmet
+    ]
+
+
+@strawberry.type
+class MetricRule:
+    metric: str
+    op: CompareOp
+    value: float
+
+
+@strawberry.type
+class BeatProduction:
+    metric: str
+    goal: Goal
+
+
+@strawberry.type(description="What a version must satisfy to move into `stage`.")
+class PromotionPolicy:
+    stage: Stage
+    required_checks: list[str]
+    metric_rules: list[MetricRule]
+    must_beat_production: BeatProduction | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: models.PromotionPolicy) -> "PromotionPolicy":
+        beat = p.must_beat_production
+        return cls(
+            stage=Stage(p.stage),
+            required_checks=list(p.required_checks),
+            metric_rules=[
+                MetricRule(metric=r["metric"], op=CompareOp(r["op"]), value=r["value"])
+                for r in p.metric_rules
+            ],
+            must_beat_production=(
+                BeatProduction(metric=beat["metric"], goal=Goal(beat["goal"])) if beat else None
+            ),
+            updated_at=p.updated_at,
+        )
+
+
+class PolicyViolationHandler(
+    strawberry.ExceptionHandler[policy.PolicyViolationError, PolicyViolation]
+):
+    def handle(self, exception: policy.PolicyViolationError, *, field, info):  # type: ignore[no-untyped-def]
+        return PolicyViolation(
+            message=exception.message,
+            code=exception.code,
+            field="stage",
+            unmet=unmet_conditions(exception.unmet),
+        )
+
+
 class InvalidTransitionHandler(
     strawberry.ExceptionHandler[registry_errors.InvalidTransitionError, InvalidTransition]
 ):
@@ -269,4 +354,4 @@ class NoRollbackTargetHandler(
         return NoRollbackTarget(message=exception.message, code=exception.code, field="model")
 
 
-HANDLERS = [InvalidTransitionHandler(), NoRollbackTargetHandler()]
+HANDLERS = [InvalidTransitionHandler(), NoRollbackTargetHandler(), PolicyViolationHandler()]

@@ -1,4 +1,4 @@
-"""idempotency keys and validations
+"""idempotency keys, validations and promotion policies
 
 Revision ID: 0002
 Revises: 0001
@@ -45,9 +45,22 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_validation_version_check", ["version_id", "check", "id"], unique=False
         )
+    op.create_table(
+        "promotion_policy",
+        sa.Column("model_id", sa.Integer(), nullable=False),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("required_checks", sa.JSON(), nullable=False),
+        sa.Column("metric_rules", sa.JSON(), nullable=False),
+        sa.Column("must_beat_production", sa.JSON(), nullable=True),
+        sa.Column("actor", sa.String(length=256), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["model_id"], ["registered_model.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("model_id", "stage"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("promotion_policy")
     with op.batch_alter_table("validation", schema=None) as batch_op:
         batch_op.drop_index("ix_validation_version_check")
     op.drop_table("validation")
