@@ -1,4 +1,4 @@
-"""modelgraph serve | db upgrade | export-schema | demo"""
+"""modelgraph serve | db | export-schema | demo | promote-best | transition | validate | rollback | watch"""
 
 import argparse
 import asyncio
@@ -7,6 +7,7 @@ import sys
 
 import uvicorn
 
+from app.cli_pipeline import add_pipeline_commands, run_command
 from app.config import Settings
 from app.db import migrate
 from app.demo import seed
@@ -78,10 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--runs", type=int, default=300, help="runs in all (default 300)")
     demo.add_argument("--seed", type=int, default=7, help="random seed")
     demo.set_defaults(func=_demo)
+
+    add_pipeline_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is run_command:
+        return run_command(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args, Settings()))

@@ -1,0 +1,256 @@
+"""The pipeline half of the CLI: GraphQL over HTTP (and a WebSocket for `watch`) to a
+running server, with exit codes a shell script can branch on."""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+import httpx
+import websockets
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_POLICY = 3
+EXIT_CONFLICT = 4
+EXIT_NOT_FOUND = 5
+EXIT_CONNECTION = 6
+EXIT_REFUSED = 7  # an invalid transition or invalid input
+EXIT_TIMEOUT = 8
+
+EXIT_BY_ERROR = {
+    "PolicyViolation": EXIT_POLICY,
+    "Conflict": EXIT_CONFLICT,
+    "NotFound": EXIT_NOT_FOUND,
+    "InvalidTransition": EXIT_REFUSED,
+    "InvalidInput": EXIT_REFUSED,
+    "NoRollbackTarget": EXIT_REFUSED,
+}
+
+BASE = "__typename ... on Error { code message } ... on Conflict { field expected actual }"
+MOVES = (
+    " ... on PolicyViolation { unmet { condition actual required } }"
+    " ... on InvalidTransition { fromStage toStage allowedMoves }"
+)
+VERSION = "modelVersion { version stage source run { id } }"
+# command: (mutation field, its success selection, the refusals it can answer with)
+MUTATIONS = {
+    "promote-best": (
+        "promoteBestRun",
+        f"created {VERSION} transitions {{ fromStage toStage }}",
+        BASE + MOVES,
+    ),
+    "transition": (
+        "transitionModelVersion",
+        f"{VERSION} transitions {{ fromStage toStage }}",
+        BASE + MOVES,
+    ),
+    "validate": ("recordValidation", f"validation {{ check status }} {VERSION}", BASE),
+    "rollback": ("rollbackModel", f"{VERSION} transitions {{ fromStage toStage }}", BASE),
+}
+WATCH = """
+subscription($model: String, $after: String) {
+  lifecycleEvents(model: $model, after: $after) {
+    cursor type model versionNumber fromStage toStage alias actor reason at check checkStatus
+  }
+}
+"""
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_pipeline_commands(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--url",
+            default=os.environ.get("MODELGRAPH_URL", "http://127.0.0.1:8000"),
+            help="server (default: MODELGRAPH_URL or http://127.0.0.1:8000)",
+        )
+        p.add_argument("--json", action="store_true", help="print the answer as JSON")
+        p.set_defaults(func=run_command)
+
+    def retry_safe(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--idempotency-key", help="a retry with the same key changes nothing")
+
+    p = sub.add_parser("promote-best", help="register the best run and move it to a stage")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--metric", required=True)
+    p.add_argument("--goal", choices=["max", "min"], default="max")
+    p.add_argument("--aggregate", choices=["last", "min", "max"], default="last")
+    p.add_argument("--model", required=True)
+    p.add_argument("--stage", default="STAGING", type=str.upper)
+    p.add_argument("--expected-production-version", type=int)
+    p.add_argument("--reason")
+    retry_safe(p)
+    common(p)
+
+    p = sub.add_parser("transition", help="move a version to a stage")
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True, type=int)
+    p.add_argument("--stage", required=True, type=str.upper)
+    p.add_argument("--expected-production-version", type=int)
+    p.add_argument("--expected-stage", type=str.upper)
+    p.add_argument("--reason")
+    retry_safe(p)
+    common(p)
+
+    p = sub.add_parser("validate", help="record a CI check's result on a version")
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True, type=int)
+    p.add_argument("--check", required=True)
+    p.add_argument(
+        "--status", required=True, type=str.upper, choices=["PASSED", "FAILED", "PENDING"]
+    )
+    p.add_argument("--details-url")
+    retry_safe(p)
+    common(p)
+
+    p = sub.add_parser("rollback", help="bring back the previous PRODUCTION version")
+    p.add_argument("--model", required=True)
+    p.add_argument("--reason")
+    retry_safe(p)
+    common(p)
+
+    p = sub.add_parser("watch", help="print lifecycle events as JSON lines")
+    p.add_argument("--model")
+    p.add_argument("--after", help="resume after this event cursor")
+    p.add_argument("--until-stage", type=str.upper, help="exit 0 once a version reaches this stage")
+    p.add_argument("--timeout", type=float, help="seconds; exit 8 when it passes")
+    common(p)
+
+
+def _input(args: argparse.Namespace) -> dict[str, Any]:
+    values = {
+        "promote-best": lambda: {
+            "experiment": args.experiment,
+            "metric": args.metric,
+            "model": args.model,
+            "goal": "MAXIMIZE" if args.goal == "max" else "MINIMIZE",
+            "aggregate": args.aggregate.upper(),
+            "stage": args.stage,
+            "reason": args.reason,
+            "expectedProductionVersion": args.expected_production_version,
+        },
+        "transition": lambda: {
+            "model": args.model,
+            "version": args.version,
+            "stage": args.stage,
+            "reason": args.reason,
+            "expectedProductionVersion": args.expected_production_version,
+            "expectedStage": args.expected_stage,
+        },
+        "validate": lambda: {
+            "model": args.model,
+            "version": args.version,
+            "check": args.check,
+            "status": args.status,
+            "detailsUrl": args.details_url,
+        },
+        "rollback": lambda: {"model": args.model, "reason": args.reason},
+    }[args.command]()
+    if args.idempotency_key:
+        values["idempotencyKey"] = args.idempotency_key
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _headers() -> dict[str, str]:
+    token = os.environ.get("MODELGRAPH_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def post(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    try:
+        response = httpx.post(
+            f"{url.rstrip('/')}/graphql",
+            json={"query": query, "variables": variables},
+            headers=_headers(),
+            timeout=60,
+        )
+    except httpx.TransportError as exc:
+        raise CliError(f"cannot reach {url}: {exc}", EXIT_CONNECTION) from exc
+    if response.status_code >= 500:
+        raise CliError(f"{url} answered {response.status_code}", EXIT_CONNECTION)
+    body = response.json()
+    if body.get("errors"):
+        error = body["errors"][0]
+        code = (error.get("extensions") or {}).get("code")
+        raise CliError(
+            f"{error['message']}", EXIT_NOT_FOUND if code == "NOT_FOUND" else EXIT_REFUSED
+        )
+    return body["data"]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "watch":
+            return asyncio.run(_watch(args))
+        field, success, refusals = MUTATIONS[args.command]
+        name = field[0].upper() + field[1:]
+        query = (
+            f"mutation($input: {name}Input!) {{ {field}(input: $input) "
+            f"{{ {refusals} ... on {name}Success {{ {success} }} }} }}"
+        )
+        answer = post(args.url, query, {"input": _input(args)})[field]
+    except CliError as exc:
+        print(f"modelgraph {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    kind = answer["__typename"]
+    code = EXIT_OK if kind.endswith("Success") else EXIT_BY_ERROR.get(kind, EXIT_ERROR)
+    if args.json:
+        print(json.dumps(answer))
+    elif code == EXIT_OK:
+        version = answer.get("modelVersion") or {}
+        print(f"{kind}: version {version.get('version')} is {version.get('stage')}")
+    else:
+        print(f"{kind}: {answer.get('message')}", file=sys.stderr)
+        for unmet in answer.get("unmet") or ():
+            print(
+                f"  - {unmet['condition']}: {unmet['actual']} (required {unmet['required']})",
+                file=sys.stderr,
+            )
+    return code
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    url = args.url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
+    variables = {"model": args.model, "after": args.after}
+    try:
+        async with asyncio.timeout(args.timeout):
+            async with websockets.connect(
+                f"{url}/graphql",
+                subprotocols=["graphql-transport-ws"],
+                additional_headers=_headers(),
+            ) as ws:
+                await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+                await ws.recv()
+                payload = {"query": WATCH, "variables": variables}
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+                async for raw in ws:
+                    message = json.loads(raw)
+                    if message["type"] == "ping":
+                        await ws.send(json.dumps({"type": "pong"}))
+                        continue
+                    if message["type"] != "next":
+                        raise CliError(f"stream ended: {message}", EXIT_ERROR)
+                    if message["payload"].get("errors"):
+                        raise CliError(message["payload"]["errors"][0]["message"], EXIT_ERROR)
+                    event = message["payload"]["data"]["lifecycleEvents"]
+                    print(json.dumps(event), flush=True)
+                    if args.until_stage and event["toStage"] == args.until_stage:
+                        return EXIT_OK
+    except TimeoutError:
+        print("modelgraph watch: timed out", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except OSError as exc:
+        print(f"modelgraph watch: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return EXIT_CONNECTION
+    except CliError as exc:
+        print(f"modelgraph watch: {exc}", file=sys.stderr)
+        return exc.code
+    return EXIT_ERROR
