@@ -126,6 +126,8 @@ class StageTransition(SQLModel, table=True):
     rollback: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
+    # The promotion policy this move passed (its conditions then), when one applied.
+    policy: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 

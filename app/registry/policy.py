@@ -114,10 +114,21 @@ async def _latest_values(session: AsyncSession, run_id: str | None) -> dict[str,
     return dict(rows.all())  # type: ignore[arg-type]
 
 
-async def unmet_conditions(
+def snapshot(policy: PromotionPolicy) -> dict[str, Any]:
+    """The policy's conditions as plain values: what a transition records it passed."""
+    return {
+        "stage": policy.stage,
+        "requiredChecks": list(policy.required_checks),
+        "metricRules": list(policy.metric_rules),
+        "mustBeatProduction": policy.must_beat_production,
+    }
+
+
+async def evaluate(
     session: AsyncSession, *, model: RegisteredModel, version: ModelVersion, stage: Stage
-) -> list[Unmet]:
-    """Every condition of the policy for `stage` that `version` does not meet ([] if none)."""
+) -> tuple[dict[str, Any] | None, list[Unmet]]:
+    """The policy for `stage` (None if there is none) and every condition of it that
+    `version` does not meet."""
     policy = (
         await session.execute(
             select(PromotionPolicy).where(
@@ -126,7 +137,7 @@ async def unmet_conditions(
         )
     ).scalar_one_or_none()
     if policy is None:
-        return []
+        return None, []
     unmet: list[Unmet] = []
     results: dict[str, str] = {}
     for v in (
@@ -149,7 +160,7 @@ async def unmet_conditions(
     beat = policy.must_beat_production
     if beat:
         unmet += await _beats_production(session, model, version, beat, values)
-    return unmet
+    return snapshot(policy), unmet
 
 
 async def _beats_production(

@@ -313,8 +313,10 @@ async def _move(
     actor: str,
     reason: str | None,
     rollback: bool = False,
+    policy_passed: dict[str, Any] | None = None,
 ) -> list[StageTransition]:
-    """Record one move (and, into PRODUCTION, the archiving of the version it replaces)."""
+    """Record one move (and, into PRODUCTION, the archiving of the version it replaces),
+    with the policy it passed, if one applied."""
     moves: list[StageTransition] = []
     if to_stage == Stage.PRODUCTION:
         current = (
@@ -348,6 +350,7 @@ async def _move(
         actor=actor,
         reason=reason,
         rollback=rollback,
+        policy=policy_passed,
         at=now,
     )
     session.add(transition)
@@ -361,6 +364,7 @@ async def _move(
         from_stage=from_stage,
         to_stage=to_stage.value,
         reason=reason,
+        payload={"policy": policy_passed} if policy_passed else None,
     )
     return [*moves, transition]
 
@@ -429,8 +433,10 @@ async def _transition_version(
     current = Stage(found.stage)
     if not is_allowed(current, stage):
         raise InvalidTransitionError(model, version, current, stage)
-    await _enforce_policy(session, registered, found, stage)
-    moves = await _move(session, registered, found, stage, actor=actor, reason=reason)
+    passed = await _enforce_policy(session, registered, found, stage)
+    moves = await _move(
+        session, registered, found, stage, actor=actor, reason=reason, policy_passed=passed
+    )
     return TransitionResult(version=found, transitions=moves)
 
 
@@ -495,8 +501,10 @@ async def _promote_best_run(
     )
     transitions: list[StageTransition] = []
     for step in steps:
-        await _enforce_policy(session, registered, version, step)
-        transitions += await _move(session, registered, version, step, actor=actor, reason=reason)
+        passed = await _enforce_policy(session, registered, version, step)
+        transitions += await _move(
+            session, registered, version, step, actor=actor, reason=reason, policy_passed=passed
+        )
     return PromotionResult(run=run, version=version, created=created, transitions=transitions)
 
 
@@ -1169,11 +1177,15 @@ def latest_per_check(history: Sequence[Validation]) -> list[Validation]:
 
 async def _enforce_policy(
     session: AsyncSession, model: RegisteredModel, version: ModelVersion, stage: Stage
-) -> None:
-    if stage in policy.POLICY_STAGES:
-        unmet = await policy.unmet_conditions(session, model=model, version=version, stage=stage)
-        if unmet:
-            raise policy.PolicyViolationError(model.name, version.version, stage, unmet)
+) -> dict[str, Any] | None:
+    """The policy the move into `stage` passes (None if none applies); PolicyViolationError
+    with every unmet condition otherwise."""
+    if stage not in policy.POLICY_STAGES:
+        return None
+    passed, unmet = await policy.evaluate(session, model=model, version=version, stage=stage)
+    if unmet:
+        raise policy.PolicyViolationError(model.name, version.version, stage, unmet)
+    return passed
 
 
 async def set_promotion_policy(
@@ -1212,7 +1224,7 @@ async def check_promotion(
         return [policy.Unmet(f"move from {current}", stage.value, f"one of {allowed}")]
     if stage not in policy.POLICY_STAGES:
         return []
-    return await policy.unmet_conditions(session, model=registered, version=found, stage=stage)
+    return (await policy.evaluate(session, model=registered, version=found, stage=stage))[1]
 
 
 async def promotion_policies(session: AsyncSession, *, model_id: int) -> list[PromotionPolicy]:

@@ -100,3 +100,32 @@ async def test_check_promotion_reports_a_move_the_lifecycle_forbids(db, gql):
     check = (await gql(CHECK, v=1))["checkPromotion"]
     assert check["allowed"] is False
     assert check["unmet"] == [{"condition": "move from DEVELOPMENT"}]
+
+
+AUDIT = """
+{ model(name: "m") { transitions(first: 1) { nodes { toStage policy { requiredChecks
+    metricRules { metric op value } mustBeatProduction { metric goal } } } } } }
+"""
+EVENT_POLICY = """
+{ events(model: "m", types: [STAGE_CHANGED]) { nodes { toStage policy { requiredChecks } } } }
+"""
+
+
+async def test_the_audit_trail_and_the_event_record_the_policy_a_move_passed(db, gql):
+    v1 = await staged_version(db, 0.93)
+    await gql(SET_POLICY)
+    await gql(PASS, v=v1)
+    await gql(PROMOTE, v=v1)
+
+    latest = (await gql(AUDIT))["model"]["transitions"]["nodes"][0]
+    assert latest == {
+        "toStage": "PRODUCTION",
+        "policy": {
+            "requiredChecks": ["tests"],
+            "metricRules": [{"metric": "acc", "op": "GTE", "value": 0.9}],
+            "mustBeatProduction": {"metric": "acc", "goal": "MAXIMIZE"},
+        },
+    }
+    moves = (await gql(EVENT_POLICY))["events"]["nodes"]
+    assert moves[-1] == {"toStage": "PRODUCTION", "policy": {"requiredChecks": ["tests"]}}
+    assert moves[0]["policy"] is None  # the move to STAGING had no policy

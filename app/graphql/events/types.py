@@ -39,6 +39,9 @@ class LifecycleEvent:
     check_status: ValidationStatus | None = strawberry.field(
         description="VALIDATION_RECORDED: its result."
     )
+    policy: registry_types.PassedPolicy | None = strawberry.field(
+        description="STAGE_CHANGED: the promotion policy the move passed, if one applied."
+    )
 
     @classmethod
     def of(cls, e: Event) -> "LifecycleEvent":
@@ -54,6 +57,7 @@ class LifecycleEvent:
             reason=e.reason,
             at=e.at,
             check=(e.payload or {}).get("check"),
+            policy=registry_types.PassedPolicy.of((e.payload or {}).get("policy")),
             check_status=ValidationStatus(e.payload["status"])
             if (e.payload or {}).get("status") in ValidationStatus.__members__
             else None,

@@ -65,6 +65,42 @@ class Validation:
 RunRef = Annotated["Run", strawberry.lazy("app.graphql.tracking.types")]
 
 
+@strawberry.type
+class MetricRule:
+    metric: str
+    op: CompareOp
+    value: float
+
+
+@strawberry.type
+class BeatProduction:
+    metric: str
+    goal: Goal
+
+
+@strawberry.type(description="The promotion policy a move passed: its conditions then.")
+class PassedPolicy:
+    required_checks: list[str]
+    metric_rules: list[MetricRule]
+    must_beat_production: BeatProduction | None
+
+    @classmethod
+    def of(cls, snapshot: dict | None) -> "PassedPolicy | None":
+        if not snapshot:
+            return None
+        beat = snapshot.get("mustBeatProduction")
+        return cls(
+            required_checks=list(snapshot.get("requiredChecks", [])),
+            metric_rules=[
+                MetricRule(metric=r["metric"], op=CompareOp(r["op"]), value=r["value"])
+                for r in snapshot.get("metricRules", [])
+            ],
+            must_beat_production=(
+                BeatProduction(metric=beat["metric"], goal=Goal(beat["goal"])) if beat else None
+            ),
+        )
+
+
 @strawberry.type(description="One recorded stage move: the audit trail.")
 class StageTransition:
     from_stage: Stage
@@ -73,6 +109,9 @@ class StageTransition:
     reason: str | None
     rollback: bool = strawberry.field(
         description="True for the move a rollback made to restore a version."
+    )
+    policy: PassedPolicy | None = strawberry.field(
+        description="The promotion policy this move passed, when one applied."
     )
     at: datetime
     version_id: strawberry.Private[int]
@@ -85,6 +124,7 @@ class StageTransition:
             actor=t.actor,
             reason=t.reason,
             rollback=t.rollback,
+            policy=PassedPolicy.of(t.policy),
             at=t.at,
             version_id=t.version_id,
         )
@@ -282,19 +322,6 @@ def unmet_conditions(unmet: list[policy.Unmet]) -> list[UnmetCondition]:
     return [
         UnmetCondition(condition=u.condition, actual=u.actual, required=u.required) for u in unmet
     ]
-
-
-@strawberry.type
-class MetricRule:
-    metric: str
-    op: CompareOp
-    value: float
-
-
-@strawberry.type
-class BeatProduction:
-    metric: str
-    goal: Goal
 
 
 @strawberry.type(description="What a version must satisfy to move into `stage`.")

@@ -45,6 +45,8 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_validation_version_check", ["version_id", "check", "id"], unique=False
         )
+    with op.batch_alter_table("stage_transition", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("policy", sa.JSON(), nullable=True))
     op.create_table(
         "promotion_policy",
         sa.Column("model_id", sa.Integer(), nullable=False),
@@ -61,6 +63,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("promotion_policy")
+    with op.batch_alter_table("stage_transition", schema=None) as batch_op:
+        batch_op.drop_column("policy")
     with op.batch_alter_table("validation", schema=None) as batch_op:
         batch_op.drop_index("ix_validation_version_check")
     op.drop_table("validation")
