@@ -6,6 +6,7 @@ from collections import Counter
 
 from app.config import Settings
 from app.db import Database
+from app.registry import reads as registry_reads
 from app.registry import service as registry_service
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
@@ -120,7 +121,7 @@ async def seed(settings: Settings, *, runs: int = 300, seed_value: int = 7) -> s
                     set_tags={"owner": "ml-platform"},
                     actor=ACTOR,
                 )
-                page = await registry_service.versions_per_model(
+                page = await registry_reads.versions_per_model(
                     session, model_ids=[result.version.model_id], stage=None, first=100, after=None
                 )
                 stages.update(v.stage for p in page.values() for v in p.items)

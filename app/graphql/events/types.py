@@ -9,7 +9,7 @@ from app.events.models import Event, LifecycleEventType
 from app.events.replay import event_cursor
 from app.graphql.context import Ctx
 from app.graphql.registry import types as registry_types
-from app.registry import service as registry_service
+from app.registry import reads as registry_reads
 from app.registry.models import ValidationStatus
 from app.registry.stages import Stage
 
@@ -69,7 +69,7 @@ class LifecycleEvent:
             return None
         found = await info.context.load_shared(
             "version_by_number",
-            lambda s, keys: registry_service.versions_by_numbers(s, keys=keys),
+            lambda s, keys: registry_reads.versions_by_numbers(s, keys=keys),
             (self.model, self.version_number),
         )
         return registry_types.ModelVersion.of(found) if found else None

@@ -14,7 +14,7 @@ from app.graphql.tracking import loaders as tracking_loaders
 from app.graphql.tracking import types as tracking_types
 from app.registry import errors as registry_errors
 from app.registry import models, policy
-from app.registry import service as registry_service
+from app.registry import reads as registry_reads
 from app.registry.stages import Stage
 from app.tracking.search import CompareOp, Goal
 
@@ -184,7 +184,7 @@ class ModelVersion:
     @strawberry.field(description="The latest result of each check, by check name.")
     async def validations(self, info: Ctx) -> list[Validation]:
         history = await loaders.validations_by_version(info.context).load(self.pk)
-        return [Validation.of(v) for v in registry_service.latest_per_check(history)]
+        return [Validation.of(v) for v in registry_reads.latest_per_check(history)]
 
     @strawberry.field(description="Every reported result (of one check, if given), newest first.")
     async def validation_history(self, info: Ctx, check: str | None = None) -> list[Validation]:
@@ -257,7 +257,7 @@ class RegisteredModel:
     @strawberry.field(description="What versions must satisfy to move into each stage.")
     async def promotion_policy(self, info: Ctx) -> list["PromotionPolicy"]:
         async with info.context.read() as session:
-            found = await registry_service.promotion_policies(session, model_id=self.pk)
+            found = await registry_reads.promotion_policies(session, model_id=self.pk)
         return [PromotionPolicy.of(p) for p in found]
 
     @strawberry.field(
@@ -268,7 +268,7 @@ class RegisteredModel:
         self, info: Ctx, at: datetime, stage: Stage | None = None, alias: str | None = None
     ) -> ModelVersion | None:
         async with info.context.read() as session:
-            found = await registry_service.version_at(
+            found = await registry_reads.version_at(
                 session, model_id=self.pk, at=at, stage=stage, alias=alias
             )
         return ModelVersion.of(found) if found else None

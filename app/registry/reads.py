@@ -1,0 +1,259 @@
+"""Batch reads for the registry's screens and loaders (one statement per batch of keys),
+and time travel over the audit trail. Writes live in service.py."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.pagination import Page, SortKey, fetch_pages_per_parent
+from app.db.types import check_datetime
+from app.errors import ValidationError
+from app.events.models import Event, EventType
+from app.registry import policy
+from app.registry.models import (
+    ModelAlias,
+    ModelVersion,
+    PromotionPolicy,
+    RegisteredModel,
+    StageTransition,
+    Validation,
+)
+from app.registry.stages import Stage
+
+
+async def transitions_per_model(
+    session: AsyncSession, *, model_ids: Sequence[int], first: int, after: str | None
+) -> dict[int, Page[StageTransition]]:
+    """A page of each model's stage transitions (newest first), in one statement."""
+    keys = [SortKey(StageTransition.id, descending=True)]
+    return await fetch_pages_per_parent(  # type: ignore[return-value]
+        session,
+        StageTransition,
+        select(StageTransition),
+        keys,
+        parent=StageTransition.model_id,
+        parent_ids=model_ids,
+        first=first,
+        after=after,
+    )
+
+
+async def versions_per_model(
+    session: AsyncSession,
+    *,
+    model_ids: Sequence[int],
+    stage: Stage | None,
+    first: int,
+    after: str | None,
+) -> dict[int, Page[ModelVersion]]:
+    """A page of each model's versions (newest first; in `stage` if given), in one statement."""
+    stmt = select(ModelVersion)
+    if stage is not None:
+        stmt = stmt.where(ModelVersion.stage == stage.value)
+    keys = [SortKey(ModelVersion.version, descending=True)]
+    return await fetch_pages_per_parent(  # type: ignore[return-value]
+        session,
+        ModelVersion,
+        stmt,
+        keys,
+        parent=ModelVersion.model_id,
+        parent_ids=model_ids,
+        first=first,
+        after=after,
+    )
+
+
+async def models_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, RegisteredModel]:
+    """Models by id."""
+    rows = (
+        await session.execute(select(RegisteredModel).where(RegisteredModel.id.in_(ids)))
+    ).scalars()
+    return {m.id: m for m in rows}  # type: ignore[misc]
+
+
+async def latest_versions(
+    session: AsyncSession, *, model_ids: Sequence[int], stage: Stage | None
+) -> dict[int, ModelVersion]:
+    """The highest-numbered version of each model (in `stage`, if given)."""
+    pages = await versions_per_model(session, model_ids=model_ids, stage=stage, first=1, after=None)
+    return {mid: page.items[0] for mid, page in pages.items() if page.items}  # type: ignore[misc]
+
+
+async def versions_by_runs(
+    session: AsyncSession, *, run_ids: Sequence[str]
+) -> dict[str, list[ModelVersion]]:
+    """Versions registered from each run."""
+    stmt = (
+        select(ModelVersion)
+        .where(ModelVersion.run_id.in_(run_ids))
+        .order_by(ModelVersion.model_id, ModelVersion.version)
+    )
+    out: dict[str, list[ModelVersion]] = {}
+    for v in (await session.execute(stmt)).scalars():
+        out.setdefault(v.run_id, []).append(v)  # type: ignore[arg-type]
+    return out
+
+
+async def aliases_by_models(
+    session: AsyncSession, *, model_ids: Sequence[int]
+) -> dict[int, list[tuple[str, ModelVersion]]]:
+    """Each model's aliases with the version they point at, by alias name."""
+    stmt = (
+        select(ModelAlias.model_id, ModelAlias.alias, ModelVersion)
+        .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+        .where(ModelAlias.model_id.in_(model_ids))
+        .order_by(ModelAlias.model_id, ModelAlias.alias)
+    )
+    out: dict[int, list[tuple[str, ModelVersion]]] = {}
+    for model_id, alias, version in (await session.execute(stmt)).all():
+        out.setdefault(model_id, []).append((alias, version))
+    return out
+
+
+async def aliases_by_versions(
+    session: AsyncSession, *, version_ids: Sequence[int]
+) -> dict[int, list[str]]:
+    """Alias names pointing at each version."""
+    stmt = (
+        select(ModelAlias.version_id, ModelAlias.alias)
+        .where(ModelAlias.version_id.in_(version_ids))
+        .order_by(ModelAlias.alias)
+    )
+    out: dict[int, list[str]] = {}
+    for version_id, alias in (await session.execute(stmt)).all():
+        out.setdefault(version_id, []).append(alias)
+    return out
+
+
+async def transitions_by_versions(
+    session: AsyncSession, *, version_ids: Sequence[int]
+) -> dict[int, list[StageTransition]]:
+    """Each version's stage transitions, newest first."""
+    stmt = (
+        select(StageTransition)
+        .where(StageTransition.version_id.in_(version_ids))
+        .order_by(StageTransition.version_id, StageTransition.id.desc())
+    )
+    out: dict[int, list[StageTransition]] = {}
+    for t in (await session.execute(stmt)).scalars():
+        out.setdefault(t.version_id, []).append(t)
+    return out
+
+
+async def versions_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, ModelVersion]:
+    """Versions by id."""
+    rows = (await session.execute(select(ModelVersion).where(ModelVersion.id.in_(ids)))).scalars()
+    return {v.id: v for v in rows}  # type: ignore[misc]
+
+
+async def versions_by_numbers(
+    session: AsyncSession, *, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], ModelVersion]:
+    """Versions by (model name, version number)."""
+    stmt = (
+        select(RegisteredModel.name, ModelVersion)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(tuple_(RegisteredModel.name, ModelVersion.version).in_(list(keys)))
+    )
+    return {(name, v.version): v for name, v in (await session.execute(stmt)).all()}
+
+
+# ---------------------------------------------------------------- time travel
+
+
+async def version_at(
+    session: AsyncSession,
+    *,
+    model_id: int,
+    at: datetime,
+    stage: Stage | None = None,
+    alias: str | None = None,
+) -> ModelVersion | None:
+    """The version that was in `stage` (or that `alias` pointed at) at time `at`, from the
+    audit trail: the question an incident review asks first."""
+    if (stage is None) == (alias is None):
+        raise ValidationError("stage", "give exactly one of stage or alias")
+    at = check_datetime("at", at)  # type: ignore[assignment]
+    if alias is not None:
+        return await _alias_at(session, model_id, alias, at)
+    # Each version's stage at `at` is the one its last move before `at` went to; a version
+    # never moved by then is still in DEVELOPMENT, if it existed.
+    moves = await session.execute(
+        select(StageTransition.version_id, StageTransition.to_stage)
+        .where(StageTransition.model_id == model_id, StageTransition.at <= at)
+        .order_by(StageTransition.id.desc())
+    )
+    stage_then: dict[int, str] = {}
+    for version_id, to_stage in moves.all():
+        stage_then.setdefault(version_id, to_stage)
+    versions = (
+        await session.execute(
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id, ModelVersion.created_at <= at)
+            .order_by(ModelVersion.version.desc())
+        )
+    ).scalars()
+    for version in versions:
+        if stage_then.get(version.id, Stage.DEVELOPMENT.value) == stage:
+            return version
+    return None
+
+
+async def _alias_at(
+    session: AsyncSession, model_id: int, alias: str, at: datetime
+) -> ModelVersion | None:
+    name = (
+        await session.execute(select(RegisteredModel.name).where(RegisteredModel.id == model_id))
+    ).scalar_one()
+    last = (
+        await session.execute(
+            select(Event.type, Event.version)
+            .where(
+                Event.model == name,
+                Event.alias == alias,
+                Event.type.in_([EventType.ALIAS_SET.value, EventType.ALIAS_DELETED.value]),
+                Event.at <= at,
+            )
+            .order_by(Event.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    if last is None or last.type == EventType.ALIAS_DELETED.value:
+        return None
+    return (
+        await session.execute(
+            select(ModelVersion).where(
+                ModelVersion.model_id == model_id, ModelVersion.version == last.version
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def validations_by_versions(
+    session: AsyncSession, *, version_ids: Sequence[int]
+) -> dict[int, list[Validation]]:
+    """Each version's validation results, newest first."""
+    stmt = (
+        select(Validation)
+        .where(Validation.version_id.in_(version_ids))
+        .order_by(Validation.version_id, Validation.id.desc())
+    )
+    out: dict[int, list[Validation]] = {}
+    for v in (await session.execute(stmt)).scalars():
+        out.setdefault(v.version_id, []).append(v)
+    return out
+
+
+def latest_per_check(history: Sequence[Validation]) -> list[Validation]:
+    """The newest result of each check, by check name (history is newest first)."""
+    latest: dict[str, Validation] = {}
+    for v in history:
+        latest.setdefault(v.check, v)
+    return [latest[c] for c in sorted(latest)]
+
+
+async def promotion_policies(session: AsyncSession, *, model_id: int) -> list[PromotionPolicy]:
+    """The model's policies, by stage."""
+    return await policy.policies(session, model_id=model_id)
