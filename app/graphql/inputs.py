@@ -1,10 +1,13 @@
 """Key/value pairs: how params and tags travel in both directions."""
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol, TypeVar
 
 import strawberry
 
 from app.errors import ValidationError
+
+V = TypeVar("V", covariant=True)
 
 
 @strawberry.type(description="A param or tag.")
@@ -19,9 +22,14 @@ class KeyValueInput:
     value: str
 
 
-def to_dict(field: str, pairs: Iterable[KeyValueInput] | None) -> dict[str, str]:
+class Pair(Protocol[V]):
+    key: str
+    value: V
+
+
+def to_dict(field: str, pairs: Iterable[Pair[V]] | None) -> dict[str, V]:
     """The pairs as a dict; a key given twice is refused rather than silently dropped."""
-    out: dict[str, str] = {}
+    out: dict[str, V] = {}
     for pair in pairs or ():
         if pair.key in out:
             raise ValidationError(field, f"key {pair.key!r} is given more than once")

@@ -869,7 +869,8 @@ async def _record_validation(
 ) -> Validation:
     check_length("check", check, CHECK_LIMIT, required=True)
     check_length("detailsUrl", details_url, SOURCE_LIMIT)
-    check_tags("metrics", {k: "" for k in metrics}, key_limit=KEY_LIMIT, value_limit=0)
+    for key in metrics:
+        check_length("metrics.key", key, KEY_LIMIT, required=True)
     registered = await require_model(session, name=model, lock=True)
     found = await _require_version(session, registered, version)
     validation = Validation(

@@ -2,7 +2,6 @@ from typing import Annotated
 
 import strawberry
 
-from app.errors import ValidationError
 from app.graphql.context import Ctx
 from app.graphql.errors import Conflict, InvalidInput, NotFound
 from app.graphql.inputs import KeyValueInput, to_dict
@@ -411,11 +410,7 @@ class RegistryMutation:
     async def record_validation(
         self, info: Ctx, input: RecordValidationInput
     ) -> RecordValidationPayload:
-        metrics: dict[str, float] = {}
-        for m in input.metrics or ():
-            if m.key in metrics:
-                raise ValidationError("metrics", f"key {m.key!r} is given more than once")
-            metrics[m.key] = m.value
+        metrics = to_dict("metrics", input.metrics)
         async with info.context.unit_of_work() as session:
             validation = await registry_service.record_validation(
                 session,
