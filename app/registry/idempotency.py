@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import upsert_insert
 from app.db.types import utcnow
-from app.errors import ConflictError, check_length
+from app.errors import ConflictError, check_name
 from app.registry.models import IdempotencyKey
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ async def once(
     """`run()` once per key: a repeat with the same request gets `load(first result)`."""
     if key is None:
         return await run()
-    check_length("idempotencyKey", key, KEY_LIMIT, required=True)
+    check_name("idempotencyKey", key, KEY_LIMIT)
     digest = _digest(operation, request)
     now = utcnow()
     # Claim the key first: a concurrent call with the same key waits here (unique index)

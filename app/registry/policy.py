@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import upsert_insert
 from app.db.types import utcnow
-from app.errors import DomainError, ValidationError, check_length
+from app.errors import DomainError, ValidationError, check_key, check_name
 from app.events.models import EventType
 from app.events.service import record_event
 from app.registry.models import (
@@ -61,9 +61,9 @@ async def set_policy(
     if stage not in POLICY_STAGES:
         raise ValidationError("stage", "policies apply to moves into STAGING or PRODUCTION")
     for check in required_checks:
-        check_length("requiredChecks", check, CHECK_LIMIT, required=True)
+        check_name("requiredChecks", check, CHECK_LIMIT)
     for metric, _, _ in metric_rules:
-        check_length("metricRules.metric", metric, KEY_LIMIT, required=True)
+        check_key("metricRules.metric", metric, KEY_LIMIT)
     values = {
         "model_id": model.id,
         "stage": stage.value,

@@ -16,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.dialect import is_postgres, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page
 from app.db.types import utcnow
-from app.errors import ConflictError, NotFoundError, ValidationError, check_length, check_tags
+from app.errors import (
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+    check_key,
+    check_length,
+    check_name,
+    check_tags,
+)
 from app.events.models import EventType
 from app.events.service import record_event
 from app.registry import policy
@@ -86,7 +94,7 @@ async def require_model(
 
 async def ensure_model(session: AsyncSession, *, name: str, actor: str) -> RegisteredModel:
     """The model called `name`, created if missing, locked for this transaction."""
-    check_length("model", name, MODEL_NAME_LIMIT, required=True)
+    check_name("model", name, MODEL_NAME_LIMIT)
     now = utcnow()
     stmt = (
         upsert_insert(session, RegisteredModel.__table__)
@@ -867,10 +875,10 @@ async def _record_validation(
     metrics: dict[str, float],
     actor: str,
 ) -> Validation:
-    check_length("check", check, CHECK_LIMIT, required=True)
+    check_name("check", check, CHECK_LIMIT)
     check_length("detailsUrl", details_url, SOURCE_LIMIT)
     for key in metrics:
-        check_length("metrics.key", key, KEY_LIMIT, required=True)
+        check_key("metrics.key", key, KEY_LIMIT)
     registered = await require_model(session, name=model, lock=True)
     found = await _require_version(session, registered, version)
     validation = Validation(

@@ -19,7 +19,9 @@ from app.errors import (
     NotFoundError,
     ValidationError,
     check_count,
+    check_key,
     check_length,
+    check_name,
     check_tags,
 )
 from app.events.models import EventType
@@ -76,7 +78,7 @@ class MetricPoint:
 
 
 def _check_experiment_fields(name: str, description: str | None, tags: dict[str, str]) -> None:
-    check_length("name", name, NAME_LIMIT, required=True)
+    check_name("name", name, NAME_LIMIT)
     check_length("description", description, DESCRIPTION_LIMIT)
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
 
@@ -150,7 +152,7 @@ async def create_experiment(
 
 async def ensure_experiment(session: AsyncSession, *, name: str, actor: str) -> Experiment:
     """The experiment called `name`, created if missing (safe when two callers race)."""
-    check_length("experiment", name, NAME_LIMIT, required=True)
+    check_name("experiment", name, NAME_LIMIT)
     existing = await get_experiment(session, name=name)
     if existing is not None:
         return existing
@@ -169,7 +171,7 @@ async def start_run(
     actor: str,
 ) -> Run:
     """A new RUNNING run in `experiment` (created if missing), with its params and tags."""
-    check_length("name", name, NAME_LIMIT)
+    check_name("name", name, NAME_LIMIT, required=False)
     params, tags = params or {}, tags or {}
     _check_params(params)
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
@@ -213,7 +215,7 @@ async def require_run(session: AsyncSession, *, run_id: str, field: str = "runId
 def _check_params(params: dict[str, str]) -> None:
     check_count("params", len(params), PARAMS_PER_CALL_LIMIT)
     for key, value in params.items():
-        check_length("params.key", key, KEY_LIMIT, required=True)
+        check_key("params.key", key, KEY_LIMIT)
         check_length(f"params[{key}].value", value, PARAM_VALUE_LIMIT)
 
 
@@ -357,17 +359,21 @@ async def log_metrics(
     points: Sequence[MetricPoint] = (),
     series: Sequence[MetricSeries] = (),
     actor: str,
+    max_points: int = METRIC_BATCH_LIMIT,
 ) -> Run:
     """Append a batch (points, and/or whole series per key) to the history and fold it
     into LatestMetric, in bulk."""
     total = len(points) + sum(len(s.values) for s in series)
-    check_count("points", total, METRIC_BATCH_LIMIT)
+    check_count("points", total, max_points)
     run = await require_run(session, run_id=run_id)
     now_ms = int(time.time() * 1000)
     rows = []
+    # Keys repeat across a batch: each distinct one is checked once.
+    checked: set[str] = set()
     for i, p in enumerate(points):
-        if not p.key or len(p.key) > KEY_LIMIT:
-            check_length(f"points[{i}].key", p.key, KEY_LIMIT, required=True)
+        if p.key not in checked:
+            check_key(f"points[{i}].key", p.key, KEY_LIMIT)
+            checked.add(p.key)
         nan = p.value != p.value
         rows.append(
             {
@@ -380,7 +386,7 @@ async def log_metrics(
             }
         )
     for i, s in enumerate(series):
-        check_length(f"series[{i}].key", s.key, KEY_LIMIT, required=True)
+        check_key(f"series[{i}].key", s.key, KEY_LIMIT)
         n = len(s.values)
         steps = s.steps if s.steps is not None else range(n)
         stamps = s.timestamps if s.timestamps is not None else [now_ms] * n
