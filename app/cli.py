@@ -1,26 +1,156 @@
-"""modelgraph serve | db | export-schema | demo | promote-best | transition | validate | rollback | watch"""
+"""modelgraph serve | db | token | export-schema | demo | promote-best | transition | validate |
+rollback | watch"""
 
 import argparse
 import asyncio
+import getpass
+import json
 import logging
 import sys
+from typing import Any
 
 import uvicorn
 
-from app.cli_pipeline import add_pipeline_commands, run_command
+from app.auth import service as auth_service
+from app.auth.roles import Role
+from app.cli_pipeline import (
+    EXIT_CONFLICT,
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    add_pipeline_commands,
+    run_command,
+)
 from app.config import Settings
-from app.db import migrate
+from app.db import Database, migrate
 from app.demo import seed
+from app.errors import ConflictError, DomainError
 from app.graphql.schema import export_sdl
 from app.main import create_app
+
+DEV_WARNING = """\
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! DEV MODE: authentication is OFF. Anyone who can reach this port may    !!
+!! read, write, promote and manage tokens. Never run a shared server so.  !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
+
+FIRST_TOKEN = """\
+=============================================================================
+ modelgraph: this database had no API tokens, so an ADMIN token was made.
+ It is shown this once; only its hash is stored. Keep it somewhere safe.
+
+     {secret}
+
+ Use it:      curl -H 'Authorization: Bearer {secret}' ...
+ Make more:   modelgraph token create --name ci-main --role DEPLOYER
+============================================================================="""
+
+
+def cli_actor() -> str:
+    """Who a change made from the command line is recorded as."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _bootstrap(settings: Settings) -> str | None:
+    db = Database.from_settings(settings)
+    try:
+        async with db.unit_of_work() as session:
+            return await auth_service.bootstrap_admin(session, actor="modelgraph serve")
+    except ConflictError:
+        return None  # another replica starting at the same moment made it
+    finally:
+        await db.dispose()
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
+    if args.dev:
+        settings = settings.model_copy(update={"dev_mode": True})
     migrate.upgrade(settings.database_url)
+    if settings.dev_mode:
+        print(DEV_WARNING, flush=True)
+        logging.getLogger("modelgraph").warning("dev mode: authentication is off")
+    elif (secret := asyncio.run(_bootstrap(settings))) is not None:
+        print(FIRST_TOKEN.format(secret=secret), flush=True)
     print(f"modelgraph listening on http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        ws_max_size=settings.max_body_bytes,
+    )
+    return 0
+
+
+def _token_row(token: Any) -> dict[str, Any]:
+    def at(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "name": token.name,
+        "role": token.role,
+        "prefix": token.prefix,
+        "createdAt": at(token.created_at),
+        "createdBy": token.created_by,
+        "revokedAt": at(token.revoked_at),
+        "revokedBy": token.revoked_by,
+        "lastUsedAt": at(token.last_used_at),
+    }
+
+
+async def _token_command(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    db = Database.from_settings(settings)
+    try:
+        if args.token_command == "create":
+            async with db.unit_of_work() as session:
+                token, secret = await auth_service.create_token(
+                    session, name=args.name, role=Role(args.role), actor=cli_actor()
+                )
+            return {"token": _token_row(token), "secret": secret}
+        if args.token_command == "revoke":
+            async with db.unit_of_work() as session:
+                token = await auth_service.revoke_token(session, name=args.name, actor=cli_actor())
+            return {"token": _token_row(token)}
+        async with db.read() as session:
+            tokens = await auth_service.all_tokens(session)
+        return {"tokens": [_token_row(t) for t in tokens]}
+    finally:
+        await db.dispose()
+
+
+TOKEN_EXIT = {
+    "ALREADY_EXISTS": EXIT_CONFLICT,
+    "CONFLICT": EXIT_CONFLICT,
+    "NOT_FOUND": EXIT_NOT_FOUND,
+    "INVALID_INPUT": EXIT_REFUSED,
+}
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    """Token management straight on the database: works with the server down too."""
+    migrate.upgrade(settings.database_url)
+    try:
+        answer = asyncio.run(_token_command(args, settings))
+    except DomainError as exc:
+        print(f"modelgraph token {args.token_command}: {exc.message}", file=sys.stderr)
+        return TOKEN_EXIT.get(exc.code, EXIT_ERROR)
+    if args.json:
+        print(json.dumps(answer))
+    elif args.token_command == "create":
+        print(f"created {args.role} token {args.name!r}; its secret (shown only now):")
+        print(answer["secret"])
+    elif args.token_command == "revoke":
+        print(f"revoked {args.name!r} (at {answer['token']['revokedAt']})")
+    else:
+        for t in answer["tokens"]:
+            state = f"revoked {t['revokedAt']}" if t["revokedAt"] else "active"
+            used = t["lastUsedAt"] or "never"
+            print(f"{t['name']:<24} {t['role']:<9} {t['prefix']}…  {state}; last used {used}")
     return 0
 
 
@@ -59,7 +189,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="upgrade the database, then serve GraphQL")
     serve.add_argument("--host", help="default: MODELGRAPH_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: MODELGRAPH_PORT or 8000")
+    serve.add_argument(
+        "--dev", action="store_true", help="turn authentication OFF (a laptop, never a server)"
+    )
     serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="API tokens (on the database, server up or not)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="make a token and print its secret once")
+    create.add_argument("--name", required=True, help="unique for ever: letters, digits, . _ -")
+    create.add_argument("--role", required=True, type=str.upper, choices=[r.value for r in Role])
+    create.add_argument("--json", action="store_true")
+    listing = token_sub.add_parser("list", help="every token, revoked ones included")
+    listing.add_argument("--json", action="store_true")
+    revoke = token_sub.add_parser("revoke", help="revoke a token: it stops working at once")
+    revoke.add_argument("--name", required=True)
+    revoke.add_argument("--json", action="store_true")
+    token.set_defaults(func=_token)
 
     db = sub.add_parser("db", help="database migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True)

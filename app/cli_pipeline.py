@@ -19,6 +19,7 @@ EXIT_NOT_FOUND = 5
 EXIT_CONNECTION = 6
 EXIT_REFUSED = 7  # an invalid transition or invalid input
 EXIT_TIMEOUT = 8
+EXIT_AUTH = 9  # no token, a bad or revoked one, or a role that may not do this
 
 EXIT_BY_ERROR = {
     "PolicyViolation": EXIT_POLICY,
@@ -27,9 +28,13 @@ EXIT_BY_ERROR = {
     "InvalidTransition": EXIT_REFUSED,
     "InvalidInput": EXIT_REFUSED,
     "NoRollbackTarget": EXIT_REFUSED,
+    "PermissionDenied": EXIT_AUTH,
 }
 
-BASE = "__typename ... on Error { code message } ... on Conflict { field expected actual }"
+BASE = (
+    "__typename ... on Error { code message } ... on Conflict { field expected actual }"
+    " ... on PermissionDenied { requiredRole role }"
+)
 MOVES = (
     " ... on PolicyViolation { unmet { condition actual required } }"
     " ... on InvalidTransition { fromStage toStage allowedMoves }"
@@ -176,6 +181,10 @@ def post(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         raise CliError(f"cannot reach {url}: {exc}", EXIT_CONNECTION) from exc
     if response.status_code >= 500:
         raise CliError(f"{url} answered {response.status_code}", EXIT_CONNECTION)
+    if response.status_code == 401:
+        raise CliError(f"{_first_error(response)} (set MODELGRAPH_TOKEN)", EXIT_AUTH)
+    if response.status_code >= 400:
+        raise CliError(f"{url} refused the request: {_first_error(response)}", EXIT_REFUSED)
     body = response.json()
     if body.get("errors"):
         error = body["errors"][0]
@@ -184,6 +193,13 @@ def post(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
             f"{error['message']}", EXIT_NOT_FOUND if code == "NOT_FOUND" else EXIT_REFUSED
         )
     return body["data"]
+
+
+def _first_error(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["errors"][0]["message"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return response.text[:200]
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -227,7 +243,8 @@ async def _watch(args: argparse.Namespace) -> int:
                 subprotocols=["graphql-transport-ws"],
                 additional_headers=_headers(),
             ) as ws:
-                await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+                init = {"type": "connection_init", "payload": _headers()}
+                await ws.send(json.dumps(init))
                 await ws.recv()
                 payload = {"query": WATCH, "variables": variables}
                 await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
@@ -247,6 +264,13 @@ async def _watch(args: argparse.Namespace) -> int:
     except TimeoutError:
         print("modelgraph watch: timed out", file=sys.stderr)
         return EXIT_TIMEOUT
+    except websockets.ConnectionClosed as exc:
+        closed = exc.rcvd
+        if closed is not None and closed.code in (4401, 4403):
+            print(f"modelgraph watch: {closed.reason} (check MODELGRAPH_TOKEN)", file=sys.stderr)
+            return EXIT_AUTH
+        print(f"modelgraph watch: the server closed the stream: {closed}", file=sys.stderr)
+        return EXIT_CONNECTION
     except OSError as exc:
         print(f"modelgraph watch: cannot reach {args.url}: {exc}", file=sys.stderr)
         return EXIT_CONNECTION

@@ -28,6 +28,25 @@ class Settings(BaseSettings):
     max_subscriber_lag: int = 10_000
     log_level: str = "info"
 
+    # Who may do what. Every request needs a token unless anonymous reads are allowed;
+    # dev mode turns authentication off altogether (a laptop, never a shared server).
+    dev_mode: bool = False
+    anonymous_read: bool = False
+    # How often open WebSocket connections' tokens are re-checked in the database (a
+    # revocation made through this server, or announced by PostgreSQL, acts at once).
+    token_recheck_seconds: float = 1.0
+
+    # Limits on what one request may ask for; a breach is an error naming the limit.
+    introspection: bool = True
+    max_query_depth: int = 12
+    max_query_aliases: int = 30
+    max_query_tokens: int = 5_000
+    # Objects a query could return at most: every object field counts once per parent,
+    # a paged field `first` times per parent (see app/graphql/limits.py).
+    max_query_cost: int = 500_000
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_metric_batch: int = 10_000
+
     @cached_property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

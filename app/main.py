@@ -1,71 +1,108 @@
-"""create_app(settings): the Starlette app; the lifespan opens and closes the database."""
+"""create_app(settings): the Starlette app; the lifespan opens and closes the database,
+the event bus and access control."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
+from app.auth import service as auth_service
+from app.auth.access import AccessControl
 from app.config import Settings
-from app.db import Database
+from app.db import Database, migrate
 from app.events.bus import create_bus
 from app.events.live import MetricFeed
 from app.events.service import committed_seq
-from app.graphql.context import Context
-from app.graphql.schema import schema
+from app.graphql.limits import QueryLimits
+from app.graphql.schema import build_schema
+from app.graphql.view import GraphQLView
+from app.observability import Metrics, RequestMiddleware
 
-
-class GraphQLApp(GraphQL):
-    """Strawberry's ASGI view with our context: the app's database, never a shared session."""
-
-    async def get_context(self, request: Any, response: Any) -> Context:
-        state = request.app.state
-        return Context(
-            db=state.db,
-            settings=state.settings,
-            bus=state.bus,
-            feed=state.feed,
-            request=request,
-            cache_loaders=not isinstance(request, WebSocket),
-        )
+PATHS = {"/graphql", "/healthz", "/readyz", "/metrics"}
 
 
 async def healthz(request: Request) -> JSONResponse:
+    """The process is up and answering (liveness: restart it if this fails)."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """The database answers and is at the migration this code expects (readiness: send
+    traffic only when this is 200)."""
     try:
         async with request.app.state.db.read() as session:
             await session.execute(text("SELECT 1"))
-    except Exception:  # the probe reports any database failure as unhealthy
-        return JSONResponse({"status": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        async with request.app.state.db.read() as session:
+            current = await migrate.current_revision(session)
+    except Exception:  # any database failure means not ready; the reason is not leaked
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+    head = request.app.state.migration_head
+    if current != head:
+        body = {"status": "unavailable", "migration": current, "expected": head}
+        return JSONResponse(body, 503)
+    return JSONResponse({"status": "ok", "migration": current})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(
+        request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+def query_limits(settings: Settings) -> QueryLimits:
+    return QueryLimits(
+        depth=settings.max_query_depth,
+        aliases=settings.max_query_aliases,
+        tokens=settings.max_query_tokens,
+        cost=settings.max_query_cost,
+        page_default=settings.default_page_size,
+        page_cap=settings.max_page_size,
+        history_cap=settings.max_history_page_size,
+        introspection=settings.introspection,
+    )
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    observed = Metrics(PATHS)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.metrics = observed
+        app.state.migration_head = migrate.head_revision()
         app.state.db = db = Database.from_settings(settings)
         app.state.bus = bus = create_bus(db)
         app.state.feed = feed = MetricFeed()
+        app.state.access = access = AccessControl(
+            db,
+            dev_mode=settings.dev_mode,
+            anonymous_read=settings.anonymous_read,
+            recheck_seconds=settings.token_recheck_seconds,
+        )
         db.after_commit.append(lambda info: bus.advance(committed_seq(info)))
         db.after_commit.append(feed.publish)
+        db.after_commit.append(lambda info: access.revoked(auth_service.revoked_in(info)))
+        bus.listen(auth_service.REVOKED_CHANNEL, access.on_notify)
         await bus.start(db)
+        await access.start()
         try:
             yield
         finally:
             feed.close()
+            await access.close()
             await bus.close()
             await db.dispose()
 
-    graphql = GraphQLApp(
-        schema,
+    limits = query_limits(settings)
+    graphql = GraphQLView(
+        build_schema(limits),
+        limits=limits,
         graphql_ide="graphiql" if settings.graphiql else None,
         # Legacy graphql-ws clients get "ka" messages; graphql-transport-ws relies on
         # uvicorn's WebSocket pings (the protocol has the client ping).
@@ -78,6 +115,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        middleware=[
+            Middleware(
+                RequestMiddleware,  # type: ignore[arg-type]
+                metrics=observed,
+                max_body_bytes=settings.max_body_bytes,
+            )
         ],
         lifespan=lifespan,
     )

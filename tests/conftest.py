@@ -4,8 +4,9 @@ MODELGRAPH_TEST_DATABASE_URL is set), the ASGI app over HTTP, and a GraphQL help
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import event
 
+from app.auth import service as auth_service
+from app.auth.roles import Role
 from app.config import Settings
 from app.db import Database, migrate
 from app.db.engine import BACKGROUND
@@ -107,6 +110,28 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+ADMIN = "test-admin"
+
+
+async def make_token(url: str, name: str, role: Role) -> str:
+    """A token made through the service on the database at `url`; its secret."""
+    database = Database(url)
+    try:
+        async with database.unit_of_work() as session:
+            _token, secret = await auth_service.create_token(
+                session, name=name, role=role, actor="test"
+            )
+    finally:
+        await database.dispose()
+    return secret
+
+
+@pytest.fixture
+async def admin_secret(database_url: str) -> str:
+    """An ADMIN token, the one the `client` fixture sends (actor: test-admin)."""
+    return await make_token(database_url, ADMIN, Role.ADMIN)
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Any]:
     application = create_app(settings)
@@ -114,10 +139,16 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
         yield application
 
 
-@pytest.fixture
-async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+def asgi_client(app: Any, secret: str | None = None) -> httpx.AsyncClient:
+    """An HTTP client to the app in process, sending `secret` as its bearer token."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers)
+
+
+@pytest.fixture
+async def client(app: Any, admin_secret: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(app, admin_secret) as c:
         yield c
 
 
@@ -148,6 +179,23 @@ class GraphQLClient:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(client)
+
+
+@pytest.fixture
+def app_with(
+    database_url: str, admin_secret: str
+) -> Callable[..., AbstractAsyncContextManager[GraphQLClient]]:
+    """An app on the test database with some settings changed, and a GraphQL client to it
+    (sending the ADMIN token unless `secret` says otherwise)."""
+
+    @asynccontextmanager
+    async def start(secret: str | None = admin_secret, **overrides: Any) -> AsyncIterator[Any]:
+        application = create_app(Settings(database_url=database_url, **overrides))
+        async with application.router.lifespan_context(application):
+            async with asgi_client(application, secret) as c:
+                yield GraphQLClient(c)
+
+    return start
 
 
 class StatementCounter:

@@ -6,6 +6,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -42,3 +46,16 @@ def current(url: str) -> None:
 def revision(url: str, message: str) -> None:
     """Write a new migration from the difference between the models and the database at `url`."""
     _in_thread(command.revision, alembic_config(url), message=message, autogenerate=True)
+
+
+def head_revision() -> str | None:
+    """The newest migration this code ships."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+async def current_revision(session: AsyncSession) -> str | None:
+    """The migration the database is at (None: never migrated)."""
+    try:
+        return (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except DBAPIError:
+        return None

@@ -14,7 +14,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -52,6 +52,8 @@ class EventBus:
         # thousand watchers of one event resolve its version with one query.
         self._shared_loaders: dict[str, Any] = {}
         self._shared_since = 0.0
+        # Other channels this process listens on (PostgreSQL), and who hears them.
+        self._listeners: dict[str, Callable[[str], None]] = {}
 
     @property
     def head(self) -> int:
@@ -62,6 +64,11 @@ class EventBus:
     def loaded(self) -> int:
         """The highest seq whose events are in the window."""
         return self._loaded
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Hear `channel`'s notifications from every process (PostgreSQL; on SQLite there
+        are none). Register before start()."""
+        self._listeners[channel] = callback
 
     def advance(self, seq: int | None) -> None:
         if seq is None or seq <= self._head:
@@ -183,11 +190,23 @@ class PostgresEventBus(EventBus):
             return
         self._conn = await asyncpg.connect(self._dsn)
         await self._conn.add_listener(CHANNEL, self._on_notify)
+        for channel, callback in self._listeners.items():
+            await self._conn.add_listener(channel, _payload_only(callback))
 
     async def close(self) -> None:
         await super().close()
         if self._conn is not None and not self._conn.is_closed():
             await self._conn.close()
+
+
+def _payload_only(callback: Callable[[str], None]) -> Callable[..., None]:
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            callback(payload)
+        except Exception:  # a listener's failure must not break the LISTEN connection
+            log.exception("notification listener on %s failed", _channel)
+
+    return on_notify
 
 
 def create_bus(db: Database) -> EventBus:

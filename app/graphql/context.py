@@ -1,15 +1,18 @@
-"""Per-request context: the database (never a shared session), settings, loaders, actor."""
+"""Per-request context: the database (never a shared session), settings, loaders, and who
+is asking (the principal, whose name is the actor of every change it makes)."""
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from app.auth.errors import AuthenticationError, PermissionDeniedError
+from app.auth.roles import Principal, Role
 from app.config import Settings
 from app.db import Database
 from app.db.pagination import check_first
@@ -18,8 +21,6 @@ from app.events.live import MetricFeed
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-ANONYMOUS = "anonymous"
 
 
 def batch_loader(
@@ -47,18 +48,66 @@ class Context:
         feed: MetricFeed | None = None,
         request: Any = None,
         cache_loaders: bool = True,
+        principal: Principal | None = None,
+        request_id: str | None = None,
+        metrics: Any = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.bus = bus
         self.feed = feed
         self.request = request
-        self.actor = ANONYMOUS
+        # None on a WebSocket until connection_init has been authenticated.
+        self.principal = principal
+        self.request_id = request_id
+        self.metrics = metrics
+        # WebSocket only: connection_init's payload, the protocol handler (to close it on
+        # revocation) and the undo of the revocation watch.
+        self.connection_params: dict[str, Any] | None = None
+        self.connection: Any = None
+        self.unwatch: Callable[[], None] | None = None
         # Loaders are built on first use, once per request, keyed by name. A WebSocket
         # context lives as long as the connection, so there each use gets a fresh loader:
         # a connection-long cache would serve a version's stage as it was events ago.
         self._cache_loaders = cache_loaders
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
+
+    @property
+    def actor(self) -> str:
+        """The name every change made by this request records."""
+        assert self.principal is not None
+        return self.principal.actor
+
+    def authorize(self, operation: str, role: Role) -> None:
+        """Refuse unless the principal may act with `role`: PermissionDeniedError (a typed
+        refusal), or AuthenticationError when its token has been revoked meanwhile."""
+        self.check_active()
+        assert self.principal is not None
+        if not self.principal.role.includes(role):
+            if self.metrics is not None:
+                self.metrics.permission_denied.inc()
+            raise PermissionDeniedError(operation, role, self.principal.role)
+
+    @contextmanager
+    def subscription(self, field: str) -> Iterator[None]:
+        """Counts the subscription as open (the /metrics gauge) while the block runs."""
+        gauge = self.metrics.subscriptions.labels(field) if self.metrics is not None else None
+        if gauge is not None:
+            gauge.inc()
+        try:
+            yield
+        finally:
+            if gauge is not None:
+                gauge.dec()
+
+    def delivered(self, field: str) -> None:
+        if self.metrics is not None:
+            self.metrics.events_delivered.labels(field).inc()
+
+    def check_active(self) -> None:
+        """For long-lived operations (subscriptions): stop once the token is revoked."""
+        if self.principal is None or self.principal.revoked:
+            raise AuthenticationError("the token has been revoked; authenticate again")
 
     def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self.db.unit_of_work()

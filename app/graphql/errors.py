@@ -9,6 +9,8 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from app import errors as domain
+from app.auth.errors import PermissionDeniedError
+from app.graphql.limits import QueryLimits, limit_error_facts
 
 log = logging.getLogger("modelgraph.graphql")
 
@@ -42,6 +44,13 @@ class Conflict(Error):
     field: str
     expected: str | None = strawberry.field(description="What the request expected, if it said.")
     actual: str | None = strawberry.field(description="What is stored now.")
+
+
+@strawberry.type(description="The token's role does not include the one this operation needs.")
+class PermissionDenied(Error):
+    operation: str
+    required_role: str = strawberry.field(description="The least role that may do this.")
+    role: str = strawberry.field(description="The role of the token that asked.")
 
 
 class _Handler:
@@ -79,12 +88,43 @@ class ConflictHandler(_Handler, strawberry.ExceptionHandler[domain.ConflictError
         )
 
 
-HANDLERS = [NotFoundHandler(), InvalidInputHandler(), AlreadyExistsHandler(), ConflictHandler()]
+class PermissionDeniedHandler(
+    _Handler, strawberry.ExceptionHandler[PermissionDeniedError, PermissionDenied]
+):
+    @staticmethod
+    def convert(e: PermissionDeniedError) -> PermissionDenied:
+        return PermissionDenied(
+            message=e.message,
+            code=e.code,
+            operation=e.operation,
+            required_role=e.required.value,
+            role=e.role.value,
+        )
+
+
+HANDLERS = [
+    NotFoundHandler(),
+    InvalidInputHandler(),
+    AlreadyExistsHandler(),
+    ConflictHandler(),
+    PermissionDeniedHandler(),
+]
+
+
+def tag_limit_errors(errors: list[GraphQLError] | None, limits: QueryLimits) -> None:
+    """Give graphql-core's own limit errors (tokens, introspection depth) our codes."""
+    for error in errors or ():
+        if error.original_error is None and (facts := limit_error_facts(error.message, limits)):
+            error.extensions = {**(error.extensions or {}), **facts}
 
 
 class ErrorPolicy(SchemaExtension):
     """Refusals outside a payload (a query's bad cursor) keep their message and gain
-    `extensions.code` and facts; anything else is a bug: logged, and masked for the client."""
+    `extensions.code` and facts; anything else is a bug: logged with the request id, and
+    masked for the client, who gets the id to quote."""
+
+    def __init__(self, limits: QueryLimits) -> None:
+        self.limits = limits
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -97,21 +137,22 @@ class ErrorPolicy(SchemaExtension):
 
     def _process_result(self, result: Any) -> None:
         if result is not None and getattr(result, "errors", None):
-            result.errors = [self._process(e) for e in result.errors]
+            request_id = getattr(self.execution_context.context, "request_id", None)
+            result.errors = [self._process(e, request_id) for e in result.errors]
 
-    @staticmethod
-    def _process(error: GraphQLError) -> GraphQLError:
+    def _process(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
+            tag_limit_errors([error], self.limits)
             return error
         if isinstance(original, domain.DomainError):
             facts = {k: v for k, v in original.facts.items() if v is not None}
             error.extensions = {**(error.extensions or {}), "code": original.code, **facts}
             return error
-        log.error("unexpected error at %s", error.path, exc_info=original)
+        log.error("unexpected error at %s (request %s)", error.path, request_id, exc_info=original)
         return GraphQLError(
-            "Internal server error.",
+            f"Internal server error (request {request_id}).",
             nodes=error.nodes,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )

@@ -1,13 +1,25 @@
 """The schema: one Query and one Mutation merged from the per-domain faces."""
 
+from functools import lru_cache
+from typing import Any
+
 import strawberry
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 
 from app.graphql import errors
+from app.graphql.auth.mutations import AuthMutation
+from app.graphql.auth.queries import AuthQuery
 from app.graphql.events.queries import EventsQuery
 from app.graphql.events.subscriptions import EventsSubscription
-from app.graphql.limits import VALIDATION_RULES
+from app.graphql.limits import QueryLimits, validation_rules
+from app.graphql.permissions import guard_root_fields
 from app.graphql.registry import types as registry_types
 from app.graphql.registry.mutations import RegistryMutation
 from app.graphql.registry.queries import RegistryQuery
@@ -18,7 +30,7 @@ from app.graphql.tracking.subscriptions import TrackingSubscription
 
 
 @strawberry.type
-class Query(TrackingQuery, RegistryQuery, EventsQuery):
+class Query(TrackingQuery, RegistryQuery, EventsQuery, AuthQuery):
     pass
 
 
@@ -28,22 +40,41 @@ class Subscription(EventsSubscription, TrackingSubscription):
 
 
 @strawberry.type
-class Mutation(TrackingMutation, RegistryMutation):
+class Mutation(TrackingMutation, RegistryMutation, AuthMutation):
     pass
 
 
-def build_schema() -> strawberry.Schema:
-    """The schema with parser and validation caches (validation dominates a request: NOTES.md)."""
-    return strawberry.Schema(
+guard_root_fields(Query, Mutation, Subscription)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Strawberry logs every error at ERROR level; most are the client's (a typo, a
+        limit). ErrorPolicy logs the bugs, with the request id."""
+
+
+@lru_cache(maxsize=8)
+def build_schema(limits: QueryLimits = QueryLimits()) -> strawberry.Schema:
+    """The schema for one set of limits, built once: its validation rules stay the same
+    objects, so the validation cache keeps hitting (validation dominates a request)."""
+    rules = validation_rules(limits)
+    return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[errors.NotFound, errors.InvalidInput, errors.AlreadyExists, errors.Conflict],
+        types=[
+            errors.NotFound,
+            errors.InvalidInput,
+            errors.AlreadyExists,
+            errors.Conflict,
+            errors.PermissionDenied,
+        ],
         extensions=[
-            lambda: AddValidationRules(VALIDATION_RULES),
+            lambda: MaxTokensLimiter(limits.tokens),
+            lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
-            errors.ErrorPolicy,
+            lambda: errors.ErrorPolicy(limits),
         ],
         exception_handlers=[*errors.HANDLERS, *registry_types.HANDLERS],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),

@@ -4,12 +4,13 @@ a bad release is rolled back."""
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
-import httpx
-
-from tests.e2e.conftest import ROOT
+from app.auth.roles import Role
+from tests.conftest import make_token
+from tests.e2e.conftest import ROOT, Auth, gql
 
 START = """
 mutation {
@@ -30,22 +31,29 @@ mutation {
 EVENTS = '{ events(model: "fraud-detector") { pageInfo { endCursor } } }'
 
 
-def gql(base: str, query: str, **variables) -> dict:
-    body = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables}).json()
-    assert "errors" not in body, body
-    return body["data"]
-
-
-def train(base: str, acc: float) -> str:
-    run = gql(base, START)["startRun"]["run"]["id"]
-    gql(base, LOG, run=run, acc=acc)
+def train(base: str, acc: float, token: str | None = None) -> str:
+    run = gql(base, START, token=token)["startRun"]["run"]["id"]
+    gql(base, LOG, run=run, acc=acc, token=token)
     return run
 
 
-def mg(base: str, *args: str) -> tuple[int, str, str]:
+class Tokens:
+    """The tokens a CI job runs with: MODELGRAPH_TOKEN for every `mg` call after `use`."""
+
+    current: str | None = None
+
+
+def cli_env(token: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MODELGRAPH_TOKEN"}
+    secret = token if token is not None else Tokens.current or Auth.token
+    return {**env, "MODELGRAPH_TOKEN": secret} if secret else env
+
+
+def mg(base: str, *args: str, token: str | None = None) -> tuple[int, str, str]:
     result = subprocess.run(
         [sys.executable, "-m", "app", *args, "--url", base],
         cwd=ROOT,
+        env=cli_env(token),
         capture_output=True,
         text=True,
         timeout=120,
@@ -54,11 +62,14 @@ def mg(base: str, *args: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-async def test_the_whole_story_through_the_cli(start_server):
+async def test_the_whole_story_through_the_cli(start_server, database_url):
+    # given a trainer's WRITER token and the CI job's DEPLOYER token
+    trainer = await make_token(database_url, "trainer", Role.WRITER)
+    Tokens.current = await make_token(database_url, "ci-main", Role.DEPLOYER)
     server = start_server()
     base = server.base
     for acc in (0.81, 0.86, 0.84):
-        train(base, acc)
+        train(base, acc, token=trainer)
 
     # promote the best run to STAGING
     code, out, _ = mg(
@@ -97,6 +108,7 @@ async def test_the_whole_story_through_the_cli(start_server):
         "--url",
         base,
         cwd=ROOT,
+        env=cli_env(None),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -162,9 +174,11 @@ async def test_the_whole_story_through_the_cli(start_server):
         "STAGE_CHANGED",
     ]
     assert seen[-1]["toStage"] == "PRODUCTION"
+    # every change names the token that made it
+    assert {e["actor"] for e in seen} == {"ci-main"}
 
     # a better model replaces it (the old one is archived), then is rolled back
-    train(base, 0.9)
+    train(base, 0.9, token=trainer)
     code, out, _ = mg(
         base,
         "promote-best",
@@ -210,6 +224,7 @@ async def test_the_whole_story_through_the_cli(start_server):
     assert code == 0
     restored = json.loads(out)["modelVersion"]
     assert (restored["version"], restored["stage"]) == (1, "PRODUCTION")
+    Tokens.current = None
 
 
 async def test_exit_codes_a_script_can_branch_on(start_server):
@@ -247,3 +262,21 @@ async def test_exit_codes_a_script_can_branch_on(start_server):
     assert mg("http://127.0.0.1:1", "rollback", "--model", "m")[0] == 6  # connection
     code, _, _ = mg(base, "watch", "--model", "m", "--until-stage", "STAGING", "--timeout", "1")
     assert code == 8  # timeout
+
+
+async def test_without_the_right_token_every_command_exits_9(start_server, database_url):
+    reader = await make_token(database_url, "dashboard", Role.READER)
+    writer = await make_token(database_url, "trainer", Role.WRITER)
+    base = start_server().base
+    rollback = ("rollback", "--model", "m")
+    watch = ("watch", "--model", "m", "--timeout", "5")
+    # no token, a made-up one: not authenticated
+    assert mg(base, *rollback, token="")[0] == 9
+    assert mg(base, *rollback, token="mg_not-a-real-token")[0] == 9
+    code, _, err = mg(base, *watch, token="")
+    assert code == 9, err
+    assert mg(base, *watch, token="mg_not-a-real-token")[0] == 9
+    # a role below DEPLOYER: refused with the role it needs
+    code, out, _ = mg(base, *rollback, "--json", token=reader)
+    assert code == 9 and json.loads(out)["requiredRole"] == "DEPLOYER"
+    assert mg(base, *rollback, token=writer)[0] == 9

@@ -4,10 +4,11 @@ in commit order, exactly once, across reconnects and (on PostgreSQL) across repl
 import asyncio
 import json
 
-import httpx
 import pytest
 import websockets
 
+from tests.conftest import ADMIN
+from tests.e2e.conftest import auth_headers, gql
 from tests.e2e.ws import Subscriber
 
 WATCH = """
@@ -41,16 +42,6 @@ mutation($v: Int!) {
 """
 UNALIAS = 'mutation { deleteModelAlias(input: {model: "m", alias: "champion"}) { __typename } }'
 ROLLBACK = 'mutation { rollbackModel(input: {model: "m"}) { __typename } }'
-
-
-def gql(base: str, query: str, **variables) -> dict:
-    response = httpx.post(
-        f"{base}/graphql", json={"query": query, "variables": variables}, timeout=30
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
 
 
 def scenario(base: str) -> list[str]:
@@ -111,7 +102,7 @@ async def test_a_watcher_sees_every_change_in_commit_order_exactly_once(start_se
     assert received[archive]["versionNumber"] == 1
     assert received[archive + 1]["versionNumber"] == 2
     assert received[archive + 1]["toStage"] == "PRODUCTION"
-    assert all(e["actor"] == "anonymous" for e in received)
+    assert all(e["actor"] == ADMIN for e in received)
     assert received[-1]["version"] == {"version": 1, "stage": "PRODUCTION"}
 
 
@@ -268,7 +259,7 @@ async def test_run_metrics_streams_points_as_logged_and_ends_with_the_run(start_
 async def test_subscriptions_per_connection_are_capped(start_server):
     server = start_server(MODELGRAPH_MAX_SUBSCRIPTIONS_PER_CONNECTION="2")
     async with websockets.connect(server.ws, subprotocols=["graphql-transport-ws"]) as ws:
-        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": auth_headers()}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         for i in range(3):
             payload = {"query": WATCH, "variables": {"model": "m"}}

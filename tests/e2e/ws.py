@@ -7,6 +7,8 @@ from typing import Any
 
 import websockets
 
+from tests.e2e.conftest import auth_headers
+
 TIMEOUT = 20.0
 
 
@@ -14,19 +16,27 @@ class Subscriber:
     """One connection, one subscription (graphql-transport-ws unless legacy=True)."""
 
     def __init__(
-        self, url: str, query: str, variables: dict[str, Any] | None = None, *, legacy: bool = False
+        self,
+        url: str,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        legacy: bool = False,
+        token: str | None = None,
     ) -> None:
         self.url = url
         self.query = query
         self.variables = variables or {}
         self.legacy = legacy
+        # The test's ADMIN token unless another is given; sent in connection_init.
+        self.init = auth_headers(token)
         self.ws: Any = None
         self.id = str(next(_ids))
 
     async def __aenter__(self) -> "Subscriber":
         protocol = "graphql-ws" if self.legacy else "graphql-transport-ws"
         self.ws = await websockets.connect(self.url, subprotocols=[protocol], open_timeout=TIMEOUT)
-        await self.ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await self.ws.send(json.dumps({"type": "connection_init", "payload": self.init}))
         ack = await self._recv()
         assert ack["type"] == "connection_ack", ack
         kind = "start" if self.legacy else "subscribe"

@@ -3,12 +3,12 @@
 import asyncio
 from collections import Counter
 
-import httpx
 from sqlalchemy import func, select
 
 from app.events.models import Event
 from app.main import create_app
 from app.registry.models import ModelVersion
+from tests.conftest import asgi_client
 from tests.factories import make_run, make_version
 
 TRANSITION = """
@@ -88,7 +88,9 @@ async def test_promote_best_run_checks_the_expectation_before_registering(db, gq
     assert fresh == {"__typename": "PromoteBestRunSuccess", "modelVersion": {"version": 2}}
 
 
-async def test_twenty_racing_promotions_with_one_expectation_have_one_winner(db, settings):
+async def test_twenty_racing_promotions_with_one_expectation_have_one_winner(
+    db, settings, admin_secret
+):
     # given versions 2..21 in STAGING and version 1 in PRODUCTION
     await make_version(db, model="m", stage="PRODUCTION")
     for _ in range(20):
@@ -99,10 +101,7 @@ async def test_twenty_racing_promotions_with_one_expectation_have_one_winner(db,
     # when twenty pipelines, on two servers, each promote their version expecting version 1
     apps = [create_app(settings), create_app(settings)]
     async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://t")
-            for a in apps
-        ]
+        clients = [asgi_client(a, admin_secret) for a in apps]
         responses = await asyncio.gather(
             *(
                 clients[v % 2].post(

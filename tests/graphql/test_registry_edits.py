@@ -74,7 +74,7 @@ query Model($name: String!) {
 }
 """
 
-ANONYMOUS = "anonymous"
+ANONYMOUS = "test-admin"  # the token the gql fixture sends
 REGISTRY_TABLES: list[Table] = [
     RegisteredModel.__table__,
     ModelVersion.__table__,

@@ -3,12 +3,12 @@
 import asyncio
 from collections import Counter
 
-import httpx
 from sqlalchemy import func, select
 
 from app.events.models import Event
 from app.main import create_app
 from app.registry.models import ModelVersion
+from tests.conftest import asgi_client
 from tests.factories import make_run, make_version
 
 REGISTER = """
@@ -113,13 +113,10 @@ async def test_a_retried_promotion_and_rollback_fire_no_second_event(db, gql):
     assert await state(db) == before
 
 
-async def test_ten_racing_retries_of_one_register_make_one_version(db, settings):
+async def test_ten_racing_retries_of_one_register_make_one_version(db, settings, admin_secret):
     apps = [create_app(settings), create_app(settings)]
     async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://t")
-            for a in apps
-        ]
+        clients = [asgi_client(a, admin_secret) for a in apps]
         responses = await asyncio.gather(
             *(
                 clients[i % 2].post(

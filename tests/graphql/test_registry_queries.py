@@ -8,6 +8,7 @@ import pytest
 
 from app.registry import service as registry_service
 from app.registry.stages import Stage
+from tests.conftest import ADMIN
 from tests.factories import make_run, make_version
 
 MODELS = """
@@ -423,7 +424,7 @@ async def test_model_version_fields(gql, db):
         {
             "fromStage": "DEVELOPMENT",
             "toStage": "STAGING",
-            "actor": "anonymous",
+            "actor": ADMIN,
             "reason": "looks good",
             "modelVersion": {"version": 1},
         }
@@ -579,7 +580,7 @@ async def test_model_transitions_are_the_audit_trail_newest_first(gql, db):
         (1, "STAGING", "PRODUCTION", "go"),
         (1, "DEVELOPMENT", "STAGING", "smoke tests green"),
     ]
-    assert {t["actor"] for t in nodes} == {"anonymous"}
+    assert {t["actor"] for t in nodes} == {ADMIN}
     times = [parse_utc(t["at"]) for t in nodes]
     assert times == sorted(times, reverse=True)
 

@@ -3,6 +3,7 @@
 from sqlalchemy import select
 
 from app.events.models import Event
+from tests.conftest import ADMIN
 from tests.factories import make_version
 
 RECORD = """
@@ -35,7 +36,7 @@ async def test_latest_result_per_check_with_history_and_an_event_each(db, gql):
         "check": "tests",
         "status": "FAILED",
         "detailsUrl": "https://ci/1",
-        "actor": "anonymous",
+        "actor": ADMIN,
         "metrics": [{"key": "auc", "value": 0.91}],
     }
     data = (await gql(VALIDATIONS))["modelVersion"]

@@ -1,5 +1,6 @@
 """A live watcher that falls too far behind is closed with the cursor to resume from."""
 
+from app.auth.roles import Principal, Role
 from app.config import Settings
 from app.events import service as events_service
 from app.events.models import EventType
@@ -10,6 +11,10 @@ from app.graphql.schema import schema
 WATCH = """
 subscription($after: String) { lifecycleEvents(model: "m", after: $after) { cursor type } }
 """
+
+
+def reader() -> Principal:
+    return Principal(name="watcher", role=Role.READER)
 
 
 async def write_events(db, count: int) -> None:
@@ -24,7 +29,7 @@ async def test_a_watcher_too_far_behind_is_told_where_to_resume(app):
     # given a live watcher allowed to fall 2 events behind, that has seen one event
     db, bus = app.state.db, app.state.bus
     settings = Settings(database_url=app.state.settings.database_url, max_subscriber_lag=2)
-    context = Context(db=db, settings=settings, bus=bus, cache_loaders=False)
+    context = Context(db=db, settings=settings, bus=bus, cache_loaders=False, principal=reader())
     await write_events(db, 1)
     async with db.read() as session:
         start = (await events_service.list_events(session, after=0, limit=1))[0].seq
@@ -47,7 +52,13 @@ async def test_a_watcher_too_far_behind_is_told_where_to_resume(app):
 
 async def test_a_watcher_resuming_from_a_cursor_beyond_the_stream_is_refused(app):
     state = app.state
-    context = Context(db=state.db, settings=state.settings, bus=state.bus, cache_loaders=False)
+    context = Context(
+        db=state.db,
+        settings=state.settings,
+        bus=state.bus,
+        cache_loaders=False,
+        principal=reader(),
+    )
     stream = await schema.subscribe(
         WATCH, variable_values={"after": event_cursor(999)}, context_value=context
     )

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from app.events.models import Event
 from app.main import create_app
 from app.registry.models import ModelVersion
+from tests.conftest import asgi_client
 from tests.factories import make_run, make_version
 
 TRANSITION = """
@@ -35,14 +36,11 @@ mutation($stage: Stage!) {
 
 
 @pytest.fixture
-async def replicas(settings) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def replicas(settings, admin_secret) -> AsyncIterator[list[httpx.AsyncClient]]:
     """Two app instances, each with its own engines and pools, on the same database."""
     apps = [create_app(settings), create_app(settings)]
     async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
-        clients = [
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://testserver")
-            for a in apps
-        ]
+        clients = [asgi_client(a, admin_secret) for a in apps]
         yield clients
         for c in clients:
             await c.aclose()

@@ -33,5 +33,8 @@ class EventsSubscription:
             types=types,
             max_lag=ctx.settings.max_subscriber_lag,
         )
-        async for event in stream:
-            yield LifecycleEvent.of(event)
+        with ctx.subscription("lifecycleEvents"):
+            async for event in stream:
+                ctx.check_active()
+                yield LifecycleEvent.of(event)
+                ctx.delivered("lifecycleEvents")

@@ -3,7 +3,7 @@ from typing import Annotated
 import strawberry
 
 from app.graphql.context import Ctx
-from app.graphql.errors import Conflict, InvalidInput, NotFound
+from app.graphql.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from app.graphql.inputs import KeyValueInput, to_dict
 from app.graphql.registry.types import (
     InvalidTransition,
@@ -45,7 +45,7 @@ class RegisterModelVersionSuccess:
 
 
 RegisterModelVersionPayload = Annotated[
-    RegisterModelVersionSuccess | NotFound | InvalidInput | Conflict,
+    RegisterModelVersionSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
     strawberry.union("RegisterModelVersionPayload"),
 ]
 
@@ -85,7 +85,8 @@ TransitionModelVersionPayload = Annotated[
     | InvalidTransition
     | PolicyViolation
     | InvalidInput
-    | Conflict,
+    | Conflict
+    | PermissionDenied,
     strawberry.union("TransitionModelVersionPayload"),
 ]
 
@@ -124,7 +125,8 @@ PromoteBestRunPayload = Annotated[
     | InvalidTransition
     | PolicyViolation
     | InvalidInput
-    | Conflict,
+    | Conflict
+    | PermissionDenied,
     strawberry.union("PromoteBestRunPayload"),
 ]
 
@@ -143,7 +145,7 @@ class RollbackModelSuccess:
 
 
 RollbackModelPayload = Annotated[
-    RollbackModelSuccess | NotFound | NoRollbackTarget | InvalidInput | Conflict,
+    RollbackModelSuccess | NotFound | NoRollbackTarget | InvalidInput | Conflict | PermissionDenied,
     strawberry.union("RollbackModelPayload"),
 ]
 
@@ -163,7 +165,7 @@ class SetModelAliasSuccess:
 
 
 SetModelAliasPayload = Annotated[
-    SetModelAliasSuccess | NotFound | InvalidInput | Conflict,
+    SetModelAliasSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
     strawberry.union("SetModelAliasPayload"),
 ]
 
@@ -181,7 +183,7 @@ class DeleteModelAliasSuccess:
 
 
 DeleteModelAliasPayload = Annotated[
-    DeleteModelAliasSuccess | NotFound | InvalidInput | Conflict,
+    DeleteModelAliasSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
     strawberry.union("DeleteModelAliasPayload"),
 ]
 
@@ -200,7 +202,8 @@ class UpdateModelSuccess:
 
 
 UpdateModelPayload = Annotated[
-    UpdateModelSuccess | NotFound | InvalidInput | Conflict, strawberry.union("UpdateModelPayload")
+    UpdateModelSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
+    strawberry.union("UpdateModelPayload"),
 ]
 
 
@@ -219,7 +222,7 @@ class UpdateModelVersionSuccess:
 
 
 UpdateModelVersionPayload = Annotated[
-    UpdateModelVersionSuccess | NotFound | InvalidInput | Conflict,
+    UpdateModelVersionSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
     strawberry.union("UpdateModelVersionPayload"),
 ]
 
@@ -248,7 +251,7 @@ class RecordValidationSuccess:
 
 
 RecordValidationPayload = Annotated[
-    RecordValidationSuccess | NotFound | InvalidInput | Conflict,
+    RecordValidationSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
     strawberry.union("RecordValidationPayload"),
 ]
 
@@ -288,7 +291,7 @@ class SetPromotionPolicySuccess:
 
 
 SetPromotionPolicyPayload = Annotated[
-    SetPromotionPolicySuccess | NotFound | InvalidInput | Conflict,
+    SetPromotionPolicySuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
     strawberry.union("SetPromotionPolicyPayload"),
 ]
 

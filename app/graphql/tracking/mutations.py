@@ -4,7 +4,7 @@ from typing import Annotated
 import strawberry
 
 from app.graphql.context import Ctx
-from app.graphql.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from app.graphql.errors import AlreadyExists, Conflict, InvalidInput, NotFound, PermissionDenied
 from app.graphql.inputs import KeyValueInput, to_dict
 from app.graphql.scalars import EpochMillis, Long, LongList, MetricValue, MetricValueList
 from app.graphql.tracking.types import Experiment, Run
@@ -25,7 +25,7 @@ class CreateExperimentSuccess:
 
 
 CreateExperimentPayload = Annotated[
-    CreateExperimentSuccess | AlreadyExists | InvalidInput,
+    CreateExperimentSuccess | AlreadyExists | InvalidInput | PermissionDenied,
     strawberry.union("CreateExperimentPayload"),
 ]
 
@@ -44,7 +44,9 @@ class StartRunSuccess:
     run: Run
 
 
-StartRunPayload = Annotated[StartRunSuccess | InvalidInput, strawberry.union("StartRunPayload")]
+StartRunPayload = Annotated[
+    StartRunSuccess | InvalidInput | PermissionDenied, strawberry.union("StartRunPayload")
+]
 
 
 @strawberry.input
@@ -68,7 +70,8 @@ class MetricSeriesInput:
 
 
 @strawberry.input(
-    description="Up to 10,000 points in all (points plus series values), written in one transaction."
+    description="Up to 10,000 points in all (points plus series values; the server's "
+    "MODELGRAPH_MAX_METRIC_BATCH), written in one transaction."
 )
 class LogMetricsInput:
     run_id: strawberry.ID
@@ -83,7 +86,8 @@ class LogMetricsSuccess:
 
 
 LogMetricsPayload = Annotated[
-    LogMetricsSuccess | NotFound | InvalidInput, strawberry.union("LogMetricsPayload")
+    LogMetricsSuccess | NotFound | InvalidInput | PermissionDenied,
+    strawberry.union("LogMetricsPayload"),
 ]
 
 
@@ -99,7 +103,8 @@ class LogParamsSuccess:
 
 
 LogParamsPayload = Annotated[
-    LogParamsSuccess | NotFound | InvalidInput | Conflict, strawberry.union("LogParamsPayload")
+    LogParamsSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
+    strawberry.union("LogParamsPayload"),
 ]
 
 
@@ -115,7 +120,8 @@ class SetRunTagsSuccess:
 
 
 SetRunTagsPayload = Annotated[
-    SetRunTagsSuccess | NotFound | InvalidInput, strawberry.union("SetRunTagsPayload")
+    SetRunTagsSuccess | NotFound | InvalidInput | PermissionDenied,
+    strawberry.union("SetRunTagsPayload"),
 ]
 
 
@@ -134,7 +140,7 @@ class EndRunSuccess:
 
 
 EndRunPayload = Annotated[
-    EndRunSuccess | NotFound | InvalidInput, strawberry.union("EndRunPayload")
+    EndRunSuccess | NotFound | InvalidInput | PermissionDenied, strawberry.union("EndRunPayload")
 ]
 
 
@@ -185,6 +191,7 @@ class TrackingMutation:
                 points=points,
                 series=series,
                 actor=info.context.actor,
+                max_points=info.context.settings.max_metric_batch,
             )
         return LogMetricsSuccess(
             run=Run.of(run), count=len(points) + sum(len(s.values) for s in series)

@@ -44,23 +44,26 @@ class TrackingSubscription:
         # Subscribe before looking at the run, so an end committed in between is not missed.
         queue = ctx.feed.subscribe(str(run_id))
         try:
-            if not await running(ctx, str(run_id)):
-                return
-            while True:
-                try:
-                    item = await asyncio.wait_for(queue.take(), RUN_STATUS_CHECK_SECONDS)
-                except TimeoutError:
-                    # The run may have ended through another replica: its end is in the
-                    # database even though this process's feed never saw it.
-                    if not await running(ctx, str(run_id)):
-                        return
-                    continue
-                if item is END:
+            with ctx.subscription("runMetrics"):
+                if not await running(ctx, str(run_id)):
                     return
-                if item is OVERFLOW:
-                    raise MetricsOverflowError(str(run_id))
-                points = [MetricPoint.of(_Row(row)) for row in item]
-                yield MetricPointsLogged(points=points)
+                while True:
+                    try:
+                        item = await asyncio.wait_for(queue.take(), RUN_STATUS_CHECK_SECONDS)
+                    except TimeoutError:
+                        # The run may have ended through another replica: its end is in
+                        # the database even though this process's feed never saw it.
+                        if not await running(ctx, str(run_id)):
+                            return
+                        continue
+                    if item is END:
+                        return
+                    if item is OVERFLOW:
+                        raise MetricsOverflowError(str(run_id))
+                    points = [MetricPoint.of(_Row(row)) for row in item]
+                    ctx.check_active()
+                    yield MetricPointsLogged(points=points)
+                    ctx.delivered("runMetrics")
         finally:
             ctx.feed.unsubscribe(str(run_id), queue)
 

@@ -1,0 +1,157 @@
+"""Access control for a running server: who a credential stands for, and revocations
+reaching the connections authenticated before them.
+
+Every HTTP request looks its token up (one indexed read), so a revocation is in force for
+the next request. A WebSocket authenticates once, at connection_init; its principal is
+watched: a revocation committed through this process, announced by PostgreSQL, or seen
+by the periodic re-check (a CLI revocation on SQLite) marks it revoked and closes it.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from app.auth import service as auth_service
+from app.auth.errors import AuthenticationError
+from app.auth.roles import Principal, anonymous, dev
+from app.db import Database
+from app.db.engine import BACKGROUND
+
+log = logging.getLogger("modelgraph.auth")
+
+OnRevoked = Callable[[], Awaitable[None]]
+TOUCH_SECONDS = auth_service.LAST_USED_EVERY.total_seconds()
+
+
+class MissingCredentials(AuthenticationError):
+    """No credentials at all (as opposed to wrong ones)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "authentication required: send `Authorization: Bearer <token>` "
+            "(on a WebSocket, in the connection_init payload)"
+        )
+
+
+def bearer_secret(credential: str) -> str:
+    """The secret in `Bearer <secret>` (a bare secret is accepted too)."""
+    scheme, _, rest = credential.strip().partition(" ")
+    if rest and scheme.lower() == "bearer":
+        return rest.strip()
+    if not rest:
+        return scheme
+    raise AuthenticationError("the Authorization header must be `Bearer <token>`")
+
+
+class AccessControl:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        dev_mode: bool = False,
+        anonymous_read: bool = False,
+        recheck_seconds: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.dev_mode = dev_mode
+        self.anonymous_read = anonymous_read
+        self.recheck_seconds = recheck_seconds
+        self._watched: dict[int, dict[Principal, OnRevoked]] = {}
+        self._touched: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._recheck: asyncio.Task[None] | None = None
+
+    async def principal_for(self, credential: str | None) -> Principal:
+        """The principal for an Authorization value (None: none sent), or
+        AuthenticationError (MissingCredentials when nothing was sent and it must be)."""
+        if self.dev_mode:
+            return dev()
+        if credential is None or not credential.strip():
+            if self.anonymous_read:
+                return anonymous()
+            raise MissingCredentials
+        secret = bearer_secret(credential)
+        async with self.db.read() as session:
+            principal, token = await auth_service.authenticate(session, secret=secret)
+        if auth_service.needs_touch(token):
+            self._touch(principal)
+        return principal
+
+    def _touch(self, principal: Principal) -> None:
+        """Record the token's use in the background, at most once a minute per process."""
+        assert principal.token_id is not None
+        now = time.monotonic()
+        if now - self._touched.get(principal.token_id, -TOUCH_SECONDS) < TOUCH_SECONDS:
+            return
+        self._touched[principal.token_id] = now
+        self._spawn(self._write_touch(principal.token_id))
+
+    async def _write_touch(self, token_id: int) -> None:
+        try:
+            async with self.db.unit_of_work() as session:
+                # Marked as background: no request asked for it (per-request counts skip it).
+                await session.connection(execution_options={BACKGROUND: True})
+                await auth_service.touch(session, token_id=token_id)
+        except Exception:  # last use is bookkeeping: it never fails a request
+            log.warning("could not record a token's last use", exc_info=True)
+
+    def watch(self, principal: Principal, on_revoked: OnRevoked) -> Callable[[], None]:
+        """Call `on_revoked` when the principal's token is revoked; returns the unwatch."""
+        if principal.token_id is None:
+            return lambda: None
+        self._watched.setdefault(principal.token_id, {})[principal] = on_revoked
+
+        def unwatch() -> None:
+            watchers = self._watched.get(principal.token_id)  # type: ignore[arg-type]
+            if watchers is not None:
+                watchers.pop(principal, None)
+                if not watchers:
+                    del self._watched[principal.token_id]  # type: ignore[arg-type]
+
+        return unwatch
+
+    def revoked(self, token_ids: Iterable[int]) -> None:
+        """These tokens were revoked: their principals stop acting now (synchronously, so
+        nothing more is delivered to them), and their connections are closed."""
+        for token_id in token_ids:
+            self._touched.pop(token_id, None)
+            for principal, on_revoked in self._watched.pop(token_id, {}).items():
+                principal.revoked = True
+                self._spawn(on_revoked())
+
+    def on_notify(self, payload: str) -> None:
+        """A revocation announced by another process (PostgreSQL NOTIFY)."""
+        with contextlib.suppress(ValueError):
+            self.revoked([int(payload)])
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        self._recheck = asyncio.create_task(self._recheck_loop())
+
+    async def _recheck_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_seconds)
+            if not self._watched:
+                continue
+            try:
+                async with self.db.read(background=True) as session:
+                    gone = await auth_service.revoked_among(session, token_ids=list(self._watched))
+            except Exception:  # the next round retries
+                log.warning("re-checking open connections' tokens failed", exc_info=True)
+                continue
+            self.revoked(gone)
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._recheck, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,167 @@
+"""The GraphQL endpoint: strawberry's ASGI view, with authentication in front of it.
+
+HTTP: every request but the GraphiQL page needs `Authorization: Bearer <token>` (or
+anonymous reads, or dev mode); a missing or bad token is a 401 before GraphQL runs.
+WebSocket: the token comes in connection_init's payload (or the upgrade request's
+Authorization header); none closes the socket with 4401, a bad one with 4403, and a
+revocation later closes it with 4403 too.
+"""
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.unset import UNSET
+
+from app.auth.access import AccessControl, MissingCredentials
+from app.auth.errors import AuthenticationError
+from app.graphql.context import Context
+from app.graphql.errors import tag_limit_errors
+from app.graphql.limits import QueryLimits
+
+log = logging.getLogger("modelgraph.auth")
+
+UNAUTHORIZED, FORBIDDEN = 4401, 4403
+CREDENTIAL_KEYS = ("Authorization", "authorization", "token")
+
+
+class WebSocketAdapter(ASGIWebSocketAdapter):
+    async def close(self, code: int, reason: str) -> None:
+        # Strawberry closes every refused connection_init with 4403; a connection that
+        # sent no token at all is told 4401 (Unauthorized) instead.
+        rejection = self.ws.scope.get("state", {}).get("rejection")
+        if code == FORBIDDEN and rejection is not None:
+            code, reason = rejection
+        await super().close(code, reason)
+
+
+class _Revocable:
+    """A protocol handler that registers itself in its context, so a revocation can end
+    its operations and close it."""
+
+    context: Context
+    websocket: Any
+
+    async def handle(self) -> None:
+        self.context.connection = self
+        try:
+            await super().handle()  # type: ignore[misc]
+        finally:
+            if self.context.unwatch is not None:
+                self.context.unwatch()
+
+    async def close_revoked(self) -> None:
+        for operation_id in list(self.operation_ids()):
+            await self.cleanup_operation(operation_id)  # type: ignore[attr-defined]
+        await self.websocket.close(code=FORBIDDEN, reason="Forbidden: token revoked")
+
+    def operation_ids(self) -> list[str]:
+        raise NotImplementedError
+
+
+class TransportWSHandler(_Revocable, BaseGraphQLTransportWSHandler[Context, None]):
+    def operation_ids(self) -> list[str]:
+        return list(self.operations)
+
+
+class LegacyWSHandler(_Revocable, BaseGraphQLWSHandler[Context, None]):
+    def operation_ids(self) -> list[str]:
+        return list(self.tasks)
+
+
+def _unauthenticated(error: AuthenticationError, request_id: str | None) -> JSONResponse:
+    body = {
+        "data": None,
+        "errors": [
+            {"message": error.message, "extensions": {"code": error.code, "requestId": request_id}}
+        ],
+    }
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _is_ide_page(request: Request) -> bool:
+    """GraphiQL's page itself is static HTML; the queries it sends carry the token."""
+    return (
+        request.method == "GET"
+        and "query" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+class GraphQLView(GraphQL):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = WebSocketAdapter  # type: ignore[assignment]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            if not _is_ide_page(request):
+                access: AccessControl = request.app.state.access
+                try:
+                    principal = await access.principal_for(request.headers.get("authorization"))
+                except AuthenticationError as error:
+                    request.app.state.metrics.auth_failures.labels("http").inc()
+                    response = _unauthenticated(error, request.state.request_id)
+                    await response(scope, receive, send)
+                    return
+                request.state.principal = principal
+        await super().__call__(scope, receive, send)
+
+    def __init__(self, schema: Any, *, limits: QueryLimits, **options: Any) -> None:
+        super().__init__(schema, **options)
+        self.limits = limits
+
+    async def process_result(self, request: Any, result: Any) -> Any:
+        # A parse stopped at max_tokens fails before any schema extension sees it.
+        tag_limit_errors(result.errors, self.limits)
+        return await super().process_result(request, result)
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        state = request.app.state
+        websocket = isinstance(request, WebSocket)
+        return Context(
+            db=state.db,
+            settings=state.settings,
+            bus=state.bus,
+            feed=state.feed,
+            request=request,
+            cache_loaders=not websocket,
+            # None on a WebSocket until connection_init, and for GraphiQL's page.
+            principal=getattr(request.state, "principal", None),
+            request_id=request.state.request_id,
+            metrics=state.metrics,
+        )
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        websocket: WebSocket = context.request
+        state = websocket.app.state
+        params = context.connection_params or {}
+        credential = next((params[k] for k in CREDENTIAL_KEYS if params.get(k)), None)
+        if credential is None:
+            credential = websocket.headers.get("authorization")
+        try:
+            if credential is not None and not isinstance(credential, str):
+                raise AuthenticationError("the token in connection_init must be a string")
+            principal = await state.access.principal_for(credential)
+        except AuthenticationError as error:
+            state.metrics.auth_failures.labels("websocket").inc()
+            code = UNAUTHORIZED if isinstance(error, MissingCredentials) else FORBIDDEN
+            websocket.state.rejection = (code, error.message[:120])
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
+        context.principal = principal
+
+        async def close() -> None:
+            if context.connection is not None:
+                await context.connection.close_revoked()
+
+        context.unwatch = state.access.watch(principal, close)
+        return UNSET

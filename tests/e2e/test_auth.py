@@ -1,0 +1,169 @@
+"""Authentication over the real transports: HTTP bearer tokens, WebSocket connection_init,
+revocation reaching open subscriptions, the first start's ADMIN token, dev mode."""
+
+import asyncio
+import json
+import os
+
+import httpx
+import pytest
+import websockets
+
+from app.auth.roles import Role
+from tests.conftest import PG_URL, make_token
+from tests.e2e.conftest import Server, cli, gql
+from tests.e2e.ws import TIMEOUT, Subscriber
+
+WATCH = 'subscription { lifecycleEvents(model: "m") { type actor } }'
+REGISTER = 'mutation { registerModelVersion(input: {model: "m"}) { __typename } }'
+REVOKE = """
+mutation($name: String!) {
+  revokeApiToken(input: {name: $name}) { __typename ... on RevokeApiTokenSuccess { token { revokedAt } } }
+}
+"""
+
+
+async def closed_with(url: str, payload: dict | None, headers: dict | None = None) -> tuple:
+    """Open a graphql-transport-ws connection, send connection_init, return the close."""
+    async with websockets.connect(
+        url, subprotocols=["graphql-transport-ws"], additional_headers=headers or {}
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def close_code_after_no_data(watcher: Subscriber) -> int:
+    """Read until the server closes; no event may arrive (an error saying the token was
+    revoked may). The close code."""
+    while True:
+        try:
+            message = await watcher.message()
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code
+        assert not (message.get("payload") or {}).get("data"), message
+
+
+async def test_a_websocket_without_a_token_is_closed_4401_and_a_bad_one_4403(start_server):
+    server = start_server()
+    assert (await closed_with(server.ws, {}))[0] == 4401
+    code, reason = await closed_with(server.ws, {"Authorization": "Bearer mg_made-up"})
+    assert code == 4403 and "not valid" in reason
+    assert (await closed_with(server.ws, {"token": 42}))[0] == 4403
+
+
+async def test_a_legacy_graphql_ws_client_without_a_token_gets_a_connection_error(start_server):
+    server = start_server()
+    async with websockets.connect(server.ws, subprotocols=["graphql-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        refused = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert refused["type"] == "connection_error"
+        assert refused["payload"]["code"] == "UNAUTHENTICATED"
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+
+async def test_a_token_in_the_upgrade_header_or_the_payload_both_work(start_server, database_url):
+    reader = await make_token(database_url, "watcher", Role.READER)
+    server = start_server()
+    for headers, token in (({"Authorization": f"Bearer {reader}"}, ""), ({}, reader)):
+        async with websockets.connect(
+            server.ws, subprotocols=["graphql-transport-ws"], additional_headers=headers
+        ) as ws:
+            payload = {"token": token} if token else {}
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+
+async def test_a_revoked_token_stops_its_open_subscription_at_once(start_server, database_url):
+    # given a watcher with a READER token, live on the stream
+    reader = await make_token(database_url, "watcher", Role.READER)
+    server = start_server()
+    async with Subscriber(server.ws, WATCH, token=reader) as watcher:
+        gql(server.base, REGISTER)
+        assert (await watcher.next())["lifecycleEvents"]["type"] == "MODEL_CREATED"
+        await watcher.take(1)  # VERSION_REGISTERED
+
+        # when an admin revokes the token through the server
+        revoked = gql(server.base, REVOKE, name="watcher")
+        assert revoked["revokeApiToken"]["__typename"] == "RevokeApiTokenSuccess"
+        gql(server.base, REGISTER)
+
+        # then the connection is closed 4403 and no event after the revocation arrives
+        code = await close_code_after_no_data(watcher)
+    assert code == 4403
+    # and the token no longer works over HTTP either
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{server.base}/graphql",
+            json={"query": "{ viewer { name } }"},
+            headers={"Authorization": f"Bearer {reader}"},
+        )
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_revocation_from_the_cli_reaches_the_running_server(
+    start_server, database_url, server_env
+):
+    # given a watcher live on a server, and the CLI run as another process on the database;
+    # on PostgreSQL the server's own re-check is made too slow to matter: NOTIFY must do it
+    reader = await make_token(database_url, "watcher", Role.READER)
+    recheck = "3600" if PG_URL else "1"
+    server = start_server(MODELGRAPH_TOKEN_RECHECK_SECONDS=recheck)
+    async with Subscriber(server.ws, WATCH, token=reader) as watcher:
+        result = cli("token", "revoke", "--name", "watcher", env=server_env)
+        assert result.returncode == 0, result.stderr
+
+        # then the server closes the connection (NOTIFY on PostgreSQL, its re-check on SQLite)
+        assert await close_code_after_no_data(watcher) == 4403
+
+
+async def test_a_reader_over_websocket_cannot_mutate(start_server, database_url):
+    reader = await make_token(database_url, "watcher", Role.READER)
+    server = start_server()
+    mutation = REGISTER.replace(
+        "{ __typename }", "{ __typename ... on PermissionDenied { requiredRole } }"
+    )
+    async with Subscriber(server.ws, mutation, token=reader) as ws:
+        data = await ws.next()
+    assert data["registerModelVersion"] == {
+        "__typename": "PermissionDenied",
+        "requiredRole": "WRITER",
+    }
+
+
+def test_the_first_start_prints_an_admin_token_once(tmp_path):
+    # given an empty database
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+    env = {"MODELGRAPH_DATABASE_URL": url}
+    first = Server({**_base_env(), **env})
+    output = first.stop()
+    secret = next(line.strip() for line in output.splitlines() if line.strip().startswith("mg_"))
+
+    # when it starts again
+    second = Server({**_base_env(), **env})
+    try:
+        # then the token printed the first time works, and is ADMIN
+        data = gql(second.base, "{ viewer { name role } }", token=secret)
+        assert data["viewer"] == {"name": "admin", "role": "ADMIN"}
+    finally:
+        again = second.stop()
+    assert "mg_" not in again
+
+
+def test_dev_mode_turns_authentication_off_and_says_so(tmp_path):
+    env = {**_base_env(), "MODELGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/dev.db"}
+    server = Server(env, "--dev")
+    try:
+        response = httpx.post(f"{server.base}/graphql", json={"query": "{ viewer { name role } }"})
+        assert response.json()["data"]["viewer"] == {"name": "dev", "role": "ADMIN"}
+    finally:
+        output = server.stop()
+    assert "DEV MODE: authentication is OFF" in output
+    assert "mg_" not in output
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MODELGRAPH_")}
