@@ -126,13 +126,48 @@ def python_exe() -> str:
 
 
 def clean_env() -> dict[str, str]:
-    """The environment for child processes: no MODELGRAPH_* and no proxies."""
+    """The environment for child processes: no MODELGRAPH_* and no proxies (but the
+    harness's token, for helper processes that talk to the server)."""
     drop = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("MODELGRAPH_") and k.lower() not in drop
+        if (not k.startswith("MODELGRAPH_") or k == TOKEN_ENV) and k.lower() not in drop
     }
+
+
+# The ADMIN token the measurements run with (servers authenticate every request, as in
+# production); set in this process's environment so helper processes inherit it.
+TOKEN_ENV = "MODELGRAPH_HARNESS_TOKEN"
+_TOKENS: dict[str, str] = {}
+
+
+def admin_token(database_url: str) -> str:
+    """An ADMIN token on the database (made with `modelgraph token create`, which also
+    migrates it), once per database; its secret, also put in this process's environment."""
+    if database_url in _TOKENS:
+        os.environ[TOKEN_ENV] = _TOKENS[database_url]
+        return _TOKENS[database_url]
+    name = f"harness-{len(_TOKENS)}-{os.getpid()}"
+    env = {**clean_env(), "MODELGRAPH_DATABASE_URL": database_url}
+    made = subprocess.run(
+        [python_exe(), "-m", "app", "token", "create", "--name", name, "--role", "ADMIN", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        raise RuntimeError(f"could not make a token: {made.stderr.strip()}")
+    _TOKENS[database_url] = json.loads(made.stdout)["secret"]
+    return admin_token(database_url)
+
+
+def auth_headers() -> dict[str, str]:
+    """The Authorization header for the harness's token (none before a server started)."""
+    token = os.environ.get(TOKEN_ENV)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 class Server:
@@ -163,6 +198,7 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         import httpx
 
+        admin_token(self.database_url)
         env = clean_env()
         env.update(
             MODELGRAPH_DATABASE_URL=self.database_url,
@@ -272,7 +308,11 @@ def json_client(base_url: str) -> httpx.Client:
         base_url=base_url,
         timeout=httpx.Timeout(60.0),
         trust_env=False,
-        headers={"content-type": "application/json", "accept": "application/json"},
+        headers={
+            "content-type": "application/json",
+            "accept": "application/json",
+            **auth_headers(),
+        },
     )
 
 

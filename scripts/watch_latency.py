@@ -53,11 +53,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from _harness import (
     ROOT,
     Deadline,
     Server,
+    auth_headers,
     check_postgres_url,
     check_status,
     clean_env,
@@ -188,7 +188,7 @@ def log_problems(text: str) -> dict[str, Any]:
 
 
 def gql(base_url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    with httpx.Client(base_url=base_url, timeout=30.0, trust_env=False) as client:
+    with json_client(base_url) as client:
         response = client.post("/graphql", json={"query": query, "variables": variables or {}})
     check_status(response, WatchError)
     return graphql_data(response.json(), WatchError)
@@ -350,7 +350,7 @@ async def connect_watcher(
         proxy=None,
         max_queue=None,
     )
-    await w.ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+    await w.ws.send(json.dumps({"type": "connection_init", "payload": auth_headers()}))
     while True:
         message = json.loads(await asyncio.wait_for(w.ws.recv(), wait_s))
         if message.get("type") == "ping":

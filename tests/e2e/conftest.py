@@ -90,6 +90,11 @@ class Server:
         self.proc.kill()
         pytest.fail(f"server did not start: {self.proc.stdout.read() if self.proc.stdout else ''}")
 
+    def kill(self) -> str:
+        """SIGKILL, as a crash or the OOM killer would: no shutdown runs. Its output."""
+        self.proc.kill()
+        return self.proc.communicate(timeout=30)[0]
+
     def stop(self) -> str:
         """Stop the server (SIGTERM, as an orchestrator would); returns its output."""
         if self.proc.poll() is None:
@@ -111,7 +116,8 @@ def start_server(server_env: dict[str, str]) -> Iterator[Callable[..., Server]]:
 
     yield start
     for server in servers:
-        server.stop()
+        if server.proc.returncode is None:
+            server.stop()
 
 
 @pytest.fixture
