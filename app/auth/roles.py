@@ -91,9 +91,6 @@ class Principal:
         """The name events and transitions record for this principal's changes."""
         return self.name
 
-    def may(self, role: Role) -> bool:
-        return not self.revoked and self.role.includes(role)
-
 
 ANONYMOUS_NAME = "anonymous"
 DEV_NAME = "dev"

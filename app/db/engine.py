@@ -37,7 +37,9 @@ def _refusal(exc: DBAPIError) -> Exception | None:
     return None
 
 
-def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: int) -> AsyncEngine:
+def _sqlite_engine(
+    url: str, *, busy_timeout_ms: int, writer: bool, pool_size: int, synchronous: str
+) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -51,7 +53,7 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: i
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
@@ -70,19 +72,34 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, writer: bool, pool_size: i
 class Database:
     """The engines, their sessionmakers and the unit of work, opened once per process."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_ms: int = 30_000,
+        pool_size: int = 20,
+        synchronous: str = "FULL",
+    ) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
             # One writer connection: SQLite has one write lock anyway, and queueing in the
             # pool instead of in busy_timeout cuts the tail latency (NOTES.md).
             self.write_engine = _sqlite_engine(
-                url, busy_timeout_ms=busy_timeout_ms, writer=True, pool_size=1
+                url,
+                busy_timeout_ms=busy_timeout_ms,
+                writer=True,
+                pool_size=1,
+                synchronous=synchronous,
             )
             # Loader batches of one request read concurrently: a pool smaller than that
             # opens and closes overflow connections on every request.
             self.read_engine = _sqlite_engine(
-                url, busy_timeout_ms=busy_timeout_ms, writer=False, pool_size=pool_size
+                url,
+                busy_timeout_ms=busy_timeout_ms,
+                writer=False,
+                pool_size=pool_size,
+                synchronous=synchronous,
             )
         else:
             self.write_engine = create_async_engine(
@@ -108,6 +125,7 @@ class Database:
         return cls(
             settings.database_url,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            synchronous=settings.sqlite_synchronous,
             pool_size=settings.pool_size,
         )
 

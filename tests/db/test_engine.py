@@ -27,6 +27,8 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(sqlite
             assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
             assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
             assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30_000
+            # FULL = 2: a commit is synced to disk before it is acknowledged
+            assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2
 
 
 async def test_sqlite_writes_begin_immediate_and_reads_begin_deferred(sqlite_db):

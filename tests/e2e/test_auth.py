@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from app.auth.roles import Role
-from tests.conftest import PG_URL, make_token
+from tests.conftest import ADMIN, PG_URL, make_token
 from tests.e2e.conftest import Server, cli, gql
 from tests.e2e.ws import TIMEOUT, Subscriber
 
@@ -163,6 +163,42 @@ def test_dev_mode_turns_authentication_off_and_says_so(tmp_path):
         output = server.stop()
     assert "DEV MODE: authentication is OFF" in output
     assert "mg_" not in output
+
+
+def test_the_cli_manages_tokens_on_the_database_with_no_server(server_env):
+    # when a token is created, listed and revoked from the command line
+    made = cli(
+        "token", "create", "--name", "ci-main", "--role", "deployer", "--json", env=server_env
+    )
+    listed = cli("token", "list", "--json", env=server_env)
+    revoked = cli("token", "revoke", "--name", "ci-main", env=server_env)
+
+    # then each works, the secret is shown once, and the actor is the CLI's user
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["secret"].startswith("mg_")
+    assert created["token"]["role"] == "DEPLOYER"
+    assert created["token"]["createdBy"].startswith("cli")
+    assert listed.returncode == 0
+    names = [t["name"] for t in json.loads(listed.stdout)["tokens"]]
+    assert names == [ADMIN, "ci-main"]
+    assert created["secret"] not in listed.stdout
+    assert revoked.returncode == 0 and "revoked 'ci-main'" in revoked.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("create", "--name", "test-admin", "--role", "READER"), 4),  # exists
+        (("create", "--name", "bad name", "--role", "READER"), 7),
+        (("revoke", "--name", "nobody"), 5),
+        (("revoke", "--name", "test-admin"), 4),  # the last active ADMIN
+    ],
+)
+def test_the_cli_refusals_have_exit_codes(server_env, args, code):
+    result = cli("token", *args, env=server_env)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def _base_env() -> dict[str, str]:
