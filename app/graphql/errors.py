@@ -150,6 +150,9 @@ class ErrorPolicy(SchemaExtension):
             error.extensions = {**(error.extensions or {}), "code": original.code, **facts}
             return error
         log.error("unexpected error at %s (request %s)", error.path, request_id, exc_info=original)
+        metrics = getattr(self.execution_context.context, "metrics", None)
+        if metrics is not None:
+            metrics.internal_errors.inc()
         return GraphQLError(
             f"Internal server error (request {request_id}).",
             nodes=error.nodes,
