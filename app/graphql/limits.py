@@ -22,7 +22,6 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
-    InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -93,30 +92,21 @@ class _Walk:
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 self.field(selection, parent, items=items, depth=depth, spreads=spreads)
-            elif isinstance(selection, InlineFragmentNode):
-                target = parent
-                if selection.type_condition is not None:
-                    target = self.context.schema.get_type(selection.type_condition.name.value)
-                self.selections(
-                    selection.selection_set,
-                    target,
-                    items=items,
-                    depth=depth,
-                    spreads=spreads,
-                )
-            elif isinstance(selection, FragmentSpreadNode):
+                continue
+            fragment: Any = selection
+            inside = spreads
+            if isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = self.context.get_fragment(name)
                 if fragment is None or name in spreads:
                     continue  # unknown or cyclic: other rules report it
+                inside = spreads | {name}
+            target = parent
+            if fragment.type_condition is not None:
                 target = self.context.schema.get_type(fragment.type_condition.name.value)
-                self.selections(
-                    fragment.selection_set,
-                    target,
-                    items=items,
-                    depth=depth,
-                    spreads=spreads | {name},
-                )
+            self.selections(
+                fragment.selection_set, target, items=items, depth=depth, spreads=inside
+            )
 
     def field(
         self,

@@ -105,7 +105,12 @@ def log_variables(run: str, writer: int, batch: int) -> dict[str, Any]:
     return {
         "run": run,
         "series": [
-            {"key": "loss", "steps": list(steps), "values": list(values), "timestamps": list(stamps)}
+            {
+                "key": "loss",
+                "steps": list(steps),
+                "values": list(values),
+                "timestamps": list(stamps),
+            }
         ],
         "points": [
             {"key": "acc", "step": s, "value": v, "timestamp": t} for s, v, t in points["acc"]
@@ -259,7 +264,9 @@ async def test_sigkill_mid_stream_keeps_acknowledged_batches_and_no_partial_one(
 
     # and a new server starts on the same database
     server = await asyncio.to_thread(start_server)
-    async with httpx.AsyncClient(base_url=server.base, headers=auth_headers(), timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=server.base, headers=auth_headers(), timeout=60
+    ) as client:
         # then every batch is all there or not there at all, and every acknowledged one is
         present: set[tuple[int, int]] = set()
         for w, run in enumerate(runs):
@@ -297,7 +304,9 @@ async def test_sigkill_mid_stream_keeps_acknowledged_batches_and_no_partial_one(
         assert not model["versions"]["pageInfo"]["hasNextPage"]
         assert not model["transitions"]["pageInfo"]["hasNextPage"]
         versions = {v["version"] for v in model["versions"]["nodes"]}
-        moves = {(t["modelVersion"]["version"], t["toStage"]) for t in model["transitions"]["nodes"]}
+        moves = {
+            (t["modelVersion"]["version"], t["toStage"]) for t in model["transitions"]["nodes"]
+        }
         assert stream.registered <= versions
         assert len(versions) <= len(stream.registered) + stream.registry_in_flight
         assert stream.moved <= moves
@@ -308,7 +317,9 @@ async def test_sigkill_mid_stream_keeps_acknowledged_batches_and_no_partial_one(
         data = await post(client, LOG, **log_variables(runs[0], 0, batch))
         assert data["logMetrics"] == {"__typename": "LogMetricsSuccess", "count": BATCH_POINTS}
         tail = {
-            key: [p for p in await read_points(client, runs[0], key) if p[0] // BATCH_POINTS == batch]
+            key: [
+                p for p in await read_points(client, runs[0], key) if p[0] // BATCH_POINTS == batch
+            ]
             for key in ("loss", "acc")
         }
         assert tail == batch_points(0, batch)
