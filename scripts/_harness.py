@@ -339,16 +339,20 @@ def expect_typename(result: dict[str, Any], typename: str, error: ErrorType) -> 
 
 
 def check_postgres_url(url: str) -> None:
-    """Only the local `test` database: its public schema is dropped and recreated."""
+    """Only a local `test` or `test_*` database: its public schema is dropped and recreated."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         raise SystemExit(f"--database-url: only sqlite (default) or postgresql, not {url}")
-    if parsed.database != "test" or parsed.host not in ("127.0.0.1", "localhost"):
+    name = parsed.database or ""
+    if not (name == "test" or name.startswith("test_")) or parsed.host not in (
+        "127.0.0.1",
+        "localhost",
+    ):
         raise SystemExit(
             "--database-url: the schema is dropped and recreated, so only a database "
-            "named 'test' on 127.0.0.1 is accepted"
+            "named 'test' or 'test_*' on 127.0.0.1 is accepted"
         )
     if parsed.drivername != "postgresql+asyncpg":
         raise SystemExit("--database-url: use the postgresql+asyncpg driver")
