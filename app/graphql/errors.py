@@ -1,6 +1,7 @@
 """Typed refusals for mutation payloads, and masking of everything that is a bug."""
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,10 +119,56 @@ def tag_limit_errors(errors: list[GraphQLError] | None, limits: QueryLimits) -> 
             error.extensions = {**(error.extensions or {}), **facts}
 
 
+# graphql-core's words for a literal or variable that did not coerce: the client's mistake.
+_COERCION = ("Expected value of type", "Variable '$")
+# A built-in scalar's Python error (an integer of thousands of digits) says nothing useful.
+_UNREADABLE = (ValueError, TypeError, OverflowError)
+MESSAGE_LIMIT = 300
+
+
+def present(
+    error: GraphQLError, *, limits: QueryLimits, request_id: str | None, context: Any = None
+) -> GraphQLError:
+    """The error as a client may see it: refusals keep their message and gain a code and
+    facts; a bug is logged with the request id and masked, the client getting the id."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        tag_limit_errors([error], limits)
+        return error
+    if isinstance(original, domain.DomainError):
+        facts = {k: v for k, v in original.facts.items() if v is not None}
+        error.extensions = {**(error.extensions or {}), "code": original.code, **facts}
+        return error
+    if (
+        error.path is None
+        and isinstance(original, _UNREADABLE)
+        and error.message.startswith(_COERCION)
+    ):
+        # "Expected value of type 'Int', but encountered error '<Python's words>'": keep
+        # what was expected, drop the words.
+        head = re.split(r"; |, but encountered", error.message, maxsplit=1)[0]
+        if len(head) > MESSAGE_LIMIT:
+            head = head[:MESSAGE_LIMIT] + "..."
+        return GraphQLError(
+            f"{head}; the value cannot be read",
+            nodes=error.nodes,
+            extensions={"code": "INVALID_INPUT"},
+        )
+    log.error("unexpected error at %s (request %s)", error.path, request_id, exc_info=original)
+    metrics = getattr(context, "metrics", None)
+    if metrics is not None:
+        metrics.internal_errors.inc()
+    return GraphQLError(
+        f"Internal server error (request {request_id}).",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+    )
+
+
 class ErrorPolicy(SchemaExtension):
-    """Refusals outside a payload (a query's bad cursor) keep their message and gain
-    `extensions.code` and facts; anything else is a bug: logged with the request id, and
-    masked for the client, who gets the id to quote."""
+    """Every result's errors pass through `present`: refusals keep their message and gain
+    `extensions.code` and facts; anything else is a bug, logged and masked."""
 
     def __init__(self, limits: QueryLimits) -> None:
         self.limits = limits
@@ -137,25 +184,9 @@ class ErrorPolicy(SchemaExtension):
 
     def _process_result(self, result: Any) -> None:
         if result is not None and getattr(result, "errors", None):
-            request_id = getattr(self.execution_context.context, "request_id", None)
-            result.errors = [self._process(e, request_id) for e in result.errors]
-
-    def _process(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
-        original = error.original_error
-        if original is None or isinstance(original, GraphQLError):
-            tag_limit_errors([error], self.limits)
-            return error
-        if isinstance(original, domain.DomainError):
-            facts = {k: v for k, v in original.facts.items() if v is not None}
-            error.extensions = {**(error.extensions or {}), "code": original.code, **facts}
-            return error
-        log.error("unexpected error at %s (request %s)", error.path, request_id, exc_info=original)
-        metrics = getattr(self.execution_context.context, "metrics", None)
-        if metrics is not None:
-            metrics.internal_errors.inc()
-        return GraphQLError(
-            f"Internal server error (request {request_id}).",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-        )
+            context = self.execution_context.context
+            request_id = getattr(context, "request_id", None)
+            result.errors = [
+                present(e, limits=self.limits, request_id=request_id, context=context)
+                for e in result.errors
+            ]

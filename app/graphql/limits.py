@@ -36,6 +36,8 @@ from graphql.validation.rules.max_introspection_depth_rule import MAX_LIST_DEPTH
 
 HISTORY_FIELDS = {"metricHistory", "metricSeries"}
 LIST_ITEMS = 10
+# Far past any limit: counts stop growing here, so huge literals stay cheap to count.
+CEILING = 10**15
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,10 @@ class _Walk:
         for argument in node.arguments or ():
             if argument.name.value == "first":
                 if isinstance(argument.value, IntValueNode):
-                    return max(int(argument.value.value), 1)
+                    # A literal of thousands of digits is refused by the cost anyway;
+                    # reading it whole would fail.
+                    text = argument.value.value
+                    return max(int(text), 1) if len(text) <= 12 else CEILING
                 return cap
         return cap if history else self.limits.page_default
 
@@ -132,12 +137,12 @@ class _Walk:
             self._mark("depth", depth > self.limits.depth, node)
             if is_composite_type(get_named_type(definition.type)):
                 if "first" in definition.args:
-                    items *= self.page_size(node)
+                    items = min(items * self.page_size(node), CEILING)
                     self.cost += items
                 elif not _is_list(definition.type):
                     self.cost += items
                 elif not parent.name.endswith("Connection"):  # a page's nodes are counted
-                    items *= LIST_ITEMS
+                    items = min(items * LIST_ITEMS, CEILING)
                     self.cost += items
                 self._mark("cost", self.cost > self.limits.cost, node)
         self.selections(
@@ -172,10 +177,10 @@ def _error(limits: QueryLimits, walk: _Walk, limit: str) -> GraphQLError:
         facts = {"code": "TOO_MANY_ALIASES", "limit": limits.aliases}
     else:
         message = (
-            f"this query could return {walk.cost} objects; the limit is {limits.cost}: "
+            f"this query could return {min(walk.cost, CEILING)} objects; the limit is {limits.cost}: "
             "ask for smaller pages or fewer fields"
         )
-        facts = {"code": "QUERY_TOO_COSTLY", "limit": limits.cost, "cost": walk.cost}
+        facts = {"code": "QUERY_TOO_COSTLY", "limit": limits.cost, "cost": min(walk.cost, CEILING)}
     return GraphQLError(message, node, extensions=facts)
 
 

@@ -1,9 +1,11 @@
 """Scalars JSON cannot carry natively: non-finite metric values and 64-bit epoch times."""
 
 import math
+from collections.abc import Callable
 from typing import Any, NewType
 
 import strawberry
+from graphql import GraphQLError, ValueNode, value_from_ast_untyped
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -16,15 +18,43 @@ def _serialize_metric(value: float) -> float | str:
     return value
 
 
+def _refuse(message: str) -> GraphQLError:
+    # A GraphQLError is the client's mistake to graphql-core (reported as is, for literals
+    # and variables alike); any other exception would be taken for a bug and masked.
+    return GraphQLError(message)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _literal(parse: Callable[[Any], Any]) -> Callable[..., Any]:
+    """parse_literal for a scalar: the literal as a plain value, then `parse`. A literal
+    Python cannot read (an integer of thousands of digits) is refused, not a bug."""
+
+    def parse_literal(node: ValueNode, variables: dict[str, Any] | None = None) -> Any:
+        try:
+            value = value_from_ast_untyped(node, variables)
+        except (ValueError, OverflowError):
+            raise _refuse("the literal cannot be read: a number with too many digits") from None
+        return parse(value)
+
+    return parse_literal
+
+
 def _parse_metric(value: Any) -> float:
     if isinstance(value, bool):
-        raise ValueError("MetricValue cannot be a boolean")
+        raise _refuse("MetricValue cannot be a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise _refuse("MetricValue is out of the range of a 64-bit float") from None
     if isinstance(value, str) and value in _NON_FINITE:
         return _NON_FINITE[value]
-    raise ValueError(
-        f'MetricValue must be a number, "NaN", "Infinity" or "-Infinity", not {value!r}'
+    raise _refuse(
+        f'MetricValue must be a number, "NaN", "Infinity" or "-Infinity", not {_shown(value)}'
     )
 
 
@@ -34,6 +64,7 @@ MetricValueScalar = strawberry.scalar(
     description='A float; NaN and infinities travel as the strings "NaN", "Infinity", "-Infinity".',
     serialize=_serialize_metric,
     parse_value=_parse_metric,
+    parse_literal=_literal(_parse_metric),
 )
 
 _INT64 = 2**63
@@ -42,7 +73,7 @@ _INT64 = 2**63
 def _int64_parser(name: str) -> Any:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not -_INT64 <= value < _INT64:
-            raise ValueError(f"{name} must be a 64-bit integer, not {value!r}")
+            raise _refuse(f"{name} must be a 64-bit integer, not {_shown(value)}")
         return value
 
     return parse
@@ -54,6 +85,7 @@ EpochMillisScalar = strawberry.scalar(
     description="Milliseconds since 1970-01-01T00:00:00Z, as a 64-bit integer (MLflow's timestamps).",
     serialize=int,
     parse_value=_int64_parser("EpochMillis"),
+    parse_literal=_literal(_int64_parser("EpochMillis")),
 )
 Long = NewType("Long", int)
 LongScalar = strawberry.scalar(
@@ -61,6 +93,7 @@ LongScalar = strawberry.scalar(
     description="A 64-bit integer (metric steps, as MLflow's int64).",
     serialize=int,
     parse_value=_int64_parser("Long"),
+    parse_literal=_literal(_int64_parser("Long")),
 )
 
 
@@ -70,27 +103,30 @@ LongScalar = strawberry.scalar(
 
 def _parse_metric_list(value: Any) -> list[float]:
     if not isinstance(value, list):
-        raise ValueError("MetricValueList must be a JSON array")
+        raise _refuse("MetricValueList must be a JSON array")
     out = []
     for item in value:
         kind = type(item)
-        if kind is float or kind is int:
-            out.append(float(item))
+        if kind is float:
+            out.append(item)
+        elif kind is int:
+            out.append(_parse_metric(item))
         elif kind is str and item in _NON_FINITE:
             out.append(_NON_FINITE[item])
         else:
-            raise ValueError(
-                f"MetricValueList items must be numbers or NaN/Infinity/-Infinity, not {item!r}"
+            raise _refuse(
+                "MetricValueList items must be numbers or NaN/Infinity/-Infinity, "
+                f"not {_shown(item)}"
             )
     return out
 
 
 def _parse_long_list(value: Any) -> list[int]:
     if not isinstance(value, list):
-        raise ValueError("LongList must be a JSON array")
+        raise _refuse("LongList must be a JSON array")
     for item in value:
         if type(item) is not int or not -_INT64 <= item < _INT64:
-            raise ValueError(f"LongList items must be 64-bit integers, not {item!r}")
+            raise _refuse(f"LongList items must be 64-bit integers, not {_shown(item)}")
     return value
 
 
@@ -100,6 +136,7 @@ MetricValueListScalar = strawberry.scalar(
     description='A JSON array of MetricValue (numbers, or "NaN", "Infinity", "-Infinity").',
     serialize=lambda values: [_serialize_metric(v) for v in values],
     parse_value=_parse_metric_list,
+    parse_literal=_literal(_parse_metric_list),
 )
 LongList = NewType("LongList", list)
 LongListScalar = strawberry.scalar(
@@ -107,6 +144,7 @@ LongListScalar = strawberry.scalar(
     description="A JSON array of 64-bit integers.",
     serialize=list,
     parse_value=_parse_long_list,
+    parse_literal=_literal(_parse_long_list),
 )
 
 SCALAR_MAP = {

@@ -12,6 +12,8 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types.graphql import OperationType
 
 from app.graphql import errors
 from app.graphql.auth.mutations import AuthMutation
@@ -51,6 +53,13 @@ class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Strawberry logs every error at ERROR level; most are the client's (a typo, a
         limit). ErrorPolicy logs the bugs, with the request id."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """Queries and mutations. A subscription cannot be executed as one (only streamed,
+        over a WebSocket): asked for over HTTP, it is refused with a 400."""
+        allowed = kwargs.get("allowed_operation_types") or DEFAULT_ALLOWED_OPERATION_TYPES
+        kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
+        return await super().execute(*args, **kwargs)
 
 
 @lru_cache(maxsize=8)

@@ -7,7 +7,9 @@ Authorization header); none closes the socket with 4401, a bad one with 4403, an
 revocation later closes it with 4403 too.
 """
 
+import json
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 from starlette.requests import Request
@@ -24,7 +26,7 @@ from strawberry.types.unset import UNSET
 from app.auth.access import AccessControl, MissingCredentials
 from app.auth.errors import AuthenticationError
 from app.graphql.context import Context
-from app.graphql.errors import tag_limit_errors
+from app.graphql.errors import present
 from app.graphql.limits import QueryLimits
 
 log = logging.getLogger("modelgraph.auth")
@@ -101,6 +103,10 @@ class GraphQLView(GraphQL):
     graphql_ws_handler_class = LegacyWSHandler
     websocket_adapter_class = WebSocketAdapter  # type: ignore[assignment]
 
+    def __init__(self, schema: Any, *, limits: QueryLimits, **options: Any) -> None:
+        super().__init__(schema, **options)
+        self.limits = limits
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             request = Request(scope, receive)
@@ -116,14 +122,28 @@ class GraphQLView(GraphQL):
                 request.state.principal = principal
         await super().__call__(scope, receive, send)
 
-    def __init__(self, schema: Any, *, limits: QueryLimits, **options: Any) -> None:
-        super().__init__(schema, **options)
-        self.limits = limits
-
     async def process_result(self, request: Any, result: Any) -> Any:
-        # A parse stopped at max_tokens fails before any schema extension sees it.
-        tag_limit_errors(result.errors, self.limits)
+        # Errors raised before the operation began (a parse stopped at max_tokens) never
+        # met ErrorPolicy; those that did pass through unchanged.
+        if result.errors:
+            request_id = request.state.request_id
+            context = SimpleNamespace(metrics=request.app.state.metrics)
+            result.errors = [
+                present(e, limits=self.limits, request_id=request_id, context=context)
+                for e in result.errors
+            ]
         return await super().process_result(request, result)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON, and a JSON object: anything else is the client's mistake (a 400 over HTTP,
+        a 4400 close on a WebSocket), never an exception deeper in."""
+        try:
+            decoded = json.loads(data)
+        except (ValueError, RecursionError) as exc:  # bad UTF-8, nesting, huge integers
+            raise json.JSONDecodeError(f"not JSON: {exc.__class__.__name__}", "", 0) from None
+        if not isinstance(decoded, dict):
+            raise json.JSONDecodeError("a GraphQL request must be a JSON object", "", 0)
+        return decoded
 
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.app.state
