@@ -1,10 +1,12 @@
 """Access control for a running server: who a credential stands for, and revocations
-reaching the connections authenticated before them.
+reaching everything authenticated before them.
 
-Every HTTP request looks its token up (one indexed read), so a revocation is in force for
-the next request. A WebSocket authenticates once, at connection_init; its principal is
-watched: a revocation committed through this process, announced by PostgreSQL, or seen
-by the periodic re-check (a CLI revocation on SQLite) marks it revoked and closes it.
+A token found valid is remembered for `recheck_seconds` (a read per request cost about a
+third of a small query). A revocation committed through this process or announced by
+PostgreSQL (every replica) forgets it at once; one this process is not told about (a CLI
+revocation on SQLite) is seen when the memory expires, or by the periodic re-check of
+open WebSockets. A WebSocket authenticates once, at connection_init; its principal is
+watched, and marked revoked and closed when its token is.
 """
 
 import asyncio
@@ -12,11 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from app.auth import service as auth_service
 from app.auth.errors import AuthenticationError
-from app.auth.roles import Principal, anonymous, dev
+from app.auth.roles import Principal, Role, anonymous, dev
 from app.db import Database
 from app.db.engine import BACKGROUND
 
@@ -24,6 +27,15 @@ log = logging.getLogger("modelgraph.auth")
 
 OnRevoked = Callable[[], Awaitable[None]]
 TOUCH_SECONDS = auth_service.LAST_USED_EVERY.total_seconds()
+CACHE_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class _Valid:
+    name: str
+    role: Role
+    token_id: int
+    until: float
 
 
 class MissingCredentials(AuthenticationError):
@@ -61,6 +73,11 @@ class AccessControl:
         self.recheck_seconds = recheck_seconds
         self._watched: dict[int, dict[Principal, OnRevoked]] = {}
         self._touched: dict[int, float] = {}
+        # Valid tokens by secret hash, and each token's hash, to forget it on revocation.
+        self._valid: dict[str, _Valid] = {}
+        self._hash_of: dict[int, str] = {}
+        # Bumped by every revocation: a lookup that overlapped one is not remembered.
+        self._revocations = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._recheck: asyncio.Task[None] | None = None
 
@@ -74,11 +91,29 @@ class AccessControl:
                 return anonymous()
             raise MissingCredentials
         secret = bearer_secret(credential)
-        async with self.db.read() as session:
-            principal, token = await auth_service.authenticate(session, secret=secret)
-        if auth_service.needs_touch(token):
-            self._touch(principal)
+        key = auth_service.hash_secret(secret)
+        now = time.monotonic()
+        known = self._valid.get(key)
+        if known is not None and known.until > now:
+            principal = Principal(name=known.name, role=known.role, token_id=known.token_id)
+        else:
+            revocations = self._revocations
+            async with self.db.read() as session:
+                principal, token = await auth_service.authenticate(session, secret=secret)
+            if not auth_service.needs_touch(token):
+                self._touched.setdefault(token.id, now)  # type: ignore[arg-type]
+            if revocations == self._revocations:
+                self._remember(key, principal, now + self.recheck_seconds)
+        self._touch(principal)
         return principal
+
+    def _remember(self, key: str, principal: Principal, until: float) -> None:
+        assert principal.token_id is not None
+        if len(self._valid) >= CACHE_ENTRIES:
+            self._valid.clear()
+            self._hash_of.clear()
+        self._valid[key] = _Valid(principal.name, principal.role, principal.token_id, until)
+        self._hash_of[principal.token_id] = key
 
     def _touch(self, principal: Principal) -> None:
         """Record the token's use in the background, at most once a minute per process."""
@@ -117,7 +152,10 @@ class AccessControl:
         """These tokens were revoked: their principals stop acting now (synchronously, so
         nothing more is delivered to them), and their connections are closed."""
         for token_id in token_ids:
+            self._revocations += 1
             self._touched.pop(token_id, None)
+            if (key := self._hash_of.pop(token_id, None)) is not None:
+                self._valid.pop(key, None)
             for principal, on_revoked in self._watched.pop(token_id, {}).items():
                 principal.revoked = True
                 self._spawn(on_revoked())

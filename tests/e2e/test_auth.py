@@ -118,6 +118,14 @@ async def test_a_revocation_from_the_cli_reaches_the_running_server(
 
         # then the server closes the connection (NOTIFY on PostgreSQL, its re-check on SQLite)
         assert await close_code_after_no_data(watcher) == 4403
+    # and has forgotten the token for HTTP too
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{server.base}/graphql",
+            json={"query": "{ viewer { name } }"},
+            headers={"Authorization": f"Bearer {reader}"},
+        )
+    assert response.status_code == 401
 
 
 async def test_a_reader_over_websocket_cannot_mutate(start_server, database_url):
