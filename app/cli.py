@@ -28,6 +28,7 @@ from app.errors import ConflictError, DomainError
 from app.graphql.schema import export_sdl
 from app.main import create_app
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEV_WARNING = """\
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 !! DEV MODE: authentication is OFF. Anyone who can reach this port may    !!
@@ -70,6 +71,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
     if args.dev:
         settings = settings.model_copy(update={"dev_mode": True})
+    if settings.dev_mode and host not in LOOPBACK:
+        print(
+            f"modelgraph serve: dev mode turns authentication off; it serves {', '.join(LOOPBACK)}"
+            f" only, not {host}",
+            file=sys.stderr,
+        )
+        return 2
     migrate.upgrade(settings.database_url)
     if settings.dev_mode:
         print(DEV_WARNING, flush=True)

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     # Limits on what one request may ask for; a breach is an error naming the limit.
     introspection: bool = True
+    max_query_bytes: int = 100_000
     max_query_depth: int = 12
     max_query_aliases: int = 30
     max_query_tokens: int = 5_000

@@ -56,6 +56,7 @@ async def metrics(request: Request) -> Response:
 
 def query_limits(settings: Settings) -> QueryLimits:
     return QueryLimits(
+        size=settings.max_query_bytes,
         depth=settings.max_query_depth,
         aliases=settings.max_query_aliases,
         tokens=settings.max_query_tokens,

@@ -98,7 +98,9 @@ class AccessControl:
             principal = Principal(name=known.name, role=known.role, token_id=known.token_id)
         else:
             revocations = self._revocations
-            async with self.db.read() as session:
+            # Marked as background: who is asking is not part of what a screen asks for
+            # (per-request statement counts skip it; it is cached, so it comes and goes).
+            async with self.db.read(background=True) as session:
                 principal, token = await auth_service.authenticate(session, secret=secret)
             if not auth_service.needs_touch(token):
                 self._touched.setdefault(token.id, now)  # type: ignore[arg-type]
@@ -132,6 +134,22 @@ class AccessControl:
                 await auth_service.touch(session, token_id=token_id)
         except Exception:  # last use is bookkeeping: it never fails a request
             log.warning("could not record a token's last use", exc_info=True)
+
+    async def connect(
+        self, credential: str | None, on_revoked: OnRevoked
+    ) -> tuple[Principal, Callable[[], None]]:
+        """Authenticate a long-lived connection and watch it: (principal, unwatch). A
+        revocation that lands between the lookup and the watch is not missed."""
+        revocations = self._revocations
+        principal = await self.principal_for(credential)
+        unwatch = self.watch(principal, on_revoked)
+        if revocations != self._revocations and principal.token_id is not None:
+            async with self.db.read() as session:
+                gone = await auth_service.revoked_among(session, token_ids=[principal.token_id])
+            if gone:
+                unwatch()
+                raise AuthenticationError("the token is not valid (unknown or revoked)")
+        return principal, unwatch
 
     def watch(self, principal: Principal, on_revoked: OnRevoked) -> Callable[[], None]:
         """Call `on_revoked` when the principal's token is revoked; returns the unwatch."""

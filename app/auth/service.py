@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import AuthenticationError
 from app.auth.models import TOKEN_NAME_LIMIT, ApiToken
-from app.auth.roles import Principal, Role
+from app.auth.roles import ANONYMOUS_NAME, DEV_NAME, Principal, Role
 from app.db.dialect import is_postgres
 from app.db.pagination import Page, SortKey, fetch_page
 from app.db.types import utcnow
@@ -40,6 +40,10 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+# The actors of requests without a token: a token may not pass for them in the audit trail.
+RESERVED_NAMES = {ANONYMOUS_NAME, DEV_NAME}
+
+
 def _check_name(name: str) -> None:
     if not name or len(name) > TOKEN_NAME_LIMIT:
         raise ValidationError(
@@ -49,6 +53,8 @@ def _check_name(name: str) -> None:
         raise ValidationError(
             "name", "must start with a letter or digit and contain only letters, digits, . _ -"
         )
+    if name.lower() in RESERVED_NAMES:
+        raise ValidationError("name", f"{name!r} is the actor of requests without a token")
 
 
 async def get_token(session: AsyncSession, *, name: str) -> ApiToken | None:
@@ -125,11 +131,15 @@ async def revoke_token(session: AsyncSession, *, name: str, actor: str) -> ApiTo
 
 
 async def _active_admins(session: AsyncSession) -> int:
-    stmt = select(func.count()).where(
+    """How many ADMIN tokens are active, their rows locked until commit (PostgreSQL; on
+    SQLite the writer lock serialises): two racing revocations cannot both pass."""
+    stmt = select(ApiToken.id).where(
         ApiToken.role == Role.ADMIN.value,
         ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
     )
-    return (await session.execute(stmt)).scalar_one()
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return len((await session.execute(stmt)).all())
 
 
 def revoked_in(session_info: dict) -> set[int]:

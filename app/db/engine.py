@@ -153,7 +153,8 @@ class Database:
     @asynccontextmanager
     async def read(self, *, background: bool = False) -> AsyncIterator[AsyncSession]:
         """A short read session for one resolver or one loader batch. `background` marks
-        reads no request asked for (the event pump), so per-request counts can skip them."""
+        reads that are not the request's own (the event pump, token lookups), so
+        per-request counts can skip them."""
         try:
             async with self._reads() as session:
                 if background:

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from app import errors as domain
 from app.auth.errors import PermissionDeniedError
@@ -139,6 +140,14 @@ def present(
         facts = {k: v for k, v in original.facts.items() if v is not None}
         error.extensions = {**(error.extensions or {}), "code": original.code, **facts}
         return error
+    if isinstance(original, (InvalidOperationTypeError, CannotGetOperationTypeError)):
+        # A query sent where only subscriptions are served (legacy graphql-ws), or an
+        # operationName that names nothing: the client's request, not a bug.
+        return GraphQLError(
+            "this transport does not serve that operation (or operationName matches none)",
+            nodes=error.nodes,
+            extensions={"code": "BAD_REQUEST"},
+        )
     if (
         error.path is None
         and isinstance(original, _UNREADABLE)

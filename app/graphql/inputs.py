@@ -6,6 +6,7 @@ from typing import Protocol, TypeVar
 import strawberry
 
 from app.errors import ValidationError
+from app.graphql.limits import charged
 
 V = TypeVar("V", covariant=True)
 
@@ -39,4 +40,4 @@ def to_dict(field: str, pairs: Iterable[Pair[V]] | None) -> dict[str, V]:
 
 def from_items(items: Iterable[tuple[str, str]] | Mapping[str, str]) -> list[KeyValue]:
     pairs = items.items() if isinstance(items, Mapping) else items
-    return [KeyValue(key=k, value=v) for k, v in sorted(pairs)]
+    return charged([KeyValue(key=k, value=v) for k, v in sorted(pairs)])

@@ -20,7 +20,7 @@ from app.graphql.auth.mutations import AuthMutation
 from app.graphql.auth.queries import AuthQuery
 from app.graphql.events.queries import EventsQuery
 from app.graphql.events.subscriptions import EventsSubscription
-from app.graphql.limits import QueryLimits, validation_rules
+from app.graphql.limits import QueryLimits, QuerySizeLimit, ResultBudget, validation_rules
 from app.graphql.permissions import guard_root_fields
 from app.graphql.registry import types as registry_types
 from app.graphql.registry.mutations import RegistryMutation
@@ -79,7 +79,9 @@ def build_schema(limits: QueryLimits = QueryLimits()) -> strawberry.Schema:
             errors.PermissionDenied,
         ],
         extensions=[
+            lambda: QuerySizeLimit(limits.size),
             lambda: MaxTokensLimiter(limits.tokens),
+            lambda: ResultBudget(limits.cost),
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),

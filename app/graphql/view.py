@@ -7,6 +7,7 @@ Authorization header); none closes the socket with 4401, a bad one with 4403, an
 revocation later closes it with 4403 too.
 """
 
+import contextlib
 import json
 import logging
 from types import SimpleNamespace
@@ -14,9 +15,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
@@ -31,7 +33,7 @@ from app.graphql.limits import QueryLimits
 
 log = logging.getLogger("modelgraph.auth")
 
-UNAUTHORIZED, FORBIDDEN = 4401, 4403
+UNAUTHORIZED, FORBIDDEN, INTERNAL = 4401, 4403, 1011
 CREDENTIAL_KEYS = ("Authorization", "authorization", "token")
 
 
@@ -40,7 +42,7 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
         # Strawberry closes every refused connection_init with 4403; a connection that
         # sent no token at all is told 4401 (Unauthorized) instead.
         rejection = self.ws.scope.get("state", {}).get("rejection")
-        if code == FORBIDDEN and rejection is not None:
+        if code in (FORBIDDEN, INTERNAL) and rejection is not None:
             code, reason = rejection
         await super().close(code, reason)
 
@@ -63,7 +65,9 @@ class _Revocable:
     async def close_revoked(self) -> None:
         for operation_id in list(self.operation_ids()):
             await self.cleanup_operation(operation_id)  # type: ignore[attr-defined]
-        await self.websocket.close(code=FORBIDDEN, reason="Forbidden: token revoked")
+        # The client may have gone already; then there is nothing left to close.
+        with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected, RuntimeError):
+            await self.websocket.close(code=FORBIDDEN, reason="Forbidden: token revoked")
 
     def operation_ids(self) -> list[str]:
         raise NotImplementedError
@@ -77,6 +81,14 @@ class TransportWSHandler(_Revocable, BaseGraphQLTransportWSHandler[Context, None
 class LegacyWSHandler(_Revocable, BaseGraphQLWSHandler[Context, None]):
     def operation_ids(self) -> list[str]:
         return list(self.tasks)
+
+    async def handle_connection_init(self, message: Any) -> None:
+        # Strawberry's legacy handler would authenticate again (and start a second
+        # keep-alive): one connection is one principal, as graphql-transport-ws has it.
+        if self.connection_acknowledged:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
+        await super().handle_connection_init(message)
 
 
 def _unauthenticated(error: AuthenticationError, request_id: str | None) -> JSONResponse:
@@ -168,20 +180,26 @@ class GraphQLView(GraphQL):
         credential = next((params[k] for k in CREDENTIAL_KEYS if params.get(k)), None)
         if credential is None:
             credential = websocket.headers.get("authorization")
-        try:
-            if credential is not None and not isinstance(credential, str):
-                raise AuthenticationError("the token in connection_init must be a string")
-            principal = await state.access.principal_for(credential)
-        except AuthenticationError as error:
-            state.metrics.auth_failures.labels("websocket").inc()
-            code = UNAUTHORIZED if isinstance(error, MissingCredentials) else FORBIDDEN
-            websocket.state.rejection = (code, error.message[:120])
-            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
-        context.principal = principal
 
         async def close() -> None:
             if context.connection is not None:
                 await context.connection.close_revoked()
 
-        context.unwatch = state.access.watch(principal, close)
+        try:
+            if credential is not None and not isinstance(credential, str):
+                raise AuthenticationError("the token in connection_init must be a string")
+            context.principal, context.unwatch = await state.access.connect(credential, close)
+        except AuthenticationError as error:
+            state.metrics.auth_failures.labels("websocket").inc()
+            code = UNAUTHORIZED if isinstance(error, MissingCredentials) else FORBIDDEN
+            websocket.state.rejection = (code, error.message[:120])
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
+        except Exception:
+            # The database is down, or a bug: say so (1011) with the id the log has.
+            log.exception("authenticating a WebSocket failed (request %s)", context.request_id)
+            state.metrics.internal_errors.inc()
+            message = f"Internal server error (request {context.request_id})."
+            websocket.state.rejection = (INTERNAL, message)
+            payload = {"message": message, "code": "INTERNAL_SERVER_ERROR"}
+            raise ConnectionRejectionError(payload) from None
         return UNSET

@@ -1,5 +1,6 @@
 """Idempotency keys: a retried call with the same key returns the first answer and
-changes nothing; the same key with a different request is refused."""
+changes nothing; the same key with a different request is refused. Keys belong to the
+caller (the token): another token's key never answers, or blocks, this one's request."""
 
 import hashlib
 import json
@@ -21,6 +22,11 @@ KEY_LIMIT = 256
 RETENTION = timedelta(hours=48)
 
 
+def _scoped(actor: str, key: str) -> str:
+    """The stored key: the caller's key within the caller's own namespace."""
+    return hashlib.sha256(json.dumps([actor, key]).encode()).hexdigest()
+
+
 def _digest(operation: str, request: dict[str, Any]) -> str:
     canonical = json.dumps([operation, request], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -30,6 +36,7 @@ async def once(
     session: AsyncSession,
     *,
     key: str | None,
+    actor: str,
     operation: str,
     request: dict[str, Any],
     run: Callable[[], Awaitable[T]],
@@ -40,6 +47,7 @@ async def once(
     if key is None:
         return await run()
     check_name("idempotencyKey", key, KEY_LIMIT)
+    shown, key = key, _scoped(actor, key)
     digest = _digest(operation, request)
     now = utcnow()
     # Claim the key first: a concurrent call with the same key waits here (unique index)
@@ -59,7 +67,7 @@ async def once(
         if stored.request_hash != digest:
             raise ConflictError(
                 "idempotencyKey",
-                f"key {key!r} was used for a different request ({stored.operation}); "
+                f"key {shown!r} was used for a different request ({stored.operation}); "
                 "use a new key for a new request",
                 expected=stored.operation,
                 actual=operation,

@@ -697,6 +697,7 @@ async def register_version(
     return await once(
         session,
         key=idempotency_key,
+        actor=actor,
         operation="registerModelVersion",
         request=request,
         run=lambda: _register_version(
@@ -739,6 +740,7 @@ async def transition_version(
     return await once(
         session,
         key=idempotency_key,
+        actor=actor,
         operation="transitionModelVersion",
         request=request,
         run=lambda: _transition_version(
@@ -795,6 +797,7 @@ async def promote_best_run(
     return await once(
         session,
         key=idempotency_key,
+        actor=actor,
         operation="promoteBestRun",
         request=request,
         run=lambda: _promote_best_run(
@@ -832,6 +835,7 @@ async def rollback_model(
     return await once(
         session,
         key=idempotency_key,
+        actor=actor,
         operation="rollbackModel",
         request={"model": model, "reason": reason},
         run=lambda: _rollback_model(session, model=model, reason=reason, actor=actor),
@@ -853,6 +857,7 @@ async def set_alias(
     return await once(
         session,
         key=idempotency_key,
+        actor=actor,
         operation="setModelAlias",
         request={"model": model, "alias": alias, "version": version},
         run=lambda: _set_alias(session, model=model, alias=alias, version=version, actor=actor),
@@ -929,6 +934,7 @@ async def record_validation(
     return await once(
         session,
         key=idempotency_key,
+        actor=actor,
         operation="recordValidation",
         request=request,
         run=lambda: _record_validation(

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.auth import service as auth_service
 from app.auth.models import ApiToken
 from app.auth.roles import Role
+from app.errors import ConflictError
 from app.events.models import Event
 from tests.conftest import ADMIN, asgi_client, make_token
 
@@ -72,7 +73,7 @@ async def test_a_token_name_is_unique_for_ever_and_must_be_plain(gql):
     await gql(REVOKE, name="ci")
     again = (await gql(CREATE, name="ci", role="WRITER"))["createApiToken"]
     assert again["code"] == "ALREADY_EXISTS"
-    for bad in ("", "has space", "x" * 65, "-leading", "ünïcode", "a\nb"):
+    for bad in ("", "has space", "x" * 65, "-leading", "ünïcode", "a\nb", "anonymous", "Dev"):
         refused = (await gql(CREATE, name=bad, role="READER"))["createApiToken"]
         assert refused["__typename"] == "InvalidInput" and refused["field"] == "name", bad
 
@@ -149,3 +150,26 @@ async def test_admins_list_tokens_with_their_last_use_but_never_a_secret(gql, db
     assert [(n["name"], n["role"]) for n in nodes] == [(ADMIN, "ADMIN")]
     assert nodes[0]["lastUsedAt"] is not None
     assert "secret" not in TOKENS
+
+
+async def test_two_racing_revocations_cannot_leave_no_admin(db):
+    # given exactly two active ADMIN tokens
+    for name in ("a1", "a2"):
+        async with db.unit_of_work() as session:
+            await auth_service.create_token(session, name=name, role=Role.ADMIN, actor="t")
+
+    # when both are revoked at once
+    async def revoke(name: str) -> str:
+        try:
+            async with db.unit_of_work() as session:
+                await auth_service.revoke_token(session, name=name, actor="t")
+        except ConflictError:
+            return "refused"
+        return "revoked"
+
+    outcomes = await asyncio.gather(revoke("a1"), revoke("a2"))
+
+    # then one wins and one ADMIN is left
+    assert sorted(outcomes) == ["refused", "revoked"]
+    active = [t for t in await stored_tokens(db) if t.revoked_at is None]
+    assert [t.role for t in active] == ["ADMIN"]

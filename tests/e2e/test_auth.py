@@ -11,7 +11,7 @@ import websockets
 
 from app.auth.roles import Role
 from tests.conftest import ADMIN, PG_URL, make_token
-from tests.e2e.conftest import Server, cli, gql
+from tests.e2e.conftest import Server, auth_headers, cli, gql
 from tests.e2e.ws import TIMEOUT, Subscriber
 
 WATCH = 'subscription { lifecycleEvents(model: "m") { type actor } }'
@@ -207,6 +207,51 @@ def test_the_cli_refusals_have_exit_codes(server_env, args, code):
     result = cli("token", *args, env=server_env)
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def legacy_message(ws) -> dict:
+    """The next legacy graphql-ws message that is not a keep-alive."""
+    while (message := json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))["type"] == "ka":
+        pass
+    return message
+
+
+async def test_a_legacy_client_cannot_authenticate_twice(start_server, database_url):
+    # given a legacy graphql-ws connection authenticated as one token
+    other = await make_token(database_url, "other", Role.ADMIN)
+    server = start_server()
+    async with websockets.connect(server.ws, subprotocols=["graphql-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": auth_headers()}))
+        assert (await legacy_message(ws))["type"] == "connection_ack"
+
+        # when it sends connection_init again, as another token
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"token": other}}))
+
+        # then it is closed, as graphql-transport-ws does: one connection, one principal
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await legacy_message(ws)
+    assert closed.value.rcvd.code == 4429
+
+
+async def test_a_query_on_the_legacy_protocol_is_refused_as_the_clients_mistake(start_server):
+    server = start_server()
+    async with websockets.connect(server.ws, subprotocols=["graphql-ws"]) as ws:
+        init = {"type": "connection_init", "payload": auth_headers()}
+        await ws.send(json.dumps(init))
+        assert (await legacy_message(ws))["type"] == "connection_ack"
+        payload = {"query": "{ viewer { name } }"}
+        await ws.send(json.dumps({"id": "1", "type": "start", "payload": payload}))
+        message = await legacy_message(ws)
+    errors = message["payload"].get("errors") or [message["payload"]]
+    assert errors[0]["extensions"]["code"] == "BAD_REQUEST", message
+    assert "INTERNAL" not in json.dumps(message)
+
+
+def test_dev_mode_refuses_to_listen_beyond_loopback(tmp_path):
+    env = {**_base_env(), "MODELGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/dev.db"}
+    result = cli("serve", "--dev", "--host", "0.0.0.0", "--port", "1", env=env)
+    assert result.returncode == 2
+    assert "dev mode" in result.stderr and "0.0.0.0" in result.stderr
 
 
 def _base_env() -> dict[str, str]:

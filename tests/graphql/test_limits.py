@@ -7,6 +7,7 @@ import itertools
 from graphql import get_introspection_query
 
 from app.graphql import limits
+from tests.factories import make_run
 
 HUGE = """
 { experiments(first: 500) { nodes { runs(first: 500) { nodes {
@@ -182,3 +183,46 @@ async def test_the_metric_batch_limit_is_a_setting(app_with, db):
             run=run_id,
         )
     assert data["logMetrics"] == {"__typename": "InvalidInput", "field": "points", "limit": 5}
+
+
+def doubling(levels: int, leaf: str) -> str:
+    """Each fragment spreads the next twice: 2**levels leaves once expanded."""
+    fragments = " ".join(
+        f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)
+    )
+    return f"{{ ...F0 }} {fragments} fragment F{levels} on Query {{ {leaf} }}"
+
+
+async def test_nested_fragment_spreads_are_counted_without_expanding_them_each_time(gql):
+    # given documents whose fragments, expanded, would be 2**40 fields
+    # when they are sent, then they are answered (the count is done once per fragment):
+    # without aliases the fields merge and the query is cheap; with one, 2**40 aliases
+    assert await gql(doubling(40, "__typename")) == {"__typename": "Query"}
+    error = await refusal(gql, doubling(40, "a: __typename"), "TOO_MANY_ALIASES")
+    assert error["extensions"]["limit"] == 30
+
+
+async def test_a_long_document_is_refused_before_it_is_parsed_or_cached(app_with):
+    async with app_with(max_query_bytes=1_000) as gql:
+        padded = "# " + "x" * 2_000 + "\n{ viewer { name } }"
+        error = await gql.error(padded)
+        assert error["extensions"] == {"code": "QUERY_TOO_LARGE", "limit": 1_000}
+        # the same query, short, runs; variables are not part of the document
+        query = "query($n: String!) { experiment(name: $n) { name } }"
+        assert await gql(query, n="y" * 5_000) == {"experiment": None}
+
+
+async def test_lists_without_first_are_counted_as_they_resolve(app_with, db):
+    # given a run with 50 metrics: validation prices a run's metrics at 10
+    run = await make_run(db, metrics={f"m{i}": float(i) for i in range(50)})
+    fields = " ".join(f'a{i}: run(id: "{run.id}") {{ metrics {{ key }} }}' for i in range(5))
+    async with app_with(max_query_cost=100) as gql:
+        # when a query passes validation (5 x 11 = 55) but would return 5 x 50 metrics
+        body = await gql.raw(f"{{ {fields} }}")
+        # then it is stopped with the same code, the limit named
+        codes = {e["extensions"]["code"] for e in body["errors"]}
+        assert codes == {"QUERY_TOO_COSTLY"}
+        assert body["errors"][0]["extensions"]["limit"] == 100
+        # and the budget is per operation: a smaller one still runs afterwards
+        one = await gql(f'{{ run(id: "{run.id}") {{ metrics {{ key }} }} }}')
+        assert len(one["run"]["metrics"]) == 50

@@ -5,10 +5,11 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
+from app.auth.roles import Role
 from app.events.models import Event
 from app.main import create_app
 from app.registry.models import ModelVersion
-from tests.conftest import asgi_client
+from tests.conftest import asgi_client, make_token
 from tests.factories import make_run, make_version
 
 REGISTER = """
@@ -134,3 +135,19 @@ async def test_ten_racing_retries_of_one_register_make_one_version(db, settings,
     assert {a["modelVersion"]["version"] for a in answers if "modelVersion" in a} == {1}
     versions, events = await state(db)
     assert versions == 1 and events["VERSION_REGISTERED"] == 1
+
+
+async def test_a_key_belongs_to_its_token_so_another_cannot_block_a_release(app, gql, database_url):
+    # given a WRITER that used the key a DEPLOYER's release will use (a guessable CI id)
+    await make_version(db=app.state.db, model="m", stage="STAGING")
+    writer = await make_token(database_url, "trainer", Role.WRITER)
+    async with asgi_client(app, writer) as client:
+        body = {"query": REGISTER, "variables": {"key": "prod-42", "source": "s3://x"}}
+        taken = (await client.post("/graphql", json=body)).json()["data"]
+    assert taken["registerModelVersion"]["__typename"] == "RegisterModelVersionSuccess"
+
+    # when the release runs with that key, then it is not a Conflict: keys are per token
+    released = await gql(TRANSITION, key="prod-42", stage="PRODUCTION")
+    assert released["transitionModelVersion"]["__typename"] == "TransitionModelVersionSuccess"
+    # and a retry of the release with it is still recognised as the same request
+    assert await gql(TRANSITION, key="prod-42", stage="PRODUCTION") == released

@@ -8,6 +8,7 @@ import strawberry
 from app.graphql.context import Ctx
 from app.graphql.errors import Error
 from app.graphql.inputs import KeyValue, from_items
+from app.graphql.limits import charged
 from app.graphql.pagination import Connection, to_connection
 from app.graphql.registry import loaders
 from app.graphql.tracking import loaders as tracking_loaders
@@ -59,7 +60,9 @@ class Validation:
 
     @strawberry.field(description="Numbers the check reported, by name.")
     def metrics(self) -> list[ValidationMetric]:
-        return [ValidationMetric(key=k, value=v) for k, v in sorted(self.metric_map.items())]
+        return charged(
+            [ValidationMetric(key=k, value=v) for k, v in sorted(self.metric_map.items())]
+        )
 
 
 RunRef = Annotated["Run", strawberry.lazy("app.graphql.tracking.types")]
@@ -179,22 +182,22 @@ class ModelVersion:
 
     @strawberry.field
     async def aliases(self, info: Ctx) -> list[str]:
-        return await loaders.aliases_by_version(info.context).load(self.pk)
+        return charged(await loaders.aliases_by_version(info.context).load(self.pk))
 
     @strawberry.field(description="The latest result of each check, by check name.")
     async def validations(self, info: Ctx) -> list[Validation]:
         history = await loaders.validations_by_version(info.context).load(self.pk)
-        return [Validation.of(v) for v in registry_reads.latest_per_check(history)]
+        return charged([Validation.of(v) for v in registry_reads.latest_per_check(history)])
 
     @strawberry.field(description="Every reported result (of one check, if given), newest first.")
     async def validation_history(self, info: Ctx, check: str | None = None) -> list[Validation]:
         history = await loaders.validations_by_version(info.context).load(self.pk)
-        return [Validation.of(v) for v in history if check is None or v.check == check]
+        return charged([Validation.of(v) for v in history if check is None or v.check == check])
 
     @strawberry.field(description="This version's stage moves, newest first.")
     async def transitions(self, info: Ctx) -> list[StageTransition]:
         found = await loaders.transitions_by_version(info.context).load(self.pk)
-        return [StageTransition.of(t) for t in found]
+        return charged([StageTransition.of(t) for t in found])
 
 
 @strawberry.type(description="An alias and the version it points at.")
@@ -252,7 +255,7 @@ class RegisteredModel:
     @strawberry.field
     async def aliases(self, info: Ctx) -> list[ModelAlias]:
         found = await loaders.aliases_by_model(info.context).load(self.pk)
-        return [ModelAlias(alias=a, version=ModelVersion.of(v)) for a, v in found]
+        return charged([ModelAlias(alias=a, version=ModelVersion.of(v)) for a, v in found])
 
     @strawberry.field(description="What versions must satisfy to move into each stage.")
     async def promotion_policy(self, info: Ctx) -> list["PromotionPolicy"]:

@@ -9,6 +9,7 @@ import strawberry
 from app.db.pagination import Page
 from app.graphql.context import Ctx
 from app.graphql.inputs import KeyValue, KeyValueInput, from_items, to_dict
+from app.graphql.limits import charged
 from app.graphql.pagination import Connection, PageInfo, to_connection
 from app.graphql.registry import loaders as registry_loaders
 from app.graphql.registry import types as registry_types
@@ -185,10 +186,8 @@ class Run:
 
     @strawberry.field(description="The latest value of every metric the run logged.")
     async def metrics(self, info: Ctx) -> list[Metric]:
-        return [
-            Metric.of(m)
-            for m in await loaders.latest_metrics_by_run(info.context).load(str(self.id))
-        ]
+        latest = await loaders.latest_metrics_by_run(info.context).load(str(self.id))
+        return charged([Metric.of(m) for m in latest])
 
     @strawberry.field(description="The latest value of one metric, or null if never logged.")
     async def metric(self, info: Ctx, key: str) -> Metric | None:
@@ -226,7 +225,7 @@ class Run:
         self, info: Ctx
     ) -> list[Annotated["ModelVersion", strawberry.lazy("app.graphql.registry.types")]]:
         versions = await registry_loaders.versions_by_run(info.context).load(str(self.id))
-        return [registry_types.ModelVersion.of(v) for v in versions]
+        return charged([registry_types.ModelVersion.of(v) for v in versions])
 
 
 @strawberry.type
