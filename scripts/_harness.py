@@ -298,6 +298,16 @@ def exit_on_sigterm() -> Iterator[None]:
 
 # ---------------------------------------------------------------- HTTP
 
+# Registering a version: every script makes some (and reads the number back).
+REGISTER = """
+mutation Register($input: RegisterModelVersionInput!) {
+  registerModelVersion(input: $input) {
+    __typename
+    ... on RegisterModelVersionSuccess { modelVersion { version stage } }
+    ... on Error { code message }
+  }
+}"""
+
 
 def json_client(base_url: str) -> httpx.Client:
     """A keep-alive JSON client; trust_env=False: no proxy from the environment, all

@@ -46,6 +46,7 @@ from typing import Any
 
 import httpx
 from _harness import (
+    REGISTER,
     Deadline,
     Server,
     add_root_to_path,
@@ -166,15 +167,6 @@ query Series($id: ID!, $key: String!, $first: Int!) {
     metricSeries(key: $key, first: $first) {
       key steps values timestamps pageInfo { hasNextPage endCursor }
     }
-  }
-}"""
-
-REGISTER = """
-mutation Register($input: RegisterModelVersionInput!) {
-  registerModelVersion(input: $input) {
-    __typename
-    ... on RegisterModelVersionSuccess { modelVersion { version stage } }
-    ... on Error { code message }
   }
 }"""
 

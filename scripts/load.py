@@ -55,6 +55,7 @@ from typing import Any
 import asyncpg
 import httpx
 from _harness import (
+    REGISTER,
     Server,
     auth_headers,
     check_postgres_url,
@@ -115,15 +116,6 @@ mutation Log($input: LogMetricsInput!) {
 SET_TAGS = """
 mutation Tags($input: SetRunTagsInput!) {
   setRunTags(input: $input) { __typename ... on Error { code message } }
-}"""
-
-REGISTER = """
-mutation Register($input: RegisterModelVersionInput!) {
-  registerModelVersion(input: $input) {
-    __typename
-    ... on RegisterModelVersionSuccess { modelVersion { version stage } }
-    ... on Error { code message }
-  }
 }"""
 
 TRANSITION = """

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import (
+    REGISTER,
     ROOT,
     Deadline,
     Server,
@@ -101,15 +102,6 @@ query Events($model: String, $after: String) {
   events(model: $model, after: $after, first: 500) {
     nodes { cursor type versionNumber fromStage toStage }
     pageInfo { hasNextPage endCursor }
-  }
-}"""
-
-REGISTER = """
-mutation Register($input: RegisterModelVersionInput!) {
-  registerModelVersion(input: $input) {
-    __typename
-    ... on RegisterModelVersionSuccess { modelVersion { version stage } }
-    ... on Error { code message }
   }
 }"""
 
