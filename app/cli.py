@@ -13,14 +13,7 @@ import uvicorn
 
 from app.auth import service as auth_service
 from app.auth.roles import Role
-from app.cli_pipeline import (
-    EXIT_CONFLICT,
-    EXIT_ERROR,
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
-    add_pipeline_commands,
-    run_command,
-)
+from app.cli_pipeline import EXIT_BY_CODE, EXIT_ERROR, add_pipeline_commands, run_command
 from app.config import Settings
 from app.db import Database, migrate
 from app.demo import seed
@@ -131,14 +124,6 @@ async def _token_command(args: argparse.Namespace, settings: Settings) -> dict[s
         await db.dispose()
 
 
-TOKEN_EXIT = {
-    "ALREADY_EXISTS": EXIT_CONFLICT,
-    "CONFLICT": EXIT_CONFLICT,
-    "NOT_FOUND": EXIT_NOT_FOUND,
-    "INVALID_INPUT": EXIT_REFUSED,
-}
-
-
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     """Token management straight on the database: works with the server down too."""
     migrate.upgrade(settings.database_url)
@@ -146,7 +131,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         answer = asyncio.run(_token_command(args, settings))
     except DomainError as exc:
         print(f"modelgraph token {args.token_command}: {exc.message}", file=sys.stderr)
-        return TOKEN_EXIT.get(exc.code, EXIT_ERROR)
+        return EXIT_BY_CODE.get(exc.code, EXIT_ERROR)
     if args.json:
         print(json.dumps(answer))
     elif args.token_command == "create":

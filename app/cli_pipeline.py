@@ -21,14 +21,16 @@ EXIT_REFUSED = 7  # an invalid transition or invalid input
 EXIT_TIMEOUT = 8
 EXIT_AUTH = 9  # no token, a bad or revoked one, or a role that may not do this
 
-EXIT_BY_ERROR = {
-    "PolicyViolation": EXIT_POLICY,
-    "Conflict": EXIT_CONFLICT,
-    "NotFound": EXIT_NOT_FOUND,
-    "InvalidTransition": EXIT_REFUSED,
-    "InvalidInput": EXIT_REFUSED,
-    "NoRollbackTarget": EXIT_REFUSED,
-    "PermissionDenied": EXIT_AUTH,
+# A refusal's stable code (app/errors.py and the domains' errors) -> the exit code.
+EXIT_BY_CODE = {
+    "POLICY_VIOLATION": EXIT_POLICY,
+    "CONFLICT": EXIT_CONFLICT,
+    "ALREADY_EXISTS": EXIT_CONFLICT,
+    "NOT_FOUND": EXIT_NOT_FOUND,
+    "INVALID_TRANSITION": EXIT_REFUSED,
+    "INVALID_INPUT": EXIT_REFUSED,
+    "NO_ROLLBACK_TARGET": EXIT_REFUSED,
+    "PERMISSION_DENIED": EXIT_AUTH,
 }
 
 BASE = (
@@ -189,9 +191,7 @@ def post(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     if body.get("errors"):
         error = body["errors"][0]
         code = (error.get("extensions") or {}).get("code")
-        raise CliError(
-            f"{error['message']}", EXIT_NOT_FOUND if code == "NOT_FOUND" else EXIT_REFUSED
-        )
+        raise CliError(f"{error['message']}", EXIT_BY_CODE.get(code, EXIT_REFUSED))
     return body["data"]
 
 
@@ -217,7 +217,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"modelgraph {args.command}: {exc}", file=sys.stderr)
         return exc.code
     kind = answer["__typename"]
-    code = EXIT_OK if kind.endswith("Success") else EXIT_BY_ERROR.get(kind, EXIT_ERROR)
+    code = EXIT_OK if kind.endswith("Success") else EXIT_BY_CODE.get(answer["code"], EXIT_ERROR)
     if args.json:
         print(json.dumps(answer))
     elif code == EXIT_OK:

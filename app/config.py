@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     # dev mode turns authentication off altogether (a laptop, never a shared server).
     dev_mode: bool = False
     anonymous_read: bool = False
-    # How often open WebSocket connections' tokens are re-checked in the database (a
-    # revocation made through this server, or announced by PostgreSQL, acts at once).
+    # How long a valid token is remembered, and how often open WebSocket connections'
+    # tokens are re-checked: the longest a revocation no server is told of (the CLI's, on
+    # SQLite) takes to act. One made through a server, or on PostgreSQL, acts at once.
     token_recheck_seconds: float = 1.0
 
     # Limits on what one request may ask for; a breach is an error naming the limit.

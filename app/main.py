@@ -36,8 +36,8 @@ async def readyz(request: Request) -> JSONResponse:
     traffic only when this is 200)."""
     try:
         async with request.app.state.db.read() as session:
+            # Reachable first: current_revision reads a missing table as "never migrated".
             await session.execute(text("SELECT 1"))
-        async with request.app.state.db.read() as session:
             current = await migrate.current_revision(session)
     except Exception:  # any database failure means not ready; the reason is not leaked
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)

@@ -113,13 +113,6 @@ HANDLERS = [
 ]
 
 
-def tag_limit_errors(errors: list[GraphQLError] | None, limits: QueryLimits) -> None:
-    """Give graphql-core's own limit errors (tokens, introspection depth) our codes."""
-    for error in errors or ():
-        if error.original_error is None and (facts := limit_error_facts(error.message, limits)):
-            error.extensions = {**(error.extensions or {}), **facts}
-
-
 # graphql-core's words for a literal or variable that did not coerce: the client's mistake.
 _COERCION = ("Expected value of type", "Variable '$")
 # A built-in scalar's Python error (an integer of thousands of digits) says nothing useful.
@@ -128,13 +121,15 @@ MESSAGE_LIMIT = 300
 
 
 def present(
-    error: GraphQLError, *, limits: QueryLimits, request_id: str | None, context: Any = None
+    error: GraphQLError, *, limits: QueryLimits, request_id: str | None, metrics: Any = None
 ) -> GraphQLError:
     """The error as a client may see it: refusals keep their message and gain a code and
-    facts; a bug is logged with the request id and masked, the client getting the id."""
+    facts (graphql-core's own limit errors our codes); a bug is logged with the request
+    id and masked, the client getting the id."""
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
-        tag_limit_errors([error], limits)
+        if original is None and (facts := limit_error_facts(error.message, limits)):
+            error.extensions = {**(error.extensions or {}), **facts}
         return error
     if isinstance(original, domain.DomainError):
         facts = {k: v for k, v in original.facts.items() if v is not None}
@@ -164,7 +159,6 @@ def present(
             extensions={"code": "INVALID_INPUT"},
         )
     log.error("unexpected error at %s (request %s)", error.path, request_id, exc_info=original)
-    metrics = getattr(context, "metrics", None)
     if metrics is not None:
         metrics.internal_errors.inc()
     return GraphQLError(
@@ -195,7 +189,8 @@ class ErrorPolicy(SchemaExtension):
         if result is not None and getattr(result, "errors", None):
             context = self.execution_context.context
             request_id = getattr(context, "request_id", None)
+            metrics = getattr(context, "metrics", None)
             result.errors = [
-                present(e, limits=self.limits, request_id=request_id, context=context)
+                present(e, limits=self.limits, request_id=request_id, metrics=metrics)
                 for e in result.errors
             ]

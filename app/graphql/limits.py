@@ -3,8 +3,8 @@ keeps working (NOTES.md "Making strawberry fast"): depth, aliases and total cost
 are limited by the parser itself (max_tokens), introspection nesting by graphql-core's
 MaxIntrospectionDepthRule; `limit_error_facts` gives their errors our codes.
 
-Each operation is walked once with its fragments expanded, so a fragment cannot hide
-depth, aliases or cost from the count.
+Each operation is summarised with its fragments expanded (each fragment summarised once,
+however often it is spread), so a fragment cannot hide depth, aliases or cost.
 
 Cost is the number of objects a query could return: an object field counts once per
 parent, a paged field (`first`) counts its page size per parent and multiplies what is

@@ -10,7 +10,6 @@ revocation later closes it with 4403 too.
 import contextlib
 import json
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 from starlette.requests import Request
@@ -139,9 +138,9 @@ class GraphQLView(GraphQL):
         # met ErrorPolicy; those that did pass through unchanged.
         if result.errors:
             request_id = request.state.request_id
-            context = SimpleNamespace(metrics=request.app.state.metrics)
+            metrics = request.app.state.metrics
             result.errors = [
-                present(e, limits=self.limits, request_id=request_id, context=context)
+                present(e, limits=self.limits, request_id=request_id, metrics=metrics)
                 for e in result.errors
             ]
         return await super().process_result(request, result)

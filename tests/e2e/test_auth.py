@@ -34,6 +34,16 @@ async def closed_with(url: str, payload: dict | None, headers: dict | None = Non
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
+async def as_token(server: Server, secret: str) -> httpx.Response:
+    """`{ viewer { name } }` over HTTP with `secret` as the bearer token."""
+    async with httpx.AsyncClient() as client:
+        return await client.post(
+            f"{server.base}/graphql",
+            json={"query": "{ viewer { name } }"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+
+
 async def close_code_after_no_data(watcher: Subscriber) -> int:
     """Read until the server closes; no event may arrive (an error saying the token was
     revoked may). The close code."""
@@ -94,12 +104,7 @@ async def test_a_revoked_token_stops_its_open_subscription_at_once(start_server,
         code = await close_code_after_no_data(watcher)
     assert code == 4403
     # and the token no longer works over HTTP either
-    async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{server.base}/graphql",
-            json={"query": "{ viewer { name } }"},
-            headers={"Authorization": f"Bearer {reader}"},
-        )
+    response = await as_token(server, reader)
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
@@ -119,13 +124,7 @@ async def test_a_revocation_from_the_cli_reaches_the_running_server(
         # then the server closes the connection (NOTIFY on PostgreSQL, its re-check on SQLite)
         assert await close_code_after_no_data(watcher) == 4403
     # and has forgotten the token for HTTP too
-    async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{server.base}/graphql",
-            json={"query": "{ viewer { name } }"},
-            headers={"Authorization": f"Bearer {reader}"},
-        )
-    assert response.status_code == 401
+    assert (await as_token(server, reader)).status_code == 401
 
 
 async def test_a_reader_over_websocket_cannot_mutate(start_server, database_url):
