@@ -1,4 +1,4 @@
-"""Measure, on this machine, the three "10x or more" differences NOTES.md reports; print JSON.
+"""Measure, on this machine, the "10x or more" differences docs/ARCHITECTURE.md reports; print JSON.
 
     .venv/bin/python scripts/measure_foundations.py [--quick]
 

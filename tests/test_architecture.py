@@ -1,4 +1,4 @@
-"""Domain services never import a face's framework (DESIGN.md "one core, several faces")."""
+"""Domain services never import a face's framework (docs/ARCHITECTURE.md, "One core, several faces")."""
 
 import ast
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Live metric points for runMetrics: fanned out in this process after commit.
 
-Per-metric NOTIFY would take PostgreSQL's global commit lock for every batch (NOTES.md),
+Per-metric NOTIFY would take PostgreSQL's global commit lock for every batch (docs/ARCHITECTURE.md),
 so live curves stream from the process that ingested them; history is in the database.
 """
 

@@ -38,7 +38,7 @@ async def record_event(
     postgres = is_postgres(session)
     lifecycle = type in LIFECYCLE_TYPES
     if postgres and lifecycle and not session.info.get(LOCK_TAKEN):
-        # Gap hazard (NOTES.md): a seq is taken at INSERT but seen at COMMIT. Lifecycle
+        # Gap hazard (docs/ARCHITECTURE.md, "Events"): a seq is taken at INSERT but seen at COMMIT. Lifecycle
         # writers take one lock until commit, so their commit order is their seq order
         # and a reader's cursor never passes a lifecycle seq that is still to commit.
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOCK_KEY})
