@@ -305,13 +305,26 @@ async def end_run(
     end_time: datetime | None = None,
     actor: str,
 ) -> Run:
-    """Mark a run FINISHED, FAILED or KILLED."""
+    """Mark a RUNNING run FINISHED, FAILED or KILLED, at `end_time` (default now), never
+    before its start. An ended run stays as it ended: the same end again (the status, and
+    the end time or none) returns it unchanged, so a retry is safe; another status or end
+    time is a ConflictError naming the stored one."""
     if status == RunStatus.RUNNING:
         raise ValidationError("status", "must be FINISHED, FAILED or KILLED")
+    end_time = check_datetime("endTime", end_time)
     run = await require_run(session, run_id=run_id)
     previous = run.status
+    if previous != RunStatus.RUNNING:
+        _check_same_end(run, status, end_time)
+        return run
+    end_time = end_time or utcnow()
+    if end_time < run.start_time:
+        raise ValidationError(
+            "endTime",
+            f"{end_time.isoformat()} is before the run's start time {run.start_time.isoformat()}",
+        )
     run.status = status.value
-    run.end_time = check_datetime("endTime", end_time) or utcnow()
+    run.end_time = end_time
     await session.flush()
     await record_event(
         session,
@@ -321,6 +334,26 @@ async def end_run(
     )
     session.info.setdefault(ENDED_RUNS, []).append(run.id)
     return run
+
+
+def _check_same_end(run: Run, status: RunStatus, end_time: datetime | None) -> None:
+    """Refuse to end an ended run in any other way than it ended."""
+    if status != run.status:
+        raise ConflictError(
+            "status",
+            f"run {run.id} already ended {run.status}; an ended run cannot be ended again "
+            f"as {status.value}",
+            expected=status.value,
+            actual=run.status,
+        )
+    if end_time is not None and end_time != run.end_time:
+        ended = run.end_time.isoformat() if run.end_time else None
+        raise ConflictError(
+            "endTime",
+            f"run {run.id} already ended {run.status} at {ended}; an ended run keeps its end time",
+            expected=end_time.isoformat(),
+            actual=ended,
+        )
 
 
 def _summarize(rows: list[dict]) -> list[dict]:

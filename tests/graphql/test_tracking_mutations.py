@@ -87,7 +87,7 @@ mutation($input: EndRunInput!) {{
   endRun(input: $input) {{
     __typename
     ... on EndRunSuccess {{ run {{ id status startTime endTime }} }}
-    {ERROR} {INVALID_INPUT} {NOT_FOUND}
+    {ERROR} {INVALID_INPUT} {NOT_FOUND} ... on Conflict {{ field expected actual }}
   }}
 }}
 """
@@ -1123,4 +1123,80 @@ async def test_end_run_on_an_unknown_run_is_not_found(gql, db):
         "field": "runId",
         "value": UNKNOWN_RUN_ID,
     }
+    assert await table_counts(db) == before
+
+
+async def test_end_run_before_its_start_is_invalid_input_and_changes_nothing(gql, db):
+    # given
+    run_id = await seed_run(db, start=30)
+    before = await table_counts(db)
+
+    # when
+    data = await gql(END_RUN, input={"runId": run_id, "endTime": iso(29)})
+
+    # then
+    payload = data["endRun"]
+    assert (payload["__typename"], payload["code"]) == ("InvalidInput", "INVALID_INPUT")
+    assert payload["field"] == "endTime"
+    assert iso(30) in payload["message"]
+    read = (await gql(RUN, id=run_id))["run"]
+    assert (read["status"], read["endTime"]) == ("RUNNING", None)
+    assert await table_counts(db) == before
+
+
+async def test_end_run_at_its_start_time_is_allowed(gql, db):
+    # given
+    run_id = await seed_run(db, start=30)
+
+    # when
+    data = await gql(END_RUN, input={"runId": run_id, "endTime": iso(30)})
+
+    # then
+    assert data["endRun"]["run"]["endTime"] == iso(30)
+
+
+@pytest.mark.parametrize(
+    ("status", "end", "field"),
+    [("FAILED", 40, "status"), ("FINISHED", 50, "endTime"), ("KILLED", None, "status")],
+    ids=["other-status", "other-end-time", "other-status-no-time"],
+)
+async def test_ending_an_ended_run_differently_is_a_conflict_and_changes_nothing(
+    gql, db, status, end, field
+):
+    # given
+    run_id = await seed_run(db, start=0)
+    await gql(END_RUN, input={"runId": run_id, "status": "FINISHED", "endTime": iso(40)})
+    before = await table_counts(db)
+
+    # when
+    ask = {"runId": run_id, "status": status}
+    if end is not None:
+        ask["endTime"] = iso(end)
+    data = await gql(END_RUN, input=ask)
+
+    # then
+    payload = data["endRun"]
+    assert (payload["__typename"], payload["code"]) == ("Conflict", "CONFLICT")
+    assert payload["field"] == field
+    assert "FINISHED" in payload["message"]
+    read = (await gql(RUN, id=run_id))["run"]
+    assert (read["status"], read["endTime"]) == ("FINISHED", "2024-01-01T00:40:00+00:00")
+    assert await table_counts(db) == before
+
+
+@pytest.mark.parametrize("end", [40, None], ids=["same-time", "time-omitted"])
+async def test_ending_an_ended_run_again_the_same_way_returns_it_unchanged(gql, db, end):
+    # given
+    run_id = await seed_run(db, start=0)
+    first = await gql(END_RUN, input={"runId": run_id, "status": "FAILED", "endTime": iso(40)})
+    before = await table_counts(db)
+
+    # when
+    ask = {"runId": run_id, "status": "FAILED"}
+    if end is not None:
+        ask["endTime"] = iso(end)
+    again = await gql(END_RUN, input=ask)
+
+    # then
+    assert again["endRun"] == first["endRun"]
     assert await table_counts(db) == before

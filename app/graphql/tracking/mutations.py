@@ -131,7 +131,9 @@ class EndRunInput:
     status: RunStatus = strawberry.field(
         default=RunStatus.FINISHED, description="FINISHED, FAILED or KILLED."
     )
-    end_time: datetime | None = strawberry.field(default=None, description="Default: now.")
+    end_time: datetime | None = strawberry.field(
+        default=None, description="Default: now. Not before the run's start time."
+    )
 
 
 @strawberry.type
@@ -140,7 +142,8 @@ class EndRunSuccess:
 
 
 EndRunPayload = Annotated[
-    EndRunSuccess | NotFound | InvalidInput | PermissionDenied, strawberry.union("EndRunPayload")
+    EndRunSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
+    strawberry.union("EndRunPayload"),
 ]
 
 
@@ -219,7 +222,11 @@ class TrackingMutation:
             )
         return SetRunTagsSuccess(run=Run.of(run))
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="End a RUNNING run. Ending an ended run the same way again (its status, "
+        "and its end time or none) returns it unchanged; another status or end time is a "
+        "Conflict."
+    )
     async def end_run(self, info: Ctx, input: EndRunInput) -> EndRunPayload:
         async with info.context.unit_of_work() as session:
             run = await tracking_service.end_run(
