@@ -17,7 +17,7 @@ from app.cli_pipeline import EXIT_BY_CODE, EXIT_ERROR, add_pipeline_commands, ru
 from app.config import Settings
 from app.db import Database, migrate
 from app.demo import seed
-from app.errors import ConflictError, DomainError
+from app.errors import AlreadyExistsError, ConflictError, DomainError
 from app.graphql.schema import export_sdl
 from app.main import create_app
 
@@ -171,6 +171,16 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"modelgraph demo: {exc}", file=sys.stderr)
         return 2
+    except AlreadyExistsError as exc:
+        print(
+            f"modelgraph demo: {exc.message}, not made by the demo; nothing was written"
+            " (point MODELGRAPH_DATABASE_URL at another database)",
+            file=sys.stderr,
+        )
+        return EXIT_BY_CODE[exc.code]
+    except DomainError as exc:
+        print(f"modelgraph demo: {exc.message}; nothing was written", file=sys.stderr)
+        return EXIT_BY_CODE.get(exc.code, EXIT_ERROR)
     print(summary)
     return 0
 
@@ -214,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(func=_export_schema)
 
-    demo = sub.add_parser("demo", help="fill the database with demo experiments and models")
+    demo = sub.add_parser(
+        "demo",
+        help="fill the database with demo experiments and models in one transaction (again:"
+        " says the data is there and writes nothing)",
+    )
     demo.add_argument("--runs", type=int, default=300, help="runs in all (default 300)")
     demo.add_argument("--seed", type=int, default=7, help="random seed")
     demo.set_defaults(func=_demo)
