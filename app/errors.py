@@ -1,6 +1,7 @@
 """Domain errors: refusals with a stable code and the facts a client needs to act."""
 
 import re
+import unicodedata
 from typing import Any
 
 
@@ -58,14 +59,32 @@ class ConflictError(DomainError):
         self.actual = actual
 
 
-# Control characters (but tab and line breaks) and lone surrogates: never in stored text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-# Names and keys are identifiers people read and match on: no line breaks, tabs,
-# invisible characters or bidirectional overrides that make one name look like another.
-_NAME_FORBIDDEN = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+# Control characters (but tab and line breaks): never in stored text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A lone UTF-16 surrogate (JSON's "\ud800" escape decodes to one) is no character: UTF-8
+# cannot encode it, so neither database can store it, nor even look it up.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+# Default_Ignorable_Code_Point from Unicode 14.0 (the version of Python 3.11's
+# unicodedata), DerivedCoreProperties.txt: characters a renderer shows as nothing, so
+# "fraud-detector" with one of them inside prints as "fraud-detector". unicodedata has
+# no such property; the Cf and Cn among them are refused by category below too, the
+# marks (Mn) and Hangul fillers (Lo) only by this list. It includes every bidirectional
+# control (U+061C, U+200E-200F, U+202A-202E, U+2066-2069).
+_DEFAULT_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
-# Param, metric and tag keys: MLflow's alphabet, so MLflow clients keep working.
+# Categories never in a name: controls (Cc), format characters (Cf: invisible, bidi),
+# surrogates (Cs), line and paragraph separators (Zl, Zp); private use (Co), whose
+# glyphs are whatever a font makes of them, so two names cannot be told apart; and
+# unassigned code points (Cn, noncharacters included), which have no glyph yet and may
+# become invisible when assigned. A character newer than Python's Unicode is refused
+# until Python knows it: identifiers lose little by waiting.
+_NAME_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Co", "Cn"})
+# Param, metric and tag keys: MLflow's alphabet, so MLflow clients keep working. Its `\w`
+# admits the Hangul fillers (letters, to Unicode): keys pass the name rules first.
 _KEY = re.compile(r"[\w.\- /:]+")
 
 
@@ -77,9 +96,27 @@ def _forbidden(field: str, value: str, pattern: re.Pattern[str], what: str) -> N
         raise ValidationError(field, f"must not contain {what} ({code} at {found.start()})")
 
 
+def check_storable(field: str, value: str) -> None:
+    """Refuse text no database can store or search: a lone surrogate."""
+    _forbidden(field, value, _SURROGATE, "a lone surrogate, which is not a character")
+
+
+def _unreadable_in_name(value: str) -> int | None:
+    """Where the first character a name must not hold is, if any."""
+    found = _DEFAULT_IGNORABLE.search(value)
+    first = found.start() if found is not None else len(value)
+    # isprintable() is False exactly for the C and Z categories but the ASCII space: a
+    # scan in C clears nearly every name before a per-character look.
+    if not value[:first].isprintable():
+        for i, char in enumerate(value[:first]):
+            if unicodedata.category(char) in _NAME_CATEGORIES:
+                return i
+    return first if first < len(value) else None
+
+
 def check_length(field: str, value: str | None, limit: int, *, required: bool = False) -> None:
     """Refuse a string over `limit` characters, with control characters (tab and line
-    breaks aside), or empty when required."""
+    breaks aside) or lone surrogates, or empty when required."""
     if value is None:
         if required:
             raise ValidationError(field, "is required")
@@ -91,15 +128,25 @@ def check_length(field: str, value: str | None, limit: int, *, required: bool = 
     if len(value) > limit:
         raise ValidationError(field, f"is {len(value)} characters, the limit is {limit}", limit)
     _forbidden(field, value, _CONTROL, "control characters")
+    check_storable(field, value)
 
 
 def check_name(field: str, value: str | None, limit: int, *, required: bool = True) -> None:
-    """check_length, and a name's own rules: one line, no invisible or direction-changing
-    characters, no surrounding spaces."""
+    """check_length, and a name's own rules: one line; no control, format (invisible or
+    direction-changing), default-ignorable, private-use or unassigned characters; no
+    surrounding spaces."""
     check_length(field, value, limit, required=required)
     if value is None:
         return
-    _forbidden(field, value, _NAME_FORBIDDEN, "line breaks, tabs or invisible characters")
+    at = _unreadable_in_name(value)
+    if at is not None:
+        char = value[at]
+        label = f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
+        raise ValidationError(
+            field,
+            f"must not contain control, invisible, private-use or unassigned characters "
+            f"({label} at {at})",
+        )
     if value != value.strip():
         raise ValidationError(field, "must not start or end with spaces")
 

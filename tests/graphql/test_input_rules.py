@@ -4,7 +4,7 @@ anything."""
 
 import pytest
 
-from tests.factories import make_run
+from tests.factories import make_run, make_version
 from tests.integrity import snapshot
 
 CREATE = """
@@ -116,3 +116,94 @@ async def test_numbers_and_the_three_non_finite_words_are_metric_values(gql, db,
     assert (await gql(POINTS, run=run.id, key="acc", value=value))["logMetrics"][
         "__typename"
     ] == "LogMetricsSuccess"
+
+
+# Each made a separate model that prints as "fraud-detector-...": invisible (default
+# ignorable), bidi, Hangul filler and tag characters. Then a few of their kin: a bidi
+# isolate, a Khmer inherent vowel, a variation selector beyond the BMP, private use, an
+# unassigned code point, a noncharacter and a line separator.
+LOOK_ALIKES = [
+    "\u00ad",
+    "\u061c",
+    "\u180e",
+    "\u034f",
+    "\u115f",
+    "\u3164",
+    "\ufe0f",
+    "\U000e0020",
+    "\u2066",
+    "\u1160",
+    "\uffa0",
+    "\u17b4",
+    "\U000e0100",
+    "\ue000",
+    "\u0378",
+    "\uffff",
+    "\u2028",
+]
+NAMED = """
+mutation($name: String!, $key: String!, $run: ID!) {
+  createExperiment(input: {name: $name}) { __typename ... on InvalidInput { field } }
+  registerModelVersion(input: {model: $name}) { __typename ... on InvalidInput { field } }
+  startRun(input: {experiment: "exp", name: $name}) { __typename ... on InvalidInput { field } }
+  setModelAlias(input: {model: "m", alias: $name, version: 1}) {
+    __typename ... on InvalidInput { field }
+  }
+  createApiToken(input: {name: $name, role: READER}) { __typename ... on InvalidInput { field } }
+  logParams(input: {runId: $run, params: [{key: $key, value: "1"}]}) {
+    __typename ... on InvalidInput { field }
+  }
+  logMetrics(input: {runId: $run, points: [{key: $key, value: 1}]}) {
+    __typename ... on InvalidInput { field }
+  }
+  setRunTags(input: {runId: $run, tags: [{key: $key, value: "v"}]}) {
+    __typename ... on InvalidInput { field }
+  }
+}
+"""
+MODELS = "{ models { nodes { name } } }"
+
+
+@pytest.mark.parametrize("char", LOOK_ALIKES, ids=[f"U+{ord(c):04X}" for c in LOOK_ALIKES])
+async def test_a_name_or_key_with_an_invisible_or_look_alike_character_is_refused(gql, db, char):
+    # given a model and a run to name things in
+    await make_version(db, model="m")
+    run = await make_run(db)
+    before = await snapshot(db)
+
+    # when every kind of name and key carries the character
+    data = await gql(NAMED, name=f"fraud-detector-{char}", key=f"loss{char}", run=run.id)
+
+    # then each is refused, naming its field, and nothing is made
+    assert {root: (p["__typename"], p.get("field")) for root, p in data.items()} == {
+        "createExperiment": ("InvalidInput", "name"),
+        "registerModelVersion": ("InvalidInput", "model"),
+        "startRun": ("InvalidInput", "name"),
+        "setModelAlias": ("InvalidInput", "alias"),
+        "createApiToken": ("InvalidInput", "name"),
+        "logParams": ("InvalidInput", "params.key"),
+        "logMetrics": ("InvalidInput", "points[0].key"),
+        "setRunTags": ("InvalidInput", "tags.key"),
+    }
+    assert await snapshot(db) == before
+    assert (await gql(MODELS))["models"]["nodes"] == [{"name": "m"}]
+
+
+async def test_the_refusal_says_which_character_and_where(gql):
+    payload = (await gql(CREATE, name="fraud-detector-\u3164"))["createExperiment"]
+    assert payload == {
+        "__typename": "InvalidInput",
+        "field": "name",
+        "message": "name: must not contain control, invisible, private-use or unassigned "
+        "characters "
+        "(U+3164 HANGUL FILLER at 15)",
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["cafe\u0301", "naïve", "ロケット 🚀", "한국어 모델", "עברית", "مدل", "Ω-v2", "a\u00a0b"],
+)
+async def test_readable_scripts_marks_and_emoji_stay_welcome_in_names(gql, name):
+    payload = (await gql(CREATE, name=name))["createExperiment"]
+    assert payload["__typename"] == "CreateExperimentSuccess", name
