@@ -18,6 +18,7 @@ from app.db import Database, migrate
 from app.events.bus import create_bus
 from app.events.live import MetricFeed
 from app.events.service import committed_seq
+from app.graphql import ide
 from app.graphql.limits import QueryLimits
 from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView
@@ -113,8 +114,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     return Starlette(
         routes=[
+            Route("/", ide.home),
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
+            Route(ide.ASSET_ROUTE, ide.serve_asset),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),

@@ -26,6 +26,7 @@ from strawberry.types.unset import UNSET
 
 from app.auth.access import AccessControl, MissingCredentials
 from app.auth.errors import AuthenticationError
+from app.graphql import ide
 from app.graphql.context import Context
 from app.graphql.errors import present
 from app.graphql.limits import QueryLimits
@@ -132,6 +133,9 @@ class GraphQLView(GraphQL):
                     return
                 request.state.principal = principal
         await super().__call__(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Any) -> Any:
+        return ide.page(request)
 
     async def process_result(self, request: Any, result: Any) -> Any:
         # Errors raised before the operation began (a parse stopped at max_tokens) never
