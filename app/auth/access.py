@@ -3,19 +3,26 @@ reaching everything authenticated before them.
 
 A token found valid is remembered for `recheck_seconds` (a read per request cost about a
 third of a small query). A revocation committed through this process or announced by
-PostgreSQL (every replica) forgets it at once; one this process is not told about (a CLI
-revocation on SQLite) is seen when the memory expires, or by the periodic re-check of
-open WebSockets. A WebSocket authenticates once, at connection_init; its principal is
-watched, and marked revoked and closed when its token is.
+PostgreSQL (every replica) forgets it at once. On SQLite another process (the CLI) can
+revoke without telling anyone, so every request first reads the newest revocation's
+event seq on a synchronous connection of its own (about 10 µs, against about 1 ms for a
+token lookup through the async pool): when it moved, every remembered token is forgotten
+and open connections are re-checked. Reading it after the revoking process committed is
+enough: the first request that starts after `modelgraph token revoke` returns is refused.
+A WebSocket authenticates once, at connection_init; its principal is watched, and marked
+revoked and closed when its token is (the mark is also polled while connections are open).
 """
 
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from app.auth import service as auth_service
 from app.auth.errors import AuthenticationError
@@ -28,6 +35,10 @@ log = logging.getLogger("modelgraph.auth")
 OnRevoked = Callable[[], Awaitable[None]]
 TOUCH_SECONDS = auth_service.LAST_USED_EVERY.total_seconds()
 CACHE_ENTRIES = 10_000
+# How often open connections look at the revocation mark when no request does (SQLite).
+MARK_POLL_SECONDS = 0.1
+# A read of the mark never waits long on a lock: one that cannot read now is "moved".
+MARK_BUSY_MS = 20
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,44 @@ def bearer_secret(credential: str) -> str:
     raise AuthenticationError("the Authorization header must be `Bearer <token>`")
 
 
+class RevocationMark:
+    """The newest token revocation in a SQLite file, read synchronously on a connection of
+    its own: each read is its own snapshot, so it sees every commit made before it, by any
+    process. None when it cannot be read (taken as "moved": the caller looks tokens up)."""
+
+    def __init__(self, path: str) -> None:
+        self._sql = str(
+            auth_service.revocation_mark().compile(
+                dialect=sqlite_dialect(), compile_kwargs={"literal_binds": True}
+            )
+        )
+        # mode=rw: never create a database file that is not there.
+        self._conn = sqlite3.connect(
+            f"file:{path}?mode=rw", uri=True, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute(f"PRAGMA busy_timeout = {MARK_BUSY_MS}")
+
+    def read(self) -> int | None:
+        try:
+            row = self._conn.execute(self._sql).fetchone()
+        except sqlite3.Error:
+            log.warning("could not read the token revocation mark", exc_info=True)
+            return None
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def revocation_mark_for(db: Database) -> RevocationMark | None:
+    """A mark for a SQLite file database; None elsewhere (PostgreSQL announces revocations,
+    an in-memory database has no other process)."""
+    path = db.url.database
+    if db.dialect != "sqlite" or not path or path == ":memory:" or path.startswith("file::"):
+        return None
+    return RevocationMark(path)
+
+
 class AccessControl:
     def __init__(
         self,
@@ -80,6 +129,8 @@ class AccessControl:
         self._revocations = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._recheck: asyncio.Task[None] | None = None
+        self._mark: RevocationMark | None = None
+        self._seen_mark: int | None = None
 
     async def principal_for(self, credential: str | None) -> Principal:
         """The principal for an Authorization value (None: none sent), or
@@ -92,6 +143,7 @@ class AccessControl:
             raise MissingCredentials
         secret = bearer_secret(credential)
         key = auth_service.hash_secret(secret)
+        self._check_mark()
         now = time.monotonic()
         known = self._valid.get(key)
         if known is not None and known.until > now:
@@ -178,6 +230,22 @@ class AccessControl:
                 principal.revoked = True
                 self._spawn(on_revoked())
 
+    def _check_mark(self) -> None:
+        """If any process revoked a token since the last look, forget every remembered token
+        (revocations are rare: the next requests look theirs up) and re-check open
+        connections now."""
+        if self._mark is None:
+            return
+        mark = self._mark.read()
+        if mark is not None and mark == self._seen_mark:
+            return
+        self._seen_mark = mark
+        self._revocations += 1
+        self._valid.clear()
+        self._hash_of.clear()
+        if self._watched:
+            self._spawn(self._recheck_watched())
+
     def on_notify(self, payload: str) -> None:
         """A revocation announced by another process (PostgreSQL NOTIFY)."""
         with contextlib.suppress(ValueError):
@@ -189,22 +257,37 @@ class AccessControl:
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
+        if not self.dev_mode:
+            self._mark = revocation_mark_for(self.db)
+            self._seen_mark = self._mark.read() if self._mark is not None else None
         self._recheck = asyncio.create_task(self._recheck_loop())
 
     async def _recheck_loop(self) -> None:
         while True:
+            if self._mark is not None:
+                # The mark says when a re-check is needed; reading it is cheap enough to poll.
+                await asyncio.sleep(min(self.recheck_seconds, MARK_POLL_SECONDS))
+                if self._watched:
+                    self._check_mark()
+                continue
             await asyncio.sleep(self.recheck_seconds)
-            if not self._watched:
-                continue
-            try:
-                async with self.db.read(background=True) as session:
-                    gone = await auth_service.revoked_among(session, token_ids=list(self._watched))
-            except Exception:  # the next round retries
-                log.warning("re-checking open connections' tokens failed", exc_info=True)
-                continue
-            self.revoked(gone)
+            await self._recheck_watched()
+
+    async def _recheck_watched(self) -> None:
+        if not self._watched:
+            return
+        try:
+            async with self.db.read(background=True) as session:
+                gone = await auth_service.revoked_among(session, token_ids=list(self._watched))
+        except Exception:  # the next round retries
+            log.warning("re-checking open connections' tokens failed", exc_info=True)
+            return
+        self.revoked(gone)
 
     async def close(self) -> None:
+        if self._mark is not None:
+            self._mark.close()
+            self._mark = None
         tasks = [t for t in (self._recheck, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import AuthenticationError
@@ -16,7 +16,7 @@ from app.db.dialect import is_postgres
 from app.db.pagination import Page, SortKey, fetch_page
 from app.db.types import utcnow
 from app.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
-from app.events.models import EventType
+from app.events.models import Event, EventType
 from app.events.service import record_event
 
 SECRET_PREFIX = "mg_"
@@ -140,6 +140,12 @@ async def _active_admins(session: AsyncSession) -> int:
     if is_postgres(session):
         stmt = stmt.with_for_update()
     return len((await session.execute(stmt)).all())
+
+
+def revocation_mark() -> Select[tuple[int | None]]:
+    """The newest revocation's event seq: it changes whenever any process revokes a token,
+    and reading it is one step down the (type, seq) index."""
+    return select(func.max(Event.seq)).where(Event.type == EventType.TOKEN_REVOKED.value)
 
 
 def revoked_in(session_info: dict) -> set[int]:

@@ -113,18 +113,42 @@ async def test_a_revocation_from_the_cli_reaches_the_running_server(
     start_server, database_url, server_env
 ):
     # given a watcher live on a server, and the CLI run as another process on the database;
-    # on PostgreSQL the server's own re-check is made too slow to matter: NOTIFY must do it
+    # the server's own periodic re-check is made too slow to matter: NOTIFY (PostgreSQL) or
+    # the revocation mark (SQLite) must do it
     reader = await make_token(database_url, "watcher", Role.READER)
-    recheck = "3600" if PG_URL else "1"
-    server = start_server(MODELGRAPH_TOKEN_RECHECK_SECONDS=recheck)
+    server = start_server(MODELGRAPH_TOKEN_RECHECK_SECONDS="3600")
     async with Subscriber(server.ws, WATCH, token=reader) as watcher:
+        gql(server.base, REGISTER)
+        assert (await watcher.next())["lifecycleEvents"]["type"] == "MODEL_CREATED"
+        await watcher.take(1)  # VERSION_REGISTERED
         result = cli("token", "revoke", "--name", "watcher", env=server_env)
         assert result.returncode == 0, result.stderr
 
-        # then the server closes the connection (NOTIFY on PostgreSQL, its re-check on SQLite)
+        # then the server closes the connection, with no HTTP request to prompt it
         assert await close_code_after_no_data(watcher) == 4403
     # and has forgotten the token for HTTP too
     assert (await as_token(server, reader)).status_code == 401
+
+
+async def test_the_first_request_after_a_cli_revocation_returns_is_refused(
+    start_server, database_url, server_env
+):
+    # given a server that would trust a token it has seen for an hour
+    server = start_server(MODELGRAPH_TOKEN_RECHECK_SECONDS="3600")
+    for i in range(20):
+        name = f"ci-{i}"
+        secret = await make_token(database_url, name, Role.READER)
+        assert (await as_token(server, secret)).status_code == 200  # now remembered
+
+        # when the CLI revokes it in another process and returns
+        result = cli("token", "revoke", "--name", name, env=server_env)
+        assert result.returncode == 0, result.stderr
+
+        # then the very next request with it is refused, every time
+        response = await as_token(server, secret)
+        assert response.status_code == 401, (name, response.text)
+    # and tokens still valid keep working
+    assert gql(server.base, "{ viewer { name } }")["viewer"]["name"] == ADMIN
 
 
 async def test_a_reader_over_websocket_cannot_mutate(start_server, database_url):
