@@ -3,9 +3,11 @@ rollback | watch"""
 
 import argparse
 import asyncio
+import errno
 import getpass
 import json
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -59,6 +61,20 @@ async def _bootstrap(settings: Settings) -> str | None:
         await db.dispose()
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything is made for it: the first ADMIN token is
+    shown only once, so a start that cannot listen must fail before making it."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As uvicorn binds: a restart need not wait for the old connections' TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
@@ -71,21 +87,37 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    migrate.upgrade(settings.database_url)
-    if settings.dev_mode:
-        print(DEV_WARNING, flush=True)
-        logging.getLogger("modelgraph").warning("dev mode: authentication is off")
-    elif (secret := asyncio.run(_bootstrap(settings))) is not None:
-        print(FIRST_TOKEN.format(secret=secret), flush=True)
-    print(f"modelgraph listening on http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        ws_max_size=settings.max_body_bytes,
-    )
-    return 0
+    try:
+        sock = _listen(host, port)
+    except OSError as exc:
+        reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
+        print(
+            f"modelgraph serve: {host}:{port} {reason}; nothing was started or changed"
+            " (choose another with --port)",
+            file=sys.stderr,
+        )
+        return 1
+    with sock:
+        migrate.upgrade(settings.database_url)
+        if settings.dev_mode:
+            print(DEV_WARNING, flush=True)
+            logging.getLogger("modelgraph").warning("dev mode: authentication is off")
+        elif (secret := asyncio.run(_bootstrap(settings))) is not None:
+            print(FIRST_TOKEN.format(secret=secret), flush=True)
+        print(f"modelgraph listening on http://{host}:{port}/graphql", flush=True)
+        config = uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=settings.log_level,
+            ws_max_size=settings.max_body_bytes,
+        )
+        server = uvicorn.Server(config)
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+    return 0 if server.started else 1
 
 
 def _token_row(token: Any) -> dict[str, Any]:
@@ -241,5 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.func is run_command:
         return run_command(args)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # A command's output is its answer: INFO lines (Alembic's steps) belong in a server's log.
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args, Settings()))

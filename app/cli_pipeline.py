@@ -202,9 +202,40 @@ def _first_error(response: httpx.Response) -> str:
         return response.text[:200]
 
 
+def _check_watch(args: argparse.Namespace) -> None:
+    """Refuse a bad cursor or an unknown model now: the subscription would only wait
+    (for --timeout, or for ever) on a model that never has events."""
+    if args.after == "":
+        raise CliError(
+            "--after: the cursor is empty; leave --after out to start with the next event",
+            EXIT_REFUSED,
+        )
+    declared, fields, variables = [], [], {}
+    if args.model is not None:
+        declared.append("$model: String!")
+        fields.append("model(name: $model) { name }")
+        variables["model"] = args.model
+    if args.after is not None:
+        declared.append("$after: String")
+        fields.append("events(after: $after, first: 1) { pageInfo { hasNextPage } }")
+        variables["after"] = args.after
+    if not fields:
+        return
+    query = f"query({', '.join(declared)}) {{ {' '.join(fields)} }}"
+    try:
+        found = post(args.url, query, variables)
+    except CliError as exc:
+        if exc.code == EXIT_REFUSED and args.after is not None:
+            raise CliError(f"--after {args.after!r} was refused: {exc}", exc.code) from exc
+        raise
+    if args.model is not None and found["model"] is None:
+        raise CliError(f"model {args.model!r} does not exist", EXIT_NOT_FOUND)
+
+
 def run_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "watch":
+            _check_watch(args)
             return asyncio.run(_watch(args))
         field, success, refusals = MUTATIONS[args.command]
         name = field[0].upper() + field[1:]
@@ -233,6 +264,14 @@ def run_command(args: argparse.Namespace) -> int:
     return code
 
 
+def _stream_error(errors: list[dict[str, Any]]) -> CliError:
+    first = errors[0] if errors else {}
+    code = (first.get("extensions") or {}).get("code")
+    return CliError(
+        str(first.get("message", "the server refused")), EXIT_BY_CODE.get(code, EXIT_ERROR)
+    )
+
+
 async def _watch(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
     variables = {"model": args.model, "after": args.after}
@@ -253,10 +292,12 @@ async def _watch(args: argparse.Namespace) -> int:
                     if message["type"] == "ping":
                         await ws.send(json.dumps({"type": "pong"}))
                         continue
+                    if message["type"] == "error":
+                        raise _stream_error(message["payload"])
                     if message["type"] != "next":
                         raise CliError(f"stream ended: {message}", EXIT_ERROR)
                     if message["payload"].get("errors"):
-                        raise CliError(message["payload"]["errors"][0]["message"], EXIT_ERROR)
+                        raise _stream_error(message["payload"]["errors"])
                     event = message["payload"]["data"]["lifecycleEvents"]
                     print(json.dumps(event), flush=True)
                     if args.until_stage and event["toStage"] == args.until_stage:

@@ -280,3 +280,19 @@ async def test_without_the_right_token_every_command_exits_9(start_server, datab
     code, out, _ = mg(base, *rollback, "--json", token=reader)
     assert code == 9 and json.loads(out)["requiredRole"] == "DEPLOYER"
     assert mg(base, *rollback, token=writer)[0] == 9
+
+
+async def test_watch_refuses_a_bad_cursor_and_an_unknown_model_before_waiting(start_server):
+    base = start_server().base
+    train(base, 0.8)
+    promote = ("--experiment", "fraud", "--metric", "acc", "--model", "m", "--stage", "STAGING")
+    assert mg(base, "promote-best", *promote)[0] == 0
+    # an empty or made-up cursor: invalid input, naming the flag
+    for cursor in ("", "not-a-cursor", "ZXZlbnQ6OTk="):
+        code, out, err = mg(base, "watch", "--model", "m", "--after", cursor, "--timeout", "20")
+        assert code == 7, (cursor, err)
+        assert "--after" in err and out == ""
+    # a model that does not exist: not found, instead of waiting for the timeout
+    code, out, err = mg(base, "watch", "--model", "nope", "--timeout", "20")
+    assert code == 5, err
+    assert "'nope'" in err and out == ""
