@@ -7,7 +7,7 @@ numbers and the single PRODUCTION slot are decided one writer at a time.
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -60,6 +60,17 @@ class TransitionResult:
     # Every move this call made, in order: a promotion to PRODUCTION also archives
     # the version it replaces.
     transitions: list[StageTransition] = field(default_factory=list)
+
+    @property
+    def bypassed(self) -> list[policy.Unmet]:
+        """The policy conditions a rollback's restoring move did not meet (read from its
+        audit row, so a replayed answer says the same)."""
+        return [
+            policy.Unmet(**u)
+            for t in self.transitions
+            if t.rollback and t.policy
+            for u in t.policy.get("unmet", [])
+        ]
 
 
 @dataclass
@@ -557,9 +568,25 @@ async def _rollback_model(
             model, f"no version was in PRODUCTION before version {current.version}"
         )
     reason = reason or f"rollback from version {current.version} to {previous.version}"
+    # A rollback is the emergency exit: the PRODUCTION policy does not stop it (the version
+    # it restores was judged good enough before, and the one it replaces is the emergency),
+    # but the policy is evaluated as for any move into PRODUCTION and what it bypassed is
+    # written into the audit row, the STAGE_CHANGED event and the answer.
+    checked, unmet = await policy.evaluate(
+        session, model=registered, version=previous, stage=Stage.PRODUCTION
+    )
+    if checked is not None:
+        checked = {**checked, "bypassed": bool(unmet), "unmet": [asdict(u) for u in unmet]}
     moves = await _move(session, registered, current, Stage.ARCHIVED, actor=actor, reason=reason)
     moves += await _move(
-        session, registered, previous, Stage.PRODUCTION, actor=actor, reason=reason, rollback=True
+        session,
+        registered,
+        previous,
+        Stage.PRODUCTION,
+        actor=actor,
+        reason=reason,
+        rollback=True,
+        policy_passed=checked,
     )
     await record_event(
         session,

@@ -799,3 +799,104 @@ async def test_rollback_of_an_unknown_model_is_not_found(gql, db):
     assert data["rollbackModel"]["__typename"] == "NotFound"
     assert data["rollbackModel"]["field"] == "model"
     assert await snapshot(db) == before
+
+
+ROLLBACK_POLICY = f"""
+mutation Rollback($input: RollbackModelInput!) {{
+  rollbackModel(input: $input) {{
+    __typename
+    ... on RollbackModelSuccess {{
+      modelVersion {{ version stage }}
+      bypassedConditions {{ condition actual required }}
+      transitions {{ toStage rollback policy {{ requiredChecks bypassed unmet {{ condition }} }} }}
+    }}
+    {ERROR_FIELDS}
+  }}
+}}
+"""
+PRODUCTION_POLICY = """
+mutation {
+  setPromotionPolicy(input: {model: "m", stage: PRODUCTION, requiredChecks: ["tests"],
+                             metricRules: [{metric: "acc", op: GTE, value: 0.9}],
+                             mustBeatProduction: {metric: "acc", goal: MAXIMIZE}}) { __typename }
+}
+"""
+STAGE_EVENTS_POLICY = """
+{ events(model: "m", types: [STAGE_CHANGED]) {
+    nodes { version { version } toStage policy { bypassed unmet { condition actual required } } } } }
+"""
+
+
+async def production_versions(db: Database, *accuracies: float) -> None:
+    """Versions of "m" made from runs with these accuracies, each put in PRODUCTION in turn."""
+    for acc in accuracies:
+        run = await make_run(db, experiment="exp", metrics={"acc": acc})
+        await make_version(db, model="m", run_id=run.id, stage=Stage.PRODUCTION)
+
+
+async def test_rollback_to_a_version_the_policy_refuses_goes_ahead_and_says_what_it_bypassed(
+    gql, db
+):
+    # given: v1 (acc 0.85, no checks) was in production, v2 (acc 0.95) replaced it, and
+    # then the model got a PRODUCTION policy v1 does not meet in any way
+    await production_versions(db, 0.85, 0.95)
+    assert (await gql(PRODUCTION_POLICY))["setPromotionPolicy"]["__typename"] == (
+        "SetPromotionPolicySuccess"
+    )
+
+    # when
+    data = await gql(ROLLBACK_POLICY, input={"model": "m"})
+
+    # then the rollback happened: it is the emergency exit, allowed regardless
+    payload = data["rollbackModel"]
+    assert payload["__typename"] == "RollbackModelSuccess"
+    assert payload["modelVersion"] == {"version": 1, "stage": PROD}
+    bypassed = [
+        {"condition": "check tests", "actual": "not reported", "required": "PASSED"},
+        {"condition": "metric acc", "actual": "0.85", "required": "GTE 0.9"},
+    ]
+    assert payload["bypassedConditions"][:2] == bypassed
+    assert [c["condition"] for c in payload["bypassedConditions"]][2:] == [
+        "beats production version 2 on acc"
+    ]
+    archive, restore = payload["transitions"]
+    assert archive["policy"] is None
+    assert restore["rollback"] is True
+    assert restore["policy"]["requiredChecks"] == ["tests"]
+    assert restore["policy"]["bypassed"] is True
+    assert [u["condition"] for u in restore["policy"]["unmet"]] == [
+        c["condition"] for c in payload["bypassedConditions"]
+    ]
+    # and the audit row and the STAGE_CHANGED event say so
+    async with db.read() as s:
+        row = (
+            await s.execute(select(StageTransition).order_by(StageTransition.id.desc()).limit(1))
+        ).scalar_one()
+    assert row.rollback and row.policy["bypassed"] is True
+    assert row.policy["unmet"][:2] == bypassed
+    event = (await gql(STAGE_EVENTS_POLICY))["events"]["nodes"][-1]
+    assert (event["version"]["version"], event["toStage"]) == (1, PROD)
+    assert event["policy"]["bypassed"] is True
+    assert event["policy"]["unmet"] == payload["bypassedConditions"]
+
+
+async def test_rollback_to_a_version_meeting_the_policy_bypasses_nothing(gql, db):
+    # given: both versions meet the policy's thresholds and passed the check
+    await production_versions(db, 0.97, 0.95)
+    await gql(PRODUCTION_POLICY)
+    for version in (1, 2):
+        await gql(
+            'mutation($v: Int!) { recordValidation(input: {model: "m", version: $v, '
+            'check: "tests", status: PASSED}) { __typename } }',
+            v=version,
+        )
+
+    # when
+    data = await gql(ROLLBACK_POLICY, input={"model": "m"})
+
+    # then
+    payload = data["rollbackModel"]
+    assert payload["modelVersion"] == {"version": 1, "stage": PROD}
+    assert payload["bypassedConditions"] == []
+    restore = payload["transitions"][-1]
+    assert restore["policy"] == {"requiredChecks": ["tests"], "bypassed": False, "unmet": []}

@@ -13,7 +13,9 @@ from app.graphql.registry.types import (
     PromotionPolicy,
     RegisteredModel,
     StageTransition,
+    UnmetCondition,
     Validation,
+    unmet_conditions,
 )
 from app.graphql.tracking.types import Run, RunFilter, domain_filter
 from app.registry import models
@@ -142,6 +144,11 @@ class RollbackModelInput:
 class RollbackModelSuccess:
     model_version: ModelVersion = strawberry.field(description="The version back in PRODUCTION.")
     transitions: list[StageTransition]
+    bypassed_conditions: list[UnmetCondition] = strawberry.field(
+        description="The model's PRODUCTION policy conditions the restored version does not "
+        "meet. A rollback goes ahead regardless (it is the emergency exit); these are also "
+        "recorded in the restoring move's `policy` and its STAGE_CHANGED event."
+    )
 
 
 RollbackModelPayload = Annotated[
@@ -382,6 +389,7 @@ class RegistryMutation:
         return RollbackModelSuccess(
             model_version=ModelVersion.of(result.version),
             transitions=[StageTransition.of(t) for t in result.transitions],
+            bypassed_conditions=unmet_conditions(result.bypassed),
         )
 
     @strawberry.mutation(description="Point an alias at a version, moving it if it exists.")

@@ -81,11 +81,20 @@ class BeatProduction:
     goal: Goal
 
 
-@strawberry.type(description="The promotion policy a move passed: its conditions then.")
+@strawberry.type(
+    description="The promotion policy a move was checked against: its conditions then. A "
+    "move passes it, except a rollback, which goes ahead regardless and records what it bypassed."
+)
 class PassedPolicy:
     required_checks: list[str]
     metric_rules: list[MetricRule]
     must_beat_production: BeatProduction | None
+    bypassed: bool = strawberry.field(
+        description="True when a rollback restored a version that does not meet the policy."
+    )
+    unmet: list["UnmetCondition"] = strawberry.field(
+        description="The conditions a rollback bypassed (empty for every other move)."
+    )
 
     @classmethod
     def of(cls, snapshot: dict | None) -> "PassedPolicy | None":
@@ -101,6 +110,8 @@ class PassedPolicy:
             must_beat_production=(
                 BeatProduction(metric=beat["metric"], goal=Goal(beat["goal"])) if beat else None
             ),
+            bypassed=bool(snapshot.get("bypassed", False)),
+            unmet=[UnmetCondition(**u) for u in snapshot.get("unmet", [])],
         )
 
 
