@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     max_history_page_size: int = 10_000
     # SQLite waits this long for the write lock before giving up.
     sqlite_busy_timeout_ms: int = 30_000
+    # /readyz: how long its write probe may wait (for SQLite's write lock, a PostgreSQL
+    # connection), and the free space the SQLite database's disk must keep.
+    ready_write_timeout_ms: int = 2_000
+    min_free_disk_bytes: int = 16 * 1024 * 1024
     # FULL: a commit is on disk before it is acknowledged, so an acknowledged write
     # survives a power cut too (NORMAL survives a crash of the process, not of the
     # machine; about 0.4 ms less per commit here).

@@ -176,3 +176,19 @@ def check_tags(field: str, tags: dict[str, str], *, key_limit: int, value_limit:
     for key, value in tags.items():
         check_key(f"{field}.key", key, key_limit)
         check_length(f"{field}[{key}].value", value, value_limit)
+
+
+class UnavailableError(DomainError):
+    """The server cannot do this now: its database is unreachable, full, or its write
+    lock is held. Not the client's mistake and not a bug: the same request may succeed
+    later."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, reason: str, *, retry_after: int = 5) -> None:
+        super().__init__(
+            f"the service is unavailable ({reason}); retry in {retry_after} s or later",
+            retryAfter=retry_after,
+        )
+        self.reason = reason
+        self.retry_after = retry_after

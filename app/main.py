@@ -33,8 +33,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers and is at the migration this code expects (readiness: send
-    traffic only when this is 200)."""
+    """The database answers, is at the migration this code expects, and takes a write
+    (readiness: send traffic only when this is 200)."""
     try:
         async with request.app.state.db.read() as session:
             # Reachable first: current_revision reads a missing table as "never migrated".
@@ -46,6 +46,15 @@ async def readyz(request: Request) -> JSONResponse:
     if current != head:
         body = {"status": "unavailable", "migration": current, "expected": head}
         return JSONResponse(body, 503)
+    # A replica that reads but cannot write (the write lock held, the pool exhausted, the
+    # disk full) is not ready either.
+    settings = request.app.state.settings
+    problem = await request.app.state.db.writer_problem(
+        timeout_s=settings.ready_write_timeout_ms / 1000,
+        min_free_bytes=settings.min_free_disk_bytes,
+    )
+    if problem is not None:
+        return JSONResponse({"status": "unavailable", "database": problem}, 503)
     return JSONResponse({"status": "ok", "migration": current})
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from app.errors import UnavailableError
+
 log = logging.getLogger("modelgraph.http")
 
 Scope = MutableMapping[str, Any]
@@ -67,6 +69,11 @@ class Metrics:
         )
         self.internal_errors = Counter(
             "modelgraph_internal_errors", "Bugs: errors masked for the client", registry=r
+        )
+        self.unavailable = Counter(
+            "modelgraph_unavailable",
+            "Requests refused because the database is down, full or locked (retry later)",
+            registry=r,
         )
         self.body_too_large = Counter(
             "modelgraph_request_body_too_large", "Requests refused for their size", registry=r
@@ -150,6 +157,13 @@ class RequestMiddleware:
             self.metrics.body_too_large.inc()
             if not status["sent"]:
                 await _answer(send_with_id, 413, _too_large(limit))
+        except UnavailableError as error:
+            # Before GraphQL ran (a token lookup): a plain HTTP 503 any retry logic knows.
+            self.metrics.unavailable.inc()
+            log.warning("unavailable (request %s): %s", request_id, error)
+            if not status["sent"]:
+                retry = ((b"retry-after", str(error.retry_after).encode()),)
+                await _answer(send_with_id, 503, _unavailable(error, request_id), retry)
         except Exception:
             self.metrics.internal_errors.inc()
             log.exception("unhandled error (request %s)", request_id)
@@ -171,9 +185,12 @@ class RequestMiddleware:
             self.metrics.latency.labels(path).observe(time.perf_counter() - started)
 
 
-async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _answer(
+    send: Send, status: int, body: dict[str, Any], extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     payload = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -197,3 +214,8 @@ def _too_large(limit: int) -> dict[str, Any]:
             }
         ]
     }
+
+
+def _unavailable(error: UnavailableError, request_id: str) -> dict[str, Any]:
+    extensions = {"code": error.code, "retryAfter": error.retry_after, "requestId": request_id}
+    return {"errors": [{"message": error.message, "extensions": extensions}]}

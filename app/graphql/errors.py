@@ -132,6 +132,12 @@ def present(
             error.extensions = {**(error.extensions or {}), **facts}
         return error
     if isinstance(original, domain.DomainError):
+        counted = "code" in (error.extensions or {})  # errors may pass here twice
+        if isinstance(original, domain.UnavailableError) and not counted:
+            # The server's condition, not a bug: counted apart, the cause in the log.
+            log.warning("unavailable at %s (request %s): %s", error.path, request_id, original)
+            if metrics is not None:
+                metrics.unavailable.inc()
         facts = {k: v for k, v in original.facts.items() if v is not None}
         error.extensions = {**(error.extensions or {}), "code": original.code, **facts}
         return error

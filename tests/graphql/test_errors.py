@@ -21,13 +21,12 @@ async def test_a_database_failure_is_masked_not_leaked(tmp_path):
             health = await client.get("/healthz")
             ready = await client.get("/readyz")
 
-    # then the client gets a generic error with a code and the request id to quote, and
+    # then the client is told to retry later (the server's condition, not a bug), with
     # nothing of the internals; the process is alive but not ready
     assert response.status_code == 200
     error = response.json()["errors"][0]
-    request_id = response.headers["x-request-id"]
-    assert error["message"] == f"Internal server error (request {request_id})."
-    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+    assert error["message"].startswith("the service is unavailable")
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "retryAfter": 5}
     assert "sqlite" not in response.text.lower() and "Traceback" not in response.text
     assert health.status_code == 200
     assert ready.status_code == 503
@@ -47,11 +46,13 @@ async def test_a_database_failure_while_authenticating_is_masked_too(tmp_path, c
                 headers={"Authorization": "Bearer mg_x", "X-Request-ID": "job-42"},
             )
 
-    # then it is a masked JSON error naming the caller's request id, which the log has too
-    assert response.status_code == 500
+    # then it is a 503 to retry later naming the caller's request id, which the log has too
+    assert response.status_code == 503
     assert response.headers["x-request-id"] == "job-42"
+    assert response.headers["retry-after"] == "5"
     assert response.json()["errors"][0]["extensions"] == {
-        "code": "INTERNAL_SERVER_ERROR",
+        "code": "SERVICE_UNAVAILABLE",
+        "retryAfter": 5,
         "requestId": "job-42",
     }
     assert "sqlite" not in response.text.lower() and "Traceback" not in response.text
