@@ -27,7 +27,7 @@ from app.errors import (
 )
 from app.events.models import EventType
 from app.events.service import record_event
-from app.registry import policy
+from app.registry import idempotency, policy
 from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
 from app.registry.idempotency import once
 from app.registry.models import (
@@ -71,6 +71,20 @@ class TransitionResult:
             if t.rollback and t.policy
             for u in t.policy.get("unmet", [])
         ]
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The registry as a keyed call's first answer showed it, for its retries to show the
+    same: the versions in the answer as they were, and how far their stage history,
+    validations and aliases had got then. Objects reached from them (the model, a run's
+    metrics) are read as they are now."""
+
+    versions: dict[int, ModelVersion]
+    last_transition: int
+    last_validation: int
+    aliases: dict[int, list[str]]
+    run: Run | None = None
 
 
 @dataclass
@@ -676,7 +690,73 @@ async def delete_alias(
 
 # ---------------------------------------------------------------- retry-safe entry points
 # Each takes an optional idempotency key: a retry with the same key and request returns
-# the first answer (the same version and transitions) and changes nothing.
+# the first answer (the same version and transitions, as they were) and changes nothing.
+
+
+async def _freeze(
+    session: AsyncSession, version_ids: Sequence[int], run: Run | None = None
+) -> dict[str, Any]:
+    """What an answer about these versions (and run) shows now, to be shown again as is."""
+    ids = sorted(set(version_ids))
+    versions = (
+        await session.execute(select(ModelVersion).where(ModelVersion.id.in_(ids)))
+    ).scalars()
+    last_transition = (
+        await session.execute(
+            select(func.max(StageTransition.id)).where(StageTransition.version_id.in_(ids))
+        )
+    ).scalar_one()
+    last_validation = (
+        await session.execute(select(func.max(Validation.id)).where(Validation.version_id.in_(ids)))
+    ).scalar_one()
+    aliases = (
+        await session.execute(
+            select(ModelAlias.version_id, ModelAlias.alias)
+            .where(ModelAlias.version_id.in_(ids))
+            .order_by(ModelAlias.alias)
+        )
+    ).all()
+    named: dict[str, list[str]] = {}
+    for version_id, alias in aliases:
+        named.setdefault(str(version_id), []).append(alias)
+    return {
+        "versions": [idempotency.row(v) for v in versions],
+        "lastTransition": last_transition or 0,
+        "lastValidation": last_validation or 0,
+        "aliases": named,
+        "run": idempotency.row(run) if run is not None else None,
+    }
+
+
+def answer_as_of(session: AsyncSession) -> AsOf | None:
+    """The state the keyed call in this unit of work answered with (None without a key):
+    a retry shows what the first answer showed, not what is stored now."""
+    frozen = idempotency.answer(session)
+    if not frozen:
+        return None
+    versions = [idempotency.unrow(ModelVersion, v) for v in frozen["versions"]]
+    return AsOf(
+        versions={v.id: v for v in versions},  # type: ignore[misc]
+        last_transition=frozen["lastTransition"],
+        last_validation=frozen["lastValidation"],
+        aliases={int(k): v for k, v in frozen["aliases"].items()},
+        run=idempotency.unrow(Run, frozen["run"]) if frozen.get("run") else None,
+    )
+
+
+def _freeze_transition(session: AsyncSession) -> Any:
+    async def freeze(result: TransitionResult) -> dict[str, Any]:
+        ids = [result.version.id, *(t.version_id for t in result.transitions)]
+        return await _freeze(session, ids)  # type: ignore[arg-type]
+
+    return freeze
+
+
+def _freeze_version(session: AsyncSession) -> Any:
+    async def freeze(version: ModelVersion) -> dict[str, Any]:
+        return await _freeze(session, [version.id])  # type: ignore[list-item]
+
+    return freeze
 
 
 async def _load_versions_and_transitions(
@@ -738,6 +818,7 @@ async def register_version(
         ),
         dump=lambda v: {"version": v.id},
         load=lambda stored: session.get_one(ModelVersion, stored["version"]),
+        freeze=_freeze_version(session),
     )
 
 
@@ -782,6 +863,7 @@ async def transition_version(
         ),
         dump=_dump_transition,
         load=lambda stored: _load_transition(session, stored),
+        freeze=_freeze_transition(session),
     )
 
 
@@ -847,6 +929,11 @@ async def promote_best_run(
             "transitions": [t.id for t in r.transitions],
         },
         load=load,
+        freeze=lambda r: _freeze(
+            session,
+            [r.version.id, *(t.version_id for t in r.transitions)],  # type: ignore[list-item]
+            r.run,
+        ),
     )
 
 
@@ -868,6 +955,7 @@ async def rollback_model(
         run=lambda: _rollback_model(session, model=model, reason=reason, actor=actor),
         dump=_dump_transition,
         load=lambda stored: _load_transition(session, stored),
+        freeze=_freeze_transition(session),
     )
 
 
@@ -890,6 +978,7 @@ async def set_alias(
         run=lambda: _set_alias(session, model=model, alias=alias, version=version, actor=actor),
         dump=lambda v: {"version": v.id},
         load=lambda stored: session.get_one(ModelVersion, stored["version"]),
+        freeze=_freeze_version(session),
     )
 
 
@@ -976,6 +1065,7 @@ async def record_validation(
         ),
         dump=lambda v: {"validation": v.id},
         load=lambda stored: session.get_one(Validation, stored["validation"]),
+        freeze=lambda v: _freeze(session, [v.version_id]),
     )
 
 

@@ -151,3 +151,96 @@ async def test_a_key_belongs_to_its_token_so_another_cannot_block_a_release(app,
     assert released["transitionModelVersion"]["__typename"] == "TransitionModelVersionSuccess"
     # and a retry of the release with it is still recognised as the same request
     assert await gql(TRANSITION, key="prod-42", stage="PRODUCTION") == released
+
+
+FULL_TRANSITION = """
+mutation($key: String, $stage: Stage!) {
+  transitionModelVersion(input: {model: "m", version: 1, stage: $stage, idempotencyKey: $key}) {
+    __typename
+    ... on TransitionModelVersionSuccess {
+      modelVersion {
+        version stage description updatedAt tags { key value } aliases
+        transitions { fromStage toStage }
+        validations { check status }
+      }
+      transitions { fromStage toStage modelVersion { version stage transitions { toStage } } }
+    }
+  }
+}
+"""
+LATER_EDITS = """
+mutation {
+  updateModelVersion(input: {model: "m", version: 1, description: "later",
+                             setTags: [{key: "k", value: "later"}]}) { __typename }
+  setModelAlias(input: {model: "m", alias: "champion", version: 1}) { __typename }
+  recordValidation(input: {model: "m", version: 1, check: "tests", status: PASSED}) {
+    __typename
+  }
+}
+"""
+
+
+async def test_a_replay_returns_exactly_the_first_answer_after_the_version_moved_on(db, gql):
+    # given a keyed move to STAGING, then the version moved on to PRODUCTION and was edited
+    await make_version(db, model="m")
+    first = await gql(FULL_TRANSITION, key="ci-7", stage="STAGING")
+    assert first["transitionModelVersion"]["modelVersion"]["stage"] == "STAGING"
+    await gql(TRANSITION, stage="PRODUCTION")
+    await gql(LATER_EDITS)
+    before = await state(db)
+
+    # when the first call is retried
+    replay = await gql(FULL_TRANSITION, key="ci-7", stage="STAGING")
+
+    # then it gets the first answer, nested selections included, and changes nothing
+    assert replay == first
+    version = replay["transitionModelVersion"]["modelVersion"]
+    assert (version["stage"], version["description"], version["aliases"]) == ("STAGING", None, [])
+    assert version["transitions"] == [{"fromStage": "DEVELOPMENT", "toStage": "STAGING"}]
+    assert version["validations"] == []
+    moved = replay["transitionModelVersion"]["transitions"][0]["modelVersion"]
+    assert moved == {"version": 1, "stage": "STAGING", "transitions": [{"toStage": "STAGING"}]}
+    assert await state(db) == before
+
+
+FULL_PROMOTE = """
+mutation($key: String) {
+  promoteBestRun(input: {experiment: "exp", metric: "acc", model: "m", stage: STAGING,
+                         idempotencyKey: $key}) {
+    __typename
+    ... on PromoteBestRunSuccess {
+      created run { id status }
+      modelVersion { version stage aliases transitions { toStage } }
+      transitions { toStage modelVersion { stage } }
+    }
+  }
+}
+"""
+ALIAS = """
+mutation($key: String, $version: Int!) {
+  setModelAlias(input: {model: "m", alias: "champion", version: $version, idempotencyKey: $key}) {
+    __typename ... on SetModelAliasSuccess { alias modelVersion { version stage aliases } }
+  }
+}
+"""
+
+
+async def test_replayed_promotion_and_alias_answers_are_as_they_were_first_given(db, gql):
+    # given a keyed promotion to STAGING and a keyed alias, then everything moved on
+    await make_run(db, experiment="exp", metrics={"acc": 0.9})
+    first_promote = await gql(FULL_PROMOTE, key="p-1")
+    first_alias = await gql(ALIAS, key="a-1", version=1)
+    assert first_alias["setModelAlias"]["modelVersion"]["aliases"] == ["champion"]
+    await gql(TRANSITION, stage="PRODUCTION")
+    await make_version(db, model="m")
+    await gql(ALIAS, version=2)
+
+    # when both are retried
+    replay_promote = await gql(FULL_PROMOTE, key="p-1")
+    replay_alias = await gql(ALIAS, key="a-1", version=1)
+
+    # then each is the first answer
+    assert replay_promote == first_promote
+    assert replay_promote["promoteBestRun"]["modelVersion"]["stage"] == "STAGING"
+    assert replay_promote["promoteBestRun"]["modelVersion"]["aliases"] == []
+    assert replay_alias == first_alias

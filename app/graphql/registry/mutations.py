@@ -27,7 +27,9 @@ from app.tracking.search import CompareOp, Goal
 
 IDEMPOTENCY = (
     "Retry-safe: a repeat with the same key and input returns the first answer and changes "
-    "nothing; the same key with another input is a Conflict. Keys are kept 48 hours."
+    "nothing; the same key with another input is a Conflict. Keys are kept 48 hours. The "
+    "answer is the first one as it was: its versions' fields, stage history, validations and "
+    "aliases as of then (a model or run reached from them is read as it is now)."
 )
 
 
@@ -322,7 +324,8 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
-        return RegisterModelVersionSuccess(model_version=ModelVersion.of(version))
+            as_of = registry_service.answer_as_of(session)
+        return RegisterModelVersionSuccess(model_version=ModelVersion.of(version, as_of))
 
     @strawberry.mutation(description="Move a version along the lifecycle.")
     async def transition_model_version(
@@ -340,9 +343,10 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
+            as_of = registry_service.answer_as_of(session)
         return TransitionModelVersionSuccess(
-            model_version=ModelVersion.of(result.version),
-            transitions=[StageTransition.of(t) for t in result.transitions],
+            model_version=ModelVersion.of(result.version, as_of),
+            transitions=[StageTransition.of(t, as_of) for t in result.transitions],
         )
 
     @strawberry.mutation(
@@ -367,11 +371,12 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
+            as_of = registry_service.answer_as_of(session)
         return PromoteBestRunSuccess(
-            run=Run.of(result.run),
-            model_version=ModelVersion.of(result.version),
+            run=Run.of(as_of.run if as_of is not None and as_of.run else result.run),
+            model_version=ModelVersion.of(result.version, as_of),
             created=result.created,
-            transitions=[StageTransition.of(t) for t in result.transitions],
+            transitions=[StageTransition.of(t, as_of) for t in result.transitions],
         )
 
     @strawberry.mutation(
@@ -386,9 +391,10 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
+            as_of = registry_service.answer_as_of(session)
         return RollbackModelSuccess(
-            model_version=ModelVersion.of(result.version),
-            transitions=[StageTransition.of(t) for t in result.transitions],
+            model_version=ModelVersion.of(result.version, as_of),
+            transitions=[StageTransition.of(t, as_of) for t in result.transitions],
             bypassed_conditions=unmet_conditions(result.bypassed),
         )
 
@@ -403,7 +409,10 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
-        return SetModelAliasSuccess(alias=input.alias, model_version=ModelVersion.of(version))
+            as_of = registry_service.answer_as_of(session)
+        return SetModelAliasSuccess(
+            alias=input.alias, model_version=ModelVersion.of(version, as_of)
+        )
 
     @strawberry.mutation
     async def delete_model_alias(
@@ -435,8 +444,9 @@ class RegistryMutation:
                 actor=info.context.actor,
             )
             version = await session.get_one(models.ModelVersion, validation.version_id)
+            as_of = registry_service.answer_as_of(session)
         return RecordValidationSuccess(
-            validation=Validation.of(validation), model_version=ModelVersion.of(version)
+            validation=Validation.of(validation), model_version=ModelVersion.of(version, as_of)
         )
 
     @strawberry.mutation(

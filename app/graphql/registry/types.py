@@ -16,6 +16,7 @@ from app.graphql.tracking import types as tracking_types
 from app.registry import errors as registry_errors
 from app.registry import models, policy
 from app.registry import reads as registry_reads
+from app.registry.service import AsOf
 from app.registry.stages import Stage
 from app.tracking.search import CompareOp, Goal
 
@@ -129,9 +130,10 @@ class StageTransition:
     )
     at: datetime
     version_id: strawberry.Private[int]
+    as_of: strawberry.Private[AsOf | None] = None
 
     @classmethod
-    def of(cls, t: models.StageTransition) -> "StageTransition":
+    def of(cls, t: models.StageTransition, as_of: AsOf | None = None) -> "StageTransition":
         return cls(
             from_stage=Stage(t.from_stage),
             to_stage=Stage(t.to_stage),
@@ -141,10 +143,13 @@ class StageTransition:
             policy=PassedPolicy.of(t.policy),
             at=t.at,
             version_id=t.version_id,
+            as_of=as_of,
         )
 
     @strawberry.field
     async def model_version(self, info: Ctx) -> "ModelVersion":
+        if self.as_of is not None and self.version_id in self.as_of.versions:
+            return ModelVersion.of(self.as_of.versions[self.version_id], self.as_of)
         return ModelVersion.of(await loaders.version_by_id(info.context).load(self.version_id))
 
 
@@ -160,9 +165,13 @@ class ModelVersion:
     model_id: strawberry.Private[int]
     run_id: strawberry.Private[str | None]
     tag_map: strawberry.Private[dict[str, str]]
+    # Set on a keyed mutation's answer: this version and its history as that answer saw them.
+    as_of: strawberry.Private[AsOf | None] = None
 
     @classmethod
-    def of(cls, v: models.ModelVersion) -> "ModelVersion":
+    def of(cls, v: models.ModelVersion, as_of: AsOf | None = None) -> "ModelVersion":
+        if as_of is not None:
+            v = as_of.versions.get(v.id, v)  # type: ignore[arg-type]
         return cls(
             version=v.version,
             stage=Stage(v.stage),
@@ -174,6 +183,7 @@ class ModelVersion:
             model_id=v.model_id,
             run_id=v.run_id,
             tag_map=v.tags or {},
+            as_of=as_of,
         )
 
     @strawberry.field
@@ -193,22 +203,32 @@ class ModelVersion:
 
     @strawberry.field
     async def aliases(self, info: Ctx) -> list[str]:
+        if self.as_of is not None:
+            return charged(list(self.as_of.aliases.get(self.pk, [])))
         return charged(await loaders.aliases_by_version(info.context).load(self.pk))
+
+    async def _validations(self, info: Ctx) -> list[models.Validation]:
+        history = await loaders.validations_by_version(info.context).load(self.pk)
+        if self.as_of is not None:
+            return [v for v in history if v.id <= self.as_of.last_validation]  # type: ignore[operator]
+        return history
 
     @strawberry.field(description="The latest result of each check, by check name.")
     async def validations(self, info: Ctx) -> list[Validation]:
-        history = await loaders.validations_by_version(info.context).load(self.pk)
+        history = await self._validations(info)
         return charged([Validation.of(v) for v in registry_reads.latest_per_check(history)])
 
     @strawberry.field(description="Every reported result (of one check, if given), newest first.")
     async def validation_history(self, info: Ctx, check: str | None = None) -> list[Validation]:
-        history = await loaders.validations_by_version(info.context).load(self.pk)
+        history = await self._validations(info)
         return charged([Validation.of(v) for v in history if check is None or v.check == check])
 
     @strawberry.field(description="This version's stage moves, newest first.")
     async def transitions(self, info: Ctx) -> list[StageTransition]:
         found = await loaders.transitions_by_version(info.context).load(self.pk)
-        return charged([StageTransition.of(t) for t in found])
+        if self.as_of is not None:
+            found = [t for t in found if t.id <= self.as_of.last_transition]
+        return charged([StageTransition.of(t, self.as_of) for t in found])
 
 
 @strawberry.type(description="An alias and the version it points at.")
