@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.auth import service as auth_service
 from app.auth.roles import Role
@@ -75,6 +76,45 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request's headers: uvicorn
+    itself holds a connection for ever while a client trickles its request line and
+    headers (or sends nothing); its keep-alive timeout only runs between requests."""
+
+    header_timeout: float = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
@@ -111,6 +151,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             port=port,
             log_level=settings.log_level,
             ws_max_size=settings.max_body_bytes,
+            http=type(
+                "HeaderDeadlineProtocol",
+                (HeaderDeadlineProtocol,),
+                {"header_timeout": settings.http_header_timeout_seconds},
+            ),
+            timeout_keep_alive=settings.http_keep_alive_seconds,
+            # Every open socket counts, WebSockets included: beyond it, requests get a 503.
+            limit_concurrency=settings.max_connections,
         )
         server = uvicorn.Server(config)
         try:

@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     keep_alive_seconds: float = 15.0
     max_subscriptions_per_connection: int = 100
     max_subscriber_lag: int = 10_000
+    # Against a client holding sockets or subscriptions open: a WebSocket that has not
+    # authenticated within the init timeout is closed (4408), and connections and
+    # subscriptions are capped per token and in total (refusals name the setting).
+    connection_init_timeout_seconds: float = 10.0
+    max_websocket_connections: int = 2_000
+    max_websocket_connections_per_token: int = 500
+    max_subscriptions: int = 10_000
+    max_subscriptions_per_token: int = 1_000
+    # `modelgraph serve`'s HTTP: a request's headers must be complete within the header
+    # timeout, an idle keep-alive connection is closed after its timeout, and beyond
+    # max_connections open sockets of any kind (WebSockets included) a request gets a 503.
+    http_header_timeout_seconds: float = 10.0
+    http_keep_alive_seconds: int = 5
+    max_connections: int = 4_000
     log_level: str = "info"
 
     # Who may do what. Every request needs a token unless anonymous reads are allowed;

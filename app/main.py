@@ -3,6 +3,7 @@ the event bus and access control."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from app.events.bus import create_bus
 from app.events.live import MetricFeed
 from app.events.service import committed_seq
 from app.graphql import ide
+from app.graphql.admission import Admission
 from app.graphql.limits import QueryLimits
 from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView
@@ -120,6 +122,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         keep_alive=True,
         keep_alive_interval=settings.keep_alive_seconds,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
+        admission=Admission.of(settings, lambda limit: observed.limit_refusals.labels(limit).inc()),
     )
     return Starlette(
         routes=[

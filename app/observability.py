@@ -78,6 +78,24 @@ class Metrics:
         self.body_too_large = Counter(
             "modelgraph_request_body_too_large", "Requests refused for their size", registry=r
         )
+        self.protocol_errors = Counter(
+            "modelgraph_websocket_protocol_errors",
+            "Malformed WebSocket messages (answered with the protocol's error or close code)",
+            ["protocol"],
+            registry=r,
+        )
+        self.init_timeouts = Counter(
+            "modelgraph_websocket_init_timeouts",
+            "WebSockets closed for not authenticating in time",
+            ["protocol"],
+            registry=r,
+        )
+        self.limit_refusals = Counter(
+            "modelgraph_limit_refusals",
+            "WebSocket connections and subscriptions refused by a cap",
+            ["limit"],
+            registry=r,
+        )
 
     def path_label(self, path: str) -> str:
         return path if path in self.paths else "other"

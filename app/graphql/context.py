@@ -4,7 +4,7 @@ is asking (the principal, whose name is the actor of every change it makes)."""
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import AbstractAsyncContextManager, ExitStack, contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,7 @@ from app.db import Database
 from app.db.pagination import check_first
 from app.events.bus import EventBus
 from app.events.live import MetricFeed
+from app.graphql.admission import Admission
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -51,6 +52,7 @@ class Context:
         principal: Principal | None = None,
         request_id: str | None = None,
         metrics: Any = None,
+        admission: Admission | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -61,11 +63,14 @@ class Context:
         self.principal = principal
         self.request_id = request_id
         self.metrics = metrics
+        self.admission = admission
         # WebSocket only: connection_init's payload, the protocol handler (to close it on
-        # revocation) and the undo of the revocation watch.
+        # revocation), the undo of the revocation watch, and the caps it is counted against.
         self.connection_params: dict[str, Any] | None = None
         self.connection: Any = None
         self.unwatch: Callable[[], None] | None = None
+        # The token name this connection is counted under, once authenticated.
+        self.admitted_as: str | None = None
         # Loaders are built on first use, once per request, keyed by name. A WebSocket
         # context lives as long as the connection, so there each use gets a fresh loader:
         # a connection-long cache would serve a version's stage as it was events ago.
@@ -90,15 +95,17 @@ class Context:
 
     @contextmanager
     def subscription(self, field: str) -> Iterator[None]:
-        """Counts the subscription as open (the /metrics gauge) while the block runs."""
-        gauge = self.metrics.subscriptions.labels(field) if self.metrics is not None else None
-        if gauge is not None:
-            gauge.inc()
-        try:
-            yield
-        finally:
+        """Counts the subscription as open (the /metrics gauge, and against its token's
+        and the server's caps: TooManySubscriptions beyond them) while the block runs."""
+        with ExitStack() as held:
+            if self.admission is not None:
+                assert self.principal is not None
+                held.enter_context(self.admission.subscription(self.principal.name))
+            gauge = self.metrics.subscriptions.labels(field) if self.metrics is not None else None
             if gauge is not None:
-                gauge.dec()
+                gauge.inc()
+                held.callback(gauge.dec)
+            yield
 
     def delivered(self, field: str) -> None:
         if self.metrics is not None:

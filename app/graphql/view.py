@@ -4,9 +4,13 @@ HTTP: every request but the GraphiQL page needs `Authorization: Bearer <token>` 
 anonymous reads, or dev mode); a missing or bad token is a 401 before GraphQL runs.
 WebSocket: the token comes in connection_init's payload (or the upgrade request's
 Authorization header); none closes the socket with 4401, a bad one with 4403, and a
-revocation later closes it with 4403 too.
+revocation later closes it with 4403 too. A socket that has not sent connection_init within
+the init timeout is closed with 4408, on both protocols. Connections beyond the server's cap
+are closed with 1013, beyond their token's with 4429. A malformed message is closed with 4400
+(graphql-transport-ws) or answered with an `error` message (graphql-ws).
 """
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -27,6 +31,7 @@ from strawberry.types.unset import UNSET
 from app.auth.access import AccessControl, MissingCredentials
 from app.auth.errors import AuthenticationError
 from app.graphql import ide
+from app.graphql.admission import Admission, TooManyConnections
 from app.graphql.context import Context
 from app.graphql.errors import present
 from app.graphql.limits import QueryLimits
@@ -34,6 +39,10 @@ from app.graphql.limits import QueryLimits
 log = logging.getLogger("modelgraph.auth")
 
 UNAUTHORIZED, FORBIDDEN, INTERNAL = 4401, 4403, 1011
+INIT_TIMEOUT, TOO_MANY, TRY_AGAIN_LATER = 4408, 4429, 1013
+TRANSPORT, LEGACY = "graphql-transport-ws", "graphql-ws"
+TRANSPORT_TYPES = {"connection_init", "ping", "pong", "subscribe", "complete"}
+LEGACY_TYPES = {"connection_init", "connection_terminate", "start", "stop"}
 CREDENTIAL_KEYS = ("Authorization", "authorization", "token")
 
 
@@ -47,20 +56,78 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
         await super().close(code, reason)
 
 
-class _Revocable:
-    """A protocol handler that registers itself in its context, so a revocation can end
-    its operations and close it."""
+def _payload_problem(payload: Any) -> str | None:
+    """What is wrong with a subscribe/start payload, if anything."""
+    if not isinstance(payload, dict):
+        return "'payload' must be an object"
+    if not isinstance(payload.get("query"), str):
+        return "'payload.query' must be a string"
+    for key, kind in (("variables", dict), ("operationName", str), ("extensions", dict)):
+        if payload.get(key) is not None and not isinstance(payload[key], kind):
+            return f"'payload.{key}' must be {'an object' if kind is dict else 'a string'}"
+    return None
 
+
+def _transport_problem(message: dict[str, Any]) -> str | None:
+    kind = message.get("type")
+    if not isinstance(kind, str) or kind not in TRANSPORT_TYPES:
+        return "'type' must be one of " + ", ".join(sorted(TRANSPORT_TYPES))
+    if kind in ("subscribe", "complete") and not isinstance(message.get("id"), str):
+        return "'id' must be a string"
+    if kind == "subscribe":
+        return _payload_problem(message.get("payload"))
+    if kind == "connection_init" and not isinstance(message.get("payload") or {}, dict):
+        return "'payload' must be an object"
+    return None
+
+
+def _legacy_problem(message: dict[str, Any]) -> str | None:
+    kind = message.get("type")
+    if not isinstance(kind, str) or kind not in LEGACY_TYPES:
+        return "'type' must be one of " + ", ".join(sorted(LEGACY_TYPES))
+    if kind in ("start", "stop") and not isinstance(message.get("id"), str):
+        return "'id' must be a string"
+    if kind == "start":
+        return _payload_problem(message.get("payload"))
+    return None
+
+
+class _Guarded:
+    """What both protocol handlers add to strawberry's: the connection is counted against
+    the caps, registered in its context (so a revocation can end its operations and close
+    it), and refused (1013) when the server already holds as many as it allows."""
+
+    protocol: str
     context: Context
     websocket: Any
 
     async def handle(self) -> None:
         self.context.connection = self
+        admission = self.context.admission
         try:
-            await super().handle()  # type: ignore[misc]
+            if admission is not None:
+                admission.open_connection()
+        except TooManyConnections as refused:
+            await self.websocket.close(code=TRY_AGAIN_LATER, reason=_reason(refused))
+            return
+        try:
+            await self.serve()
         finally:
+            if admission is not None:
+                admission.close_connection(token=self.context.admitted_as)
             if self.context.unwatch is not None:
                 self.context.unwatch()
+
+    async def serve(self) -> None:
+        await super().handle()  # type: ignore[misc]
+
+    def count_protocol_error(self) -> None:
+        if self.context.metrics is not None:
+            self.context.metrics.protocol_errors.labels(self.protocol).inc()
+
+    def count_init_timeout(self) -> None:
+        if self.context.metrics is not None:
+            self.context.metrics.init_timeouts.labels(self.protocol).inc()
 
     async def close_revoked(self) -> None:
         for operation_id in list(self.operation_ids()):
@@ -73,22 +140,92 @@ class _Revocable:
         raise NotImplementedError
 
 
-class TransportWSHandler(_Revocable, BaseGraphQLTransportWSHandler[Context, None]):
+class TransportWSHandler(_Guarded, BaseGraphQLTransportWSHandler[Context, None]):
+    protocol = TRANSPORT
+
     def operation_ids(self) -> list[str]:
         return list(self.operations)
 
+    async def handle_message(self, message: Any) -> None:
+        # Strawberry indexes messages as if well-formed: a payload that is a string, or
+        # an id that is a list, would raise out of the connection (a 1006 and a traceback).
+        problem = _transport_problem(message)
+        if problem is not None:
+            await self.handle_invalid_message(f"Invalid message: {problem}")
+            return
+        if message["type"] == "connection_init" and message.get("payload") is None:
+            message = {**message, "payload": {}}  # the protocol allows null: no parameters
+        await super().handle_message(message)
 
-class LegacyWSHandler(_Revocable, BaseGraphQLWSHandler[Context, None]):
+    async def handle_invalid_message(self, error_message: str) -> None:
+        self.count_protocol_error()
+        await super().handle_invalid_message(error_message[:120])
+
+    async def handle_connection_init_timeout(self) -> None:
+        await super().handle_connection_init_timeout()
+        if self.connection_timed_out:
+            self.count_init_timeout()
+
+
+class LegacyWSHandler(_Guarded, BaseGraphQLWSHandler[Context, None]):
+    protocol = LEGACY
+    connection_init_received = False
+
     def operation_ids(self) -> list[str]:
         return list(self.tasks)
 
+    async def serve(self) -> None:
+        # The legacy protocol has no init timeout of its own: without one, a socket that
+        # never sends connection_init is held for ever.
+        timer = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().serve()
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_init_received:
+            self.count_init_timeout()
+            with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected, RuntimeError):
+                await self.websocket.close(
+                    code=INIT_TIMEOUT, reason="Connection initialisation timeout"
+                )
+
+    async def handle_message(self, message: Any) -> None:
+        # As subscriptions-transport-ws does: an `error` message (with the id when there is
+        # one), and the connection goes on.
+        problem = _legacy_problem(message)
+        if problem is None:
+            await super().handle_message(message)
+            return
+        self.count_protocol_error()
+        error: dict[str, Any] = {
+            "type": "error",
+            "payload": {
+                "message": f"Invalid message: {problem}",
+                "extensions": {"code": "INVALID_MESSAGE"},
+            },
+        }
+        if isinstance(message.get("id"), str):
+            error["id"] = message["id"]
+        await self.send_message(error)  # type: ignore[arg-type]
+
     async def handle_connection_init(self, message: Any) -> None:
+        self.connection_init_received = True
         # Strawberry's legacy handler would authenticate again (and start a second
         # keep-alive): one connection is one principal, as graphql-transport-ws has it.
         if self.connection_acknowledged:
-            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            await self.websocket.close(code=TOO_MANY, reason="Too many initialisation requests")
             return
         await super().handle_connection_init(message)
+
+
+def _reason(refused: TooManyConnections) -> str:
+    """A close reason naming the limit (close reasons are at most 123 bytes)."""
+    return f"Too many connections ({refused.setting}={refused.limit})"
 
 
 def _unauthenticated(error: AuthenticationError, request_id: str | None) -> JSONResponse:
@@ -115,9 +252,17 @@ class GraphQLView(GraphQL):
     graphql_ws_handler_class = LegacyWSHandler
     websocket_adapter_class = WebSocketAdapter  # type: ignore[assignment]
 
-    def __init__(self, schema: Any, *, limits: QueryLimits, **options: Any) -> None:
+    def __init__(
+        self,
+        schema: Any,
+        *,
+        limits: QueryLimits,
+        admission: Admission | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(schema, **options)
         self.limits = limits
+        self.admission = admission
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -174,6 +319,7 @@ class GraphQLView(GraphQL):
             principal=getattr(request.state, "principal", None),
             request_id=request.state.request_id,
             metrics=state.metrics,
+            admission=self.admission,
         )
 
     async def on_ws_connect(self, context: Context) -> Any:
@@ -205,4 +351,12 @@ class GraphQLView(GraphQL):
             websocket.state.rejection = (INTERNAL, message)
             payload = {"message": message, "code": "INTERNAL_SERVER_ERROR"}
             raise ConnectionRejectionError(payload) from None
+        if context.admission is not None:
+            try:
+                context.admission.authenticate_connection(context.principal.name)
+            except TooManyConnections as refused:
+                websocket.state.rejection = (TOO_MANY, _reason(refused))
+                payload = {"message": refused.message, "code": refused.code}
+                raise ConnectionRejectionError(payload) from None
+            context.admitted_as = context.principal.name
         return UNSET
