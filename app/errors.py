@@ -96,6 +96,11 @@ def _forbidden(field: str, value: str, pattern: re.Pattern[str], what: str) -> N
         raise ValidationError(field, f"must not contain {what} ({code} at {found.start()})")
 
 
+def storable(value: str) -> bool:
+    """Whether a database can hold `value` (no lone surrogate in it)."""
+    return _SURROGATE.search(value) is None
+
+
 def check_storable(field: str, value: str) -> None:
     """Refuse text no database can store or search: a lone surrogate."""
     _forbidden(field, value, _SURROGATE, "a lone surrogate, which is not a character")

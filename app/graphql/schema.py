@@ -20,6 +20,7 @@ from app.graphql.auth.mutations import AuthMutation
 from app.graphql.auth.queries import AuthQuery
 from app.graphql.events.queries import EventsQuery
 from app.graphql.events.subscriptions import EventsSubscription
+from app.graphql.inputs import refuse_unstorable_text
 from app.graphql.limits import QueryLimits, QuerySizeLimit, ResultBudget, validation_rules
 from app.graphql.permissions import guard_root_fields
 from app.graphql.registry import types as registry_types
@@ -47,6 +48,7 @@ class Mutation(TrackingMutation, RegistryMutation, AuthMutation):
 
 
 guard_root_fields(Query, Mutation, Subscription)
+refuse_unstorable_text(Query, Mutation, Subscription)
 
 
 class Schema(strawberry.Schema):
