@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from app.auth.roles import Role
-from tests.conftest import ADMIN, PG_URL, make_token
+from tests.conftest import ADMIN, make_token
 from tests.e2e.conftest import Server, auth_headers, cli, gql
 from tests.e2e.ws import TIMEOUT, Subscriber
 
