@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Objects a query could return at most: every object field counts once per parent,
     # a paged field `first` times per parent (see app/graphql/limits.py).
     max_query_cost: int = 500_000
+    # Fields written in one document: bounds what validation may cost (TOO_MANY_FIELDS).
+    max_query_fields: int = 500
+    # Estimated memory of parsed and validated documents kept for reuse.
+    query_cache_bytes: int = 64 * 1024 * 1024
     max_body_bytes: int = 4 * 1024 * 1024
     max_metric_batch: int = 10_000
 

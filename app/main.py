@@ -77,6 +77,8 @@ def query_limits(settings: Settings) -> QueryLimits:
         page_cap=settings.max_page_size,
         history_cap=settings.max_history_page_size,
         introspection=settings.introspection,
+        fields=settings.max_query_fields,
+        cache_bytes=settings.query_cache_bytes,
     )
 
 

@@ -128,7 +128,9 @@ def present(
     id and masked, the client getting the id."""
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
-        if original is None and (facts := limit_error_facts(error.message, limits)):
+        if "code" not in (error.extensions or {}) and (
+            facts := limit_error_facts(error.message, limits)
+        ):
             error.extensions = {**(error.extensions or {}), **facts}
         return error
     if isinstance(original, domain.DomainError):

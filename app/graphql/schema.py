@@ -5,12 +5,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types.graphql import OperationType
@@ -21,7 +16,14 @@ from app.graphql.auth.queries import AuthQuery
 from app.graphql.events.queries import EventsQuery
 from app.graphql.events.subscriptions import EventsSubscription
 from app.graphql.inputs import refuse_unstorable_text
-from app.graphql.limits import QueryLimits, QuerySizeLimit, ResultBudget, validation_rules
+from app.graphql.limits import (
+    CachedValidation,
+    Checks,
+    DocumentCache,
+    QueryLimits,
+    QuerySizeLimit,
+    ResultBudget,
+)
 from app.graphql.permissions import guard_root_fields
 from app.graphql.registry import types as registry_types
 from app.graphql.registry.mutations import RegistryMutation
@@ -52,6 +54,8 @@ refuse_unstorable_text(Query, Mutation, Subscription)
 
 
 class Schema(strawberry.Schema):
+    documents: DocumentCache
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Strawberry logs every error at ERROR level; most are the client's (a typo, a
         limit). ErrorPolicy logs the bugs, with the request id."""
@@ -65,11 +69,13 @@ class Schema(strawberry.Schema):
 
 
 @lru_cache(maxsize=8)
-def build_schema(limits: QueryLimits = QueryLimits()) -> strawberry.Schema:
-    """The schema for one set of limits, built once: its validation rules stay the same
-    objects, so the validation cache keeps hitting (validation dominates a request)."""
-    rules = validation_rules(limits)
-    return Schema(
+def build_schema(limits: QueryLimits = QueryLimits()) -> Schema:
+    """The schema for one set of limits, built once: its validation rules and its cache of
+    parsed and validated documents live as long as it does (validation dominates a
+    request)."""
+    checks = Checks(limits)
+    documents = DocumentCache(limits.cache_bytes)
+    built = Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -84,14 +90,14 @@ def build_schema(limits: QueryLimits = QueryLimits()) -> strawberry.Schema:
             lambda: QuerySizeLimit(limits.size),
             lambda: MaxTokensLimiter(limits.tokens),
             lambda: ResultBudget(limits.cost),
-            lambda: AddValidationRules(rules),
-            lambda: ParserCache(maxsize=1024),
-            lambda: ValidationCache(maxsize=1024),
+            lambda: CachedValidation(documents, checks),
             lambda: errors.ErrorPolicy(limits),
         ],
         exception_handlers=[*errors.HANDLERS, *registry_types.HANDLERS],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
+    built.documents = documents
+    return built
 
 
 schema = build_schema()
