@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.graphql.test_tracking import assert_no_traceback, seed_run, table_counts
+from tests.graphql.tracking.test_tracking import assert_no_traceback, seed_run, table_counts
 
 EXPERIMENTS = """
 query($first: Int, $after: String) {

@@ -1,6 +1,6 @@
 """Tracking queries over HTTP: experiments, experiment, run, and the fields of Experiment and Run.
 
-The helpers at the top are shared by the other test_tracking_* modules.
+The helpers at the top are shared by the other modules of tests/graphql/tracking.
 """
 
 import json

@@ -3,7 +3,7 @@
 import pytest
 
 from app.tracking.models import RunStatus
-from tests.graphql.test_tracking import assert_no_traceback, seed_run, walk
+from tests.graphql.tracking.test_tracking import assert_no_traceback, seed_run, walk
 
 RUNS = """
 query($experiment: String!, $filter: RunFilter, $orderBy: RunOrder, $first: Int, $after: String) {

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.graphql.test_tracking import (
+from tests.graphql.tracking.test_tracking import (
     RUN_ID,
     UNKNOWN_RUN_ID,
     assert_no_traceback,
