@@ -61,6 +61,9 @@ async def test_a_websocket_without_a_token_is_closed_4401_and_a_bad_one_4403(sta
     code, reason = await closed_with(server.ws, {"Authorization": "Bearer mg_made-up"})
     assert code == 4403 and "not valid" in reason
     assert (await closed_with(server.ws, {"token": 42}))[0] == 4403
+    # JSON can carry a lone surrogate, which no text encoding takes: still just not valid.
+    code, reason = await closed_with(server.ws, {"Authorization": "Bearer mg_\ud800"})
+    assert code == 4403 and "not valid" in reason
 
 
 async def test_a_legacy_graphql_ws_client_without_a_token_gets_a_connection_error(start_server):
