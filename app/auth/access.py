@@ -80,22 +80,36 @@ class RevocationMark:
                 dialect=sqlite_dialect(), compile_kwargs={"literal_binds": True}
             )
         )
-        # mode=rw: never create a database file that is not there.
-        self._conn = sqlite3.connect(
-            f"file:{path}?mode=rw", uri=True, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute(f"PRAGMA busy_timeout = {MARK_BUSY_MS}")
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        # Opened on first use, not at start-up: a server whose database cannot be opened
+        # yet still starts, and says so through /readyz and its refusals.
+        if self._conn is None:
+            # mode=rw: never create a database file that is not there.
+            conn = sqlite3.connect(
+                f"file:{self._path}?mode=rw",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {MARK_BUSY_MS}")
+            self._conn = conn
+        return self._conn
 
     def read(self) -> int | None:
         try:
-            row = self._conn.execute(self._sql).fetchone()
+            row = self._connection().execute(self._sql).fetchone()
         except sqlite3.Error:
             log.warning("could not read the token revocation mark", exc_info=True)
             return None
         return int(row[0] or 0)
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def revocation_mark_for(db: Database) -> RevocationMark | None:

@@ -30,6 +30,7 @@ from strawberry.types.unset import UNSET
 
 from app.auth.access import AccessControl, MissingCredentials
 from app.auth.errors import AuthenticationError
+from app.errors import UnavailableError
 from app.graphql import ide
 from app.graphql.admission import Admission, TooManyConnections
 from app.graphql.context import Context
@@ -343,8 +344,14 @@ class GraphQLView(GraphQL):
             code = UNAUTHORIZED if isinstance(error, MissingCredentials) else FORBIDDEN
             websocket.state.rejection = (code, error.message[:120])
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
+        except UnavailableError as error:
+            # The database is down or locked: the client may try again later (1013).
+            log.warning("authenticating a WebSocket (request %s): %s", context.request_id, error)
+            state.metrics.unavailable.inc()
+            websocket.state.rejection = (TRY_AGAIN_LATER, error.message[:120])
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         except Exception:
-            # The database is down, or a bug: say so (1011) with the id the log has.
+            # A bug: say so (1011) with the id the log has.
             log.exception("authenticating a WebSocket failed (request %s)", context.request_id)
             state.metrics.internal_errors.inc()
             message = f"Internal server error (request {context.request_id})."

@@ -1,6 +1,9 @@
 """Bugs and outages are masked for clients: no stack trace, no 500."""
 
 import httpx
+import pytest
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from app.config import Settings
 from app.main import create_app
@@ -27,7 +30,8 @@ async def test_a_database_failure_is_masked_not_leaked(tmp_path):
     error = response.json()["errors"][0]
     assert error["message"].startswith("the service is unavailable")
     assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "retryAfter": 5}
-    assert "sqlite" not in response.text.lower() and "Traceback" not in response.text
+    assert "sqlite" not in response.text.lower()
+    assert "Traceback" not in response.text
     assert health.status_code == 200
     assert ready.status_code == 503
     assert ready.json() == {"status": "unavailable", "database": "unreachable"}
@@ -55,5 +59,24 @@ async def test_a_database_failure_while_authenticating_is_masked_too(tmp_path, c
         "retryAfter": 5,
         "requestId": "job-42",
     }
-    assert "sqlite" not in response.text.lower() and "Traceback" not in response.text
+    assert "sqlite" not in response.text.lower()
+    assert "Traceback" not in response.text
     assert any("job-42" in r.getMessage() for r in caplog.records)
+
+
+def test_a_database_failure_while_authenticating_a_websocket_says_try_again_later(tmp_path):
+    # given a server whose database cannot be opened, with authentication on
+    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db"))
+    with TestClient(app) as client:
+        # when a WebSocket client authenticates
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json({"type": "connection_init", "payload": {"Authorization": "Bearer mg_x"}})
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+        metrics = client.get("/metrics").text
+
+    # then it is closed with 1013 (try again later), counted as unavailable, not as a bug
+    assert closed.value.code == 1013
+    assert "service is unavailable" in closed.value.reason
+    assert "modelgraph_unavailable_total 1.0" in metrics
+    assert "modelgraph_internal_errors_total 0.0" in metrics
