@@ -59,7 +59,7 @@ def postgres_migrated() -> Iterator[str]:
     assert PG_URL
     reset_postgres_schema(PG_URL)
     migrate.upgrade(PG_URL)
-    yield PG_URL
+    return PG_URL
 
 
 def reset_postgres_schema(url: str) -> None:
@@ -191,9 +191,11 @@ def app_with(
     @asynccontextmanager
     async def start(secret: str | None = admin_secret, **overrides: Any) -> AsyncIterator[Any]:
         application = create_app(Settings(database_url=database_url, **overrides))
-        async with application.router.lifespan_context(application):
-            async with asgi_client(application, secret) as c:
-                yield GraphQLClient(c)
+        async with (
+            application.router.lifespan_context(application),
+            asgi_client(application, secret) as c,
+        ):
+            yield GraphQLClient(c)
 
     return start
 

@@ -62,7 +62,8 @@ async def test_demo_run_again_changes_nothing_and_says_so(database_url, monkeypa
     # given a database the demo has filled
     assert await demo_cli(monkeypatch, database_url) == 0
     seeded = await row_counts(database_url)
-    assert seeded["run"] == 12 and seeded["registered_model"] == len(EXPERIMENTS)
+    assert seeded["run"] == 12
+    assert seeded["registered_model"] == len(EXPERIMENTS)
     capsys.readouterr()
 
     # when the demo runs again

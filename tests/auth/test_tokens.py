@@ -48,7 +48,8 @@ async def test_a_created_token_works_and_only_its_hash_is_stored(gql, app, db):
     # then the answer carries the secret, which authenticates as that token
     assert made["__typename"] == "CreateApiTokenSuccess"
     secret = made["secret"]
-    assert secret.startswith("mg_") and len(secret) > 40
+    assert secret.startswith("mg_")
+    assert len(secret) > 40
     assert made["token"] == {
         "name": "ci-main",
         "role": "DEPLOYER",
@@ -75,7 +76,8 @@ async def test_a_token_name_is_unique_for_ever_and_must_be_plain(gql):
     assert again["code"] == "ALREADY_EXISTS"
     for bad in ("", "has space", "x" * 65, "-leading", "ünïcode", "a\nb", "anonymous", "Dev"):
         refused = (await gql(CREATE, name=bad, role="READER"))["createApiToken"]
-        assert refused["__typename"] == "InvalidInput" and refused["field"] == "name", bad
+        assert refused["__typename"] == "InvalidInput", bad
+        assert refused["field"] == "name", bad
 
 
 async def test_a_revoked_token_is_refused_on_the_next_request(app, gql, database_url):
@@ -89,7 +91,8 @@ async def test_a_revoked_token_is_refused_on_the_next_request(app, gql, database
 
         # then the next request is a 401, whatever it asks
         response = await client.post("/graphql", json={"query": VIEWER})
-    assert revoked["token"]["revokedBy"] == ADMIN and revoked["token"]["revokedAt"]
+    assert revoked["token"]["revokedBy"] == ADMIN
+    assert revoked["token"]["revokedAt"]
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -101,7 +104,8 @@ async def test_a_revoked_token_is_refused_on_the_next_request(app, gql, database
 
 async def test_the_last_active_admin_cannot_be_revoked(gql, db):
     refused = (await gql(REVOKE, name=ADMIN))["revokeApiToken"]
-    assert refused["code"] == "CONFLICT" and "last active ADMIN" in refused["message"]
+    assert refused["code"] == "CONFLICT"
+    assert "last active ADMIN" in refused["message"]
     assert all(t.revoked_at is None for t in await stored_tokens(db))
 
 

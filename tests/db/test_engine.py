@@ -64,7 +64,9 @@ async def test_postgres_has_the_partial_unique_index_for_production(db):
                 )
             )
         ).scalar_one()
-    assert "UNIQUE" in definition and "WHERE" in definition and "PRODUCTION" in definition
+    assert "UNIQUE" in definition
+    assert "WHERE" in definition
+    assert "PRODUCTION" in definition
 
 
 @pytest.mark.postgres
@@ -74,4 +76,5 @@ async def test_postgres_default_experiment_is_zero_and_new_ids_follow(db):
     assert created.id == 1
     async with db.read() as session:
         default = await session.get(Experiment, 0)
-    assert default is not None and default.name == "Default"
+    assert default is not None
+    assert default.name == "Default"

@@ -44,9 +44,8 @@ def counter(scraped: str, name: str) -> float:
 @contextlib.asynccontextmanager
 async def serving(url: str, **overrides: Any) -> AsyncIterator[tuple[Any, GraphQLClient]]:
     app = create_app(Settings(database_url=url, dev_mode=True, **overrides))
-    async with app.router.lifespan_context(app):
-        async with asgi_client(app) as client:
-            yield app, GraphQLClient(client)
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
+        yield app, GraphQLClient(client)
 
 
 async def test_a_full_sqlite_disk_is_service_unavailable_not_a_bug(database_url):
@@ -75,7 +74,8 @@ async def test_a_full_sqlite_disk_is_service_unavailable_not_a_bug(database_url)
         (error,) = refused["errors"]
         assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE", error
         assert error["extensions"]["retryAfter"] > 0
-        assert "disk is full" in error["message"] and "retry" in error["message"]
+        assert "disk is full" in error["message"]
+        assert "retry" in error["message"]
         assert "sqlite" not in str(refused).lower()
         assert counter(scraped, "modelgraph_unavailable_total") == 1
         assert counter(scraped, "modelgraph_internal_errors_total") == 0

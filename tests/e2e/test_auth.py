@@ -59,11 +59,13 @@ async def test_a_websocket_without_a_token_is_closed_4401_and_a_bad_one_4403(sta
     server = start_server()
     assert (await closed_with(server.ws, {}))[0] == 4401
     code, reason = await closed_with(server.ws, {"Authorization": "Bearer mg_made-up"})
-    assert code == 4403 and "not valid" in reason
+    assert code == 4403
+    assert "not valid" in reason
     assert (await closed_with(server.ws, {"token": 42}))[0] == 4403
     # JSON can carry a lone surrogate, which no text encoding takes: still just not valid.
     code, reason = await closed_with(server.ws, {"Authorization": "Bearer mg_\ud800"})
-    assert code == 4403 and "not valid" in reason
+    assert code == 4403
+    assert "not valid" in reason
 
 
 async def test_a_legacy_graphql_ws_client_without_a_token_gets_a_connection_error(start_server):
@@ -217,7 +219,8 @@ def test_the_cli_manages_tokens_on_the_database_with_no_server(server_env):
     names = [t["name"] for t in json.loads(listed.stdout)["tokens"]]
     assert names == [ADMIN, "ci-main"]
     assert created["secret"] not in listed.stdout
-    assert revoked.returncode == 0 and "revoked 'ci-main'" in revoked.stdout
+    assert revoked.returncode == 0
+    assert "revoked 'ci-main'" in revoked.stdout
 
 
 @pytest.mark.parametrize(
@@ -277,7 +280,8 @@ def test_dev_mode_refuses_to_listen_beyond_loopback(tmp_path):
     env = {**_base_env(), "MODELGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/dev.db"}
     result = cli("serve", "--dev", "--host", "0.0.0.0", "--port", "1", env=env)
     assert result.returncode == 2
-    assert "dev mode" in result.stderr and "0.0.0.0" in result.stderr
+    assert "dev mode" in result.stderr
+    assert "0.0.0.0" in result.stderr
 
 
 def _base_env() -> dict[str, str]:

@@ -87,7 +87,8 @@ async def test_the_whole_story_through_the_cli(start_server, database_url):
     )
     assert code == 0
     promoted = json.loads(out)
-    assert promoted["created"] is True and promoted["modelVersion"]["stage"] == "STAGING"
+    assert promoted["created"] is True
+    assert promoted["modelVersion"]["stage"] == "STAGING"
     gql(base, POLICY)
     cursor = gql(base, EVENTS)["events"]["pageInfo"]["endCursor"]
 
@@ -132,7 +133,8 @@ async def test_the_whole_story_through_the_cli(start_server, database_url):
     code, _, err = mg(
         base, "transition", "--model", "fraud-detector", "--version", "1", "--stage", "PRODUCTION"
     )
-    assert code == 3 and "integration-tests" in err
+    assert code == 3
+    assert "integration-tests" in err
 
     # checks pass: PRODUCTION is accepted, and the watcher exits 0 having seen it
     assert (
@@ -192,7 +194,8 @@ async def test_the_whole_story_through_the_cli(start_server, database_url):
         "STAGING",
         "--json",
     )
-    assert code == 0 and json.loads(out)["modelVersion"]["version"] == 2
+    assert code == 0
+    assert json.loads(out)["modelVersion"]["version"] == 2
     mg(
         base,
         "validate",
@@ -278,7 +281,8 @@ async def test_without_the_right_token_every_command_exits_9(start_server, datab
     assert mg(base, *watch, token="mg_not-a-real-token")[0] == 9
     # a role below DEPLOYER: refused with the role it needs
     code, out, _ = mg(base, *rollback, "--json", token=reader)
-    assert code == 9 and json.loads(out)["requiredRole"] == "DEPLOYER"
+    assert code == 9
+    assert json.loads(out)["requiredRole"] == "DEPLOYER"
     assert mg(base, *rollback, token=writer)[0] == 9
 
 
@@ -291,8 +295,10 @@ async def test_watch_refuses_a_bad_cursor_and_an_unknown_model_before_waiting(st
     for cursor in ("", "not-a-cursor", "ZXZlbnQ6OTk="):
         code, out, err = mg(base, "watch", "--model", "m", "--after", cursor, "--timeout", "20")
         assert code == 7, (cursor, err)
-        assert "--after" in err and out == ""
+        assert "--after" in err
+        assert out == ""
     # a model that does not exist: not found, instead of waiting for the timeout
     code, out, err = mg(base, "watch", "--model", "nope", "--timeout", "20")
     assert code == 5, err
-    assert "'nope'" in err and out == ""
+    assert "'nope'" in err
+    assert out == ""

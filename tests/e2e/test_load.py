@@ -18,7 +18,8 @@ SCRIPTS = ROOT / "scripts"
 
 def _import_script(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     # Registered before running: dataclasses resolve annotations through sys.modules.
     sys.modules[name] = module

@@ -96,7 +96,8 @@ async def test_a_watcher_sees_every_change_in_commit_order_exactly_once(start_se
     assert [shape(e) for e in received] == [shape(e) for e in expected]
     assert [e["cursor"] for e in received] == [e["cursor"] for e in expected]
     types = [e["type"] for e in received]
-    assert types.count("MODEL_ROLLED_BACK") == 1 and types.count("ALIAS_DELETED") == 1
+    assert types.count("MODEL_ROLLED_BACK") == 1
+    assert types.count("ALIAS_DELETED") == 1
     # the promotion of version 2 archived version 1 in the same transaction, archive first
     archive = received.index(next(e for e in received if e["toStage"] == "ARCHIVED"))
     assert received[archive]["versionNumber"] == 1
@@ -192,7 +193,8 @@ async def test_server_shutdown_ends_subscriptions_cleanly(start_server):
         await asyncio.to_thread(server.stop)  # asserts no traceback in the server's output
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await watcher.message()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code in (1000, 1001, 1012)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code in (1000, 1001, 1012)
 
 
 @pytest.mark.postgres
@@ -248,7 +250,8 @@ async def test_run_metrics_streams_points_as_logged_and_ends_with_the_run(start_
         gql(server.base, END_RUN, run=run)
         end = await live.message()
 
-    assert [p["key"] for p in first] == ["loss", "acc"] and first[1]["value"] == "NaN"
+    assert [p["key"] for p in first] == ["loss", "acc"]
+    assert first[1]["value"] == "NaN"
     assert second == [
         {"key": "loss", "value": 0.5, "step": 1000},
         {"key": "acc", "value": "NaN", "step": 1000},
@@ -265,5 +268,6 @@ async def test_subscriptions_per_connection_are_capped(start_server):
             payload = {"query": WATCH, "variables": {"model": "m"}}
             await ws.send(json.dumps({"id": str(i), "type": "subscribe", "payload": payload}))
         refused = json.loads(await asyncio.wait_for(ws.recv(), 20))
-    assert refused["id"] == "2" and refused["type"] == "error"
+    assert refused["id"] == "2"
+    assert refused["type"] == "error"
     assert "limit" in refused["payload"][0]["message"].lower()

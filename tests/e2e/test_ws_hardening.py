@@ -68,9 +68,13 @@ async def recv(ws: Any) -> dict[str, Any]:
 
 async def closed(ws: Any) -> tuple[int, str]:
     """Read until the server closes the socket: its close code and reason."""
-    with pytest.raises(websockets.ConnectionClosed) as info:
+
+    async def read_until_closed() -> None:
         while True:
             await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        await read_until_closed()
     assert info.value.rcvd is not None, "the socket was dropped without a close frame"
     return info.value.rcvd.code, info.value.rcvd.reason
 
@@ -108,7 +112,8 @@ async def test_malformed_legacy_messages_get_an_error_and_the_connection_goes_on
     await until(lambda: metric(server, "modelgraph_subscriptions") == 1)
     gql(server.base, REGISTER)
     data = await recv(ws)
-    assert data["type"] == "data" and data["id"] == "ok", data
+    assert data["type"] == "data", data
+    assert data["id"] == "ok", data
     assert data["payload"]["data"]["lifecycleEvents"]["type"] == "MODEL_CREATED"
     await ws.close()
     errors = metric(server, "modelgraph_websocket_protocol_errors_total", protocol=LEGACY)
@@ -307,7 +312,8 @@ async def test_websocket_connections_are_capped_per_token_and_in_total(start_ser
     async with websockets.connect(server.ws, subprotocols=[TRANSPORT]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": auth_headers(reader)}))
         code, reason = await closed(ws)
-    assert code == 4429 and "MODELGRAPH_MAX_WEBSOCKET_CONNECTIONS_PER_TOKEN=2" in reason
+    assert code == 4429
+    assert "MODELGRAPH_MAX_WEBSOCKET_CONNECTIONS_PER_TOKEN=2" in reason
     async with websockets.connect(server.ws, subprotocols=[LEGACY]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": auth_headers(reader)}))
         refused = await recv(ws)
@@ -319,7 +325,8 @@ async def test_websocket_connections_are_capped_per_token_and_in_total(start_ser
     held.append(await connect(server, TRANSPORT))
     async with websockets.connect(server.ws, subprotocols=[TRANSPORT]) as ws:
         code, reason = await closed(ws)
-    assert code == 1013 and "MODELGRAPH_MAX_WEBSOCKET_CONNECTIONS=3" in reason
+    assert code == 1013
+    assert "MODELGRAPH_MAX_WEBSOCKET_CONNECTIONS=3" in reason
 
     # a closed connection frees its place, for the token and in total
     await held.pop(0).close()

@@ -25,7 +25,8 @@ async def test_a_subscriber_that_falls_behind_is_told_instead_of_buffered():
     # then what was pending is dropped, it is told once, and what came after is kept
     assert await queue.take() is OVERFLOW
     assert await queue.take() == [{"step": 4}]
-    assert queue.empty() and queue.points == 0
+    assert queue.empty()
+    assert queue.points == 0
 
 
 def test_unsubscribed_queues_get_nothing():

@@ -15,12 +15,15 @@ async def read_all(db, after: int = 0) -> list:
 
 
 async def test_a_rolled_back_change_leaves_no_event(db):
-    with pytest.raises(RuntimeError):
+    async def write_an_event_then_fail() -> None:
         async with db.unit_of_work() as session:
             await events_service.record_event(
                 session, type=EventType.MODEL_CREATED, actor="t", model="m"
             )
             raise RuntimeError("the change fails after its event was written")
+
+    with pytest.raises(RuntimeError, match="after its event was written"):
+        await write_an_event_then_fail()
     assert await read_all(db) == []
 
 

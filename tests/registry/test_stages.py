@@ -91,4 +91,4 @@ def test_path_does_not_mutate_the_table():
     for from_stage, to_stage in ALL_PAIRS:
         path(from_stage, to_stage)
 
-    assert ALLOWED_MOVES == before
+    assert before == ALLOWED_MOVES

@@ -67,7 +67,8 @@ async def test_a_stale_stage_expectation_is_a_conflict(db, gql):
     await make_version(db, model="m", stage="STAGING")
     data = await gql(TRANSITION, v=1, stage="ARCHIVED", seen="DEVELOPMENT")
     conflict = data["transitionModelVersion"]
-    assert conflict["__typename"] == "Conflict" and conflict["field"] == "expectedStage"
+    assert conflict["__typename"] == "Conflict"
+    assert conflict["field"] == "expectedStage"
     assert (conflict["expected"], conflict["actual"]) == ("DEVELOPMENT", "STAGING")
 
 

@@ -872,7 +872,8 @@ async def test_rollback_to_a_version_the_policy_refuses_goes_ahead_and_says_what
         row = (
             await s.execute(select(StageTransition).order_by(StageTransition.id.desc()).limit(1))
         ).scalar_one()
-    assert row.rollback and row.policy["bypassed"] is True
+    assert row.rollback
+    assert row.policy["bypassed"] is True
     assert row.policy["unmet"][:2] == bypassed
     event = (await gql(STAGE_EVENTS_POLICY))["events"]["nodes"][-1]
     assert (event["version"]["version"], event["toStage"]) == (1, PROD)

@@ -51,7 +51,8 @@ async def test_a_policy_refuses_with_every_unmet_condition_and_changes_nothing(d
     }
 
     refused = (await gql(PROMOTE, v=v1))["transitionModelVersion"]
-    assert refused["__typename"] == "PolicyViolation" and refused["code"] == "POLICY_VIOLATION"
+    assert refused["__typename"] == "PolicyViolation"
+    assert refused["code"] == "POLICY_VIOLATION"
     assert refused["unmet"] == [
         {"condition": "check tests", "actual": "not reported", "required": "PASSED"},
         {"condition": "metric acc", "actual": "0.85", "required": "GTE 0.9"},

@@ -141,7 +141,9 @@ async def transition(gql, model: str, version: int, stage: str, reason: str | No
 
 def parse_utc(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
-    assert parsed.utcoffset() is not None and parsed.utcoffset().total_seconds() == 0, value
+    offset = parsed.utcoffset()
+    assert offset is not None, value
+    assert offset.total_seconds() == 0, value
     return parsed
 
 

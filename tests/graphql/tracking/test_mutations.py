@@ -306,7 +306,8 @@ async def test_start_run_in_an_existing_experiment_adds_a_run_only(gql, db):
     run = data["startRun"]["run"]
     assert run["experiment"] == {"name": "exp"}
     assert run["name"] is None
-    assert run["params"] == [] and run["tags"] == []
+    assert run["params"] == []
+    assert run["tags"] == []
     assert datetime.fromisoformat(run["startTime"]).tzinfo is not None
     after = await table_counts(db)
     assert after["experiment"] == before["experiment"]
@@ -543,7 +544,8 @@ async def test_log_metrics_default_step_and_timestamp(gql, db):
     # then
     (metric,) = data["logMetrics"]["run"]["metrics"]
     assert metric["step"] == 0
-    assert isinstance(metric["timestamp"], int) and metric["timestamp"] > 0
+    assert isinstance(metric["timestamp"], int)
+    assert metric["timestamp"] > 0
     assert metric["value"] == 1.0
 
 
