@@ -7,7 +7,7 @@ import pytest
 
 APP = Path(__file__).resolve().parent.parent / "app"
 FACE_ONLY = ("strawberry", "starlette", "uvicorn", "mlflow", "httpx", "websockets")
-FACES = {"graphql", "mlflow", "main.py", "cli.py", "cli_pipeline.py", "__main__.py"}
+FACES = {"graphql", "mlflow", "main.py", "cli", "client", "__main__.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -33,7 +33,9 @@ def test_core_module_imports_no_face_framework(path):
 @pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(APP)))
 def test_core_module_imports_no_face_module(path):
     bad = {
-        m for m in imported_modules(path) if m.startswith(("app.graphql", "app.main", "app.cli"))
+        m
+        for m in imported_modules(path)
+        if m.startswith(("app.graphql", "app.main", "app.cli", "app.client"))
     }
     assert not bad, f"{path.relative_to(APP)} imports {bad}"
 
@@ -41,3 +43,18 @@ def test_core_module_imports_no_face_module(path):
 def test_services_never_commit():
     for path in APP.rglob("service.py"):
         assert ".commit(" not in path.read_text(), f"{path} commits; the unit of work does"
+
+
+CLIENT_FILES = sorted((APP / "client").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", CLIENT_FILES, ids=lambda p: str(p.relative_to(APP)))
+def test_the_client_imports_no_server_code(path):
+    """A client of the public API: it must work where only httpx and websockets are."""
+    server = ("strawberry", "starlette", "uvicorn", "sqlalchemy", "sqlmodel")
+    bad = {
+        m
+        for m in imported_modules(path)
+        if m.split(".")[0] in server or (m.startswith("app.") and not m.startswith("app.client"))
+    }
+    assert not bad, f"{path.relative_to(APP)} imports {bad}"

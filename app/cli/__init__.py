@@ -1,0 +1,26 @@
+"""modelgraph serve | db | token | export-schema | demo | promote-best | transition | validate |
+rollback | watch
+
+Each command's module adds its parser with `add_parser(sub)` and sets `handler`, which
+takes the parsed arguments and returns the exit code (app/cli/exits.py)."""
+
+import argparse
+import logging
+
+from app.cli import db, demo, pipeline, serve, token, watch
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelgraph", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in (serve, token, db, demo, pipeline, watch):
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # A command's output is its answer: INFO lines (Alembic's steps) belong in a server's log.
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    return int(args.handler(args))
