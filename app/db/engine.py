@@ -41,8 +41,15 @@ _UNAVAILABLE_STATES = {"57P01", "57P02", "57P03"}
 # SQLite result codes (primary, as sqlite3 names them) of the same kind: the disk is
 # full or failing, the file cannot be opened or written, the write lock outlasted the
 # busy timeout.
-_SQLITE_UNAVAILABLE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_BUSY")
-_SQLITE_UNAVAILABLE += ("SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_NOMEM")
+_SQLITE_UNAVAILABLE = (
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_CANTOPEN",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_READONLY",
+    "SQLITE_NOMEM",
+)
 _SQLITE_WORDS = {
     "database or disk is full": "the database's disk is full",
     "disk i/o error": "the database's disk failed",

@@ -16,6 +16,7 @@ from app.db.types import as_utc
 from app.errors import ValidationError
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class SortKey:
 
     @property
     def python_type(self) -> type:
-        return self.column.type.python_type  # type: ignore[no-any-return]
+        return self.column.type.python_type
 
     @property
     def int_bits(self) -> int:
@@ -125,7 +126,7 @@ def make_page(rows: Sequence[Any], first: int, *, item: int | None, key_start: i
 async def fetch_page(
     session: AsyncSession,
     entity: Any | None,
-    stmt: Select[Any],
+    stmt: Select[*tuple[Any, ...]],
     keys: Sequence[SortKey],
     *,
     first: int,
@@ -145,14 +146,14 @@ async def fetch_page(
 async def fetch_pages_per_parent(
     session: AsyncSession,
     entity: Any,
-    stmt: Select[Any],
+    stmt: Select[*tuple[Any, ...]],
     keys: Sequence[SortKey],
     *,
     parent: Any,
-    parent_ids: Sequence[Hashable],
+    parent_ids: Sequence[K],
     first: int,
     after: str | None,
-) -> dict[Hashable, Page[Any]]:
+) -> dict[K, Page[Any]]:
     """The same page for each parent in one statement: rows ranked within each parent
     (a window function), so a list of parents costs one query, not one per parent."""
     conditions = [parent.in_(parent_ids)]
@@ -172,7 +173,7 @@ async def fetch_pages_per_parent(
         .where(inner.c.rank <= first + 1)
         .order_by(inner.c.parent, inner.c.rank)
     )
-    grouped: dict[Hashable, list[Any]] = {pid: [] for pid in parent_ids}
+    grouped: dict[K, list[Any]] = {pid: [] for pid in parent_ids}
     for row in (await session.execute(outer)).all():
         grouped[row[1]].append(row)
     return {pid: make_page(rows, first, item=0, key_start=2) for pid, rows in grouped.items()}

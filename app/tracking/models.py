@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
-from app.db.types import UTCDateTime, utcnow
+from app.db.types import EnumText, UTCDateTime, utcnow
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
@@ -50,7 +50,9 @@ class Run(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("experiment.id", ondelete="CASCADE"), nullable=False)
     )
     name: str | None = Field(default=None, sa_column=Column(String(NAME_LIMIT)))
-    status: str = Field(default=RunStatus.RUNNING, sa_column=Column(String(16), nullable=False))
+    status: RunStatus = Field(
+        default=RunStatus.RUNNING, sa_column=Column(EnumText(RunStatus), nullable=False)
+    )
     start_time: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
@@ -122,4 +124,6 @@ class LatestMetric(SQLModel, table=True):
 
     @property
     def last_value(self) -> float:
-        return float("nan") if self.is_nan else float(self.value)  # type: ignore[arg-type]
+        if self.is_nan or self.value is None:
+            return float("nan")
+        return self.value

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from app.db.pagination import SortKey, order_by
 from app.tracking.models import LatestMetric, Param, Run, RunStatus, RunTag
@@ -103,19 +104,23 @@ def filter_conditions(run_filter: RunFilter | None) -> list[ColumnElement[bool]]
         lm = aliased(LatestMetric)
         conditions.append(
             exists().where(
-                lm.run_id == Run.id,
-                lm.key == cond.key,
+                col(lm.run_id) == col(Run.id),
+                col(lm.key) == cond.key,
                 _compare(metric_column(lm, cond.aggregate), cond.op, cond.value),
             )
         )
     for key, value in run_filter.params:
         p = aliased(Param)
-        conditions.append(exists().where(p.run_id == Run.id, p.key == key, p.value == value))
+        conditions.append(
+            exists().where(col(p.run_id) == col(Run.id), col(p.key) == key, col(p.value) == value)
+        )
     for key, value in run_filter.tags:
         t = aliased(RunTag)
-        conditions.append(exists().where(t.run_id == Run.id, t.key == key, t.value == value))
+        conditions.append(
+            exists().where(col(t.run_id) == col(Run.id), col(t.key) == key, col(t.value) == value)
+        )
     if run_filter.statuses:
-        conditions.append(Run.status.in_([s.value for s in run_filter.statuses]))
+        conditions.append(col(Run.status).in_(run_filter.statuses))
     return conditions
 
 
@@ -128,7 +133,7 @@ def runs_query(run_filter: RunFilter | None, order: RunOrder) -> tuple[Select[An
         return stmt, [SortKey(Run.start_time, descending), SortKey(Run.id, descending)]
     lm = aliased(LatestMetric)
     value = metric_column(lm, order.aggregate)
-    stmt = stmt.outerjoin(lm, and_(lm.run_id == Run.id, lm.key == order.metric))
+    stmt = stmt.outerjoin(lm, and_(col(lm.run_id) == col(Run.id), col(lm.key) == order.metric))
     # NULLs (no such metric, or NaN) sort last in both directions and keep keyset
     # comparisons NULL-free.
     missing = case((value.is_(None), 1), else_=0)
@@ -150,8 +155,8 @@ def ranked_runs_query(
     value = metric_column(LatestMetric, aggregate)
     stmt = (
         select(Run)
-        .join(LatestMetric, LatestMetric.run_id == Run.id)
-        .where(LatestMetric.key == metric, value.is_not(None), *filter_conditions(run_filter))
+        .join(LatestMetric, col(LatestMetric.run_id) == col(Run.id))
+        .where(col(LatestMetric.key) == metric, value.is_not(None), *filter_conditions(run_filter))
     )
     keys = [SortKey(value, goal == Goal.MAXIMIZE), SortKey(Run.start_time), SortKey(Run.id)]
     return stmt, keys
@@ -167,5 +172,7 @@ def best_run_query(
     """The best run in one statement: an index seek on (experiment_id, key, value)."""
     stmt, keys = ranked_runs_query(metric, goal, aggregate, run_filter)
     return (
-        stmt.where(LatestMetric.experiment_id == experiment_id).order_by(*order_by(keys)).limit(1)
+        stmt.where(col(LatestMetric.experiment_id) == experiment_id)
+        .order_by(*order_by(keys))
+        .limit(1)
     )

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import ColumnElement, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from app.db.dialect import upsert_insert
+from app.db.dialect import core_table, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
 from app.db.types import check_datetime, utcnow
 from app.errors import (
@@ -77,6 +78,13 @@ class MetricPoint:
     timestamp: int | None = None
 
 
+def _stored_id(experiment: Experiment) -> int:
+    # Only an experiment not yet flushed lacks an id; every one that reaches here was read
+    # from the database or flushed to it.
+    assert experiment.id is not None, "experiment not flushed"
+    return experiment.id
+
+
 def _check_experiment_fields(name: str, description: str | None, tags: dict[str, str]) -> None:
     check_name("name", name, NAME_LIMIT)
     check_length("description", description, DESCRIPTION_LIMIT)
@@ -86,7 +94,7 @@ def _check_experiment_fields(name: str, description: str | None, tags: dict[str,
 async def get_experiment(session: AsyncSession, *, name: str) -> Experiment | None:
     """The experiment called `name`, or None."""
     return (
-        await session.execute(select(Experiment).where(Experiment.name == name))
+        await session.execute(select(Experiment).where(col(Experiment.name) == name))
     ).scalar_one_or_none()
 
 
@@ -118,10 +126,10 @@ async def _insert_experiment(
 ) -> int | None:
     """Insert the experiment unless the name is taken (race-safe); its id, or None."""
     stmt = (
-        upsert_insert(session, Experiment.__table__)
+        upsert_insert(session, core_table(Experiment))
         .values(name=name, description=description, tags=tags, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["name"])
-        .returning(Experiment.__table__.c.id)
+        .returning(col(Experiment.id))
     )
     new_id = (await session.execute(stmt)).scalar_one_or_none()
     if new_id is not None:
@@ -178,7 +186,7 @@ async def start_run(
     exp = await ensure_experiment(session, name=experiment, actor=actor)
     run = Run(
         id=uuid.uuid4().hex,
-        experiment_id=exp.id,
+        experiment_id=_stored_id(exp),
         name=name,
         status=RunStatus.RUNNING,
         start_time=check_datetime("startTime", start_time) or utcnow(),
@@ -187,12 +195,12 @@ async def start_run(
     await session.flush()
     if params:
         await session.execute(
-            insert(Param.__table__),
+            insert(core_table(Param)),
             [{"run_id": run.id, "key": k, "value": v} for k, v in params.items()],
         )
     if tags:
         await session.execute(
-            insert(RunTag.__table__),
+            insert(core_table(RunTag)),
             [{"run_id": run.id, "key": k, "value": v} for k, v in tags.items()],
         )
     await record_event(
@@ -228,9 +236,9 @@ async def log_params(
     if not params:
         return run
     inserted = await session.execute(
-        upsert_insert(session, Param.__table__)
+        upsert_insert(session, core_table(Param))
         .on_conflict_do_nothing(index_elements=["run_id", "key"])
-        .returning(Param.__table__.c.key),
+        .returning(col(Param.key)),
         # Key order: concurrent writers to one run lock rows in the same order (no deadlock).
         [{"run_id": run_id, "key": k, "value": v} for k, v in sorted(params.items())],
     )
@@ -239,8 +247,8 @@ async def log_params(
     stored = dict(
         (
             await session.execute(
-                select(Param.key, Param.value).where(
-                    Param.run_id == run_id, Param.key.in_(list(params))
+                select(col(Param.key), col(Param.value)).where(
+                    col(Param.run_id) == run_id, col(Param.key).in_(list(params))
                 )
             )
         ).all()
@@ -272,15 +280,15 @@ async def set_run_tags(
     current = dict(
         (
             await session.execute(
-                select(RunTag.key, RunTag.value).where(
-                    RunTag.run_id == run_id, RunTag.key.in_(list(tags))
+                select(col(RunTag.key), col(RunTag.value)).where(
+                    col(RunTag.run_id) == run_id, col(RunTag.key).in_(list(tags))
                 )
             )
         ).all()
     )
     changed = {k: v for k, v in sorted(tags.items()) if current.get(k) != v}
     if changed:
-        stmt = upsert_insert(session, RunTag.__table__)
+        stmt = upsert_insert(session, core_table(RunTag))
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
         )
@@ -323,14 +331,14 @@ async def end_run(
             "endTime",
             f"{end_time.isoformat()} is before the run's start time {run.start_time.isoformat()}",
         )
-    run.status = status.value
+    run.status = status
     run.end_time = end_time
     await session.flush()
     await record_event(
         session,
         type=EventType.RUN_ENDED,
         actor=actor,
-        payload={"runId": run.id, "from": previous, "status": run.status},
+        payload={"runId": run.id, "from": previous.value, "status": status.value},
     )
     session.info.setdefault(ENDED_RUNS, []).append(run.id)
     return run
@@ -341,16 +349,17 @@ def _check_same_end(run: Run, status: RunStatus, end_time: datetime | None) -> N
     if status != run.status:
         raise ConflictError(
             "status",
-            f"run {run.id} already ended {run.status}; an ended run cannot be ended again "
-            f"as {status.value}",
+            f"run {run.id} already ended {run.status.value}; an ended run cannot be ended "
+            f"again as {status.value}",
             expected=status.value,
-            actual=run.status,
+            actual=run.status.value,
         )
     if end_time is not None and end_time != run.end_time:
         ended = run.end_time.isoformat() if run.end_time else None
         raise ConflictError(
             "endTime",
-            f"run {run.id} already ended {run.status} at {ended}; an ended run keeps its end time",
+            f"run {run.id} already ended {run.status.value} at {ended}; an ended run keeps its "
+            "end time",
             expected=end_time.isoformat(),
             actual=ended,
         )
@@ -375,11 +384,13 @@ def _summarize(rows: list[dict]) -> list[dict]:
     return list(summary.values())
 
 
-def _keep_extreme(current: object, incoming: object, *, smaller: bool) -> object:
-    better = incoming < current if smaller else incoming > current  # type: ignore[operator]
+def _keep_extreme(
+    current: ColumnElement[Any], incoming: ColumnElement[Any], *, smaller: bool
+) -> ColumnElement[Any]:
+    better = incoming < current if smaller else incoming > current
     return case(
-        (current.is_(None), incoming),  # type: ignore[attr-defined]
-        (incoming.is_(None), current),  # type: ignore[attr-defined]
+        (current.is_(None), incoming),
+        (incoming.is_(None), current),
         (better, incoming),
         else_=current,
     )
@@ -441,12 +452,12 @@ async def log_metrics(
         ]
     if not rows:
         return run
-    # Core executemany: the ORM would add one INSERT ... RETURNING per row (NOTES.md).
-    await session.execute(insert(Metric.__table__), rows)
+    # Core executemany: the ORM would add one INSERT ... RETURNING per row.
+    await session.execute(insert(core_table(Metric)), rows)
     summary = sorted(_summarize(rows), key=lambda r: r["key"])  # lock order, as in log_params
-    for s in summary:
-        s["experiment_id"] = run.experiment_id
-    table = LatestMetric.__table__
+    for row in summary:
+        row["experiment_id"] = run.experiment_id
+    table = core_table(LatestMetric)
     stmt = upsert_insert(session, table)
     new = stmt.excluded
     newer = (new.step > table.c.step) | (
@@ -488,7 +499,7 @@ async def search_runs(
     """A page of an experiment's runs that match `run_filter`, in `order`."""
     exp = await require_experiment(session, name=experiment)
     stmt, keys = runs_query(run_filter, order or RunOrder())
-    stmt = stmt.where(Run.experiment_id == exp.id)
+    stmt = stmt.where(col(Run.experiment_id) == exp.id)
     return await fetch_page(session, Run, stmt, keys, first=first, after=after)
 
 
@@ -503,7 +514,7 @@ async def search_runs_per_experiment(
 ) -> dict[int, Page[Run]]:
     """search_runs for many experiments (already looked up) in one statement: a list screen."""
     stmt, keys = runs_query(run_filter, order or RunOrder())
-    return await fetch_pages_per_parent(  # type: ignore[return-value]
+    return await fetch_pages_per_parent(
         session,
         Run,
         stmt,
@@ -527,7 +538,7 @@ async def best_run(
     """The run with the best value of `metric`; runs without it are never best."""
     check_length("metric", metric, KEY_LIMIT, required=True)
     exp = await require_experiment(session, name=experiment)
-    stmt = best_run_query(exp.id, metric, goal, aggregate, run_filter)  # type: ignore[arg-type]
+    stmt = best_run_query(_stored_id(exp), metric, goal, aggregate, run_filter)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -548,12 +559,12 @@ async def best_runs_per_experiment(
         Run,
         stmt,
         keys,
-        parent=LatestMetric.experiment_id,
+        parent=col(LatestMetric.experiment_id),
         parent_ids=experiment_ids,
         first=1,
         after=None,
     )
-    return {eid: page.items[0] for eid, page in pages.items() if page.items}  # type: ignore[misc]
+    return {eid: page.items[0] for eid, page in pages.items() if page.items}
 
 
 async def metric_history(
@@ -563,9 +574,13 @@ async def metric_history(
     step, then timestamp."""
     keys = [SortKey(Metric.step), SortKey(Metric.timestamp), SortKey(Metric.id)]
     # Plain rows, not ORM objects: a 10,000-point curve loads several times faster.
-    stmt = select(Metric.key, Metric.value, Metric.is_nan, Metric.step, Metric.timestamp).where(
-        Metric.run_id == run_id, Metric.key == key
-    )
+    stmt = select(
+        col(Metric.key),
+        col(Metric.value),
+        col(Metric.is_nan),
+        col(Metric.step),
+        col(Metric.timestamp),
+    ).where(col(Metric.run_id) == run_id, col(Metric.key) == key)
     return await fetch_page(session, None, stmt, keys, first=first, after=after)
 
 
@@ -574,33 +589,37 @@ async def metric_history(
 
 async def experiments_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, Experiment]:
     """Experiments by id."""
-    rows = (await session.execute(select(Experiment).where(Experiment.id.in_(ids)))).scalars()
-    return {e.id: e for e in rows}  # type: ignore[misc]
+    rows = (await session.execute(select(Experiment).where(col(Experiment.id).in_(ids)))).scalars()
+    return {_stored_id(e): e for e in rows}
 
 
 async def runs_by_ids(session: AsyncSession, *, ids: Sequence[str]) -> dict[str, Run]:
     """Runs by id."""
-    rows = (await session.execute(select(Run).where(Run.id.in_(ids)))).scalars()
+    rows = (await session.execute(select(Run).where(col(Run.id).in_(ids)))).scalars()
     return {r.id: r for r in rows}
 
 
 async def run_counts(session: AsyncSession, *, experiment_ids: Sequence[int]) -> dict[int, int]:
     """Number of runs per experiment."""
     stmt = (
-        select(Run.experiment_id, func.count())
-        .where(Run.experiment_id.in_(experiment_ids))
-        .group_by(Run.experiment_id)
+        select(col(Run.experiment_id), func.count())
+        .where(col(Run.experiment_id).in_(experiment_ids))
+        .group_by(col(Run.experiment_id))
     )
-    return dict((await session.execute(stmt)).all())  # type: ignore[arg-type]
+    return {experiment_id: n for experiment_id, n in (await session.execute(stmt)).all()}
 
 
 async def params_by_runs(
     session: AsyncSession, *, run_ids: Sequence[str]
 ) -> dict[str, list[tuple[str, str]]]:
     """Each run's params, ordered by key."""
-    stmt = select(Param.run_id, Param.key, Param.value).where(Param.run_id.in_(run_ids))
+    stmt = select(col(Param.run_id), col(Param.key), col(Param.value)).where(
+        col(Param.run_id).in_(run_ids)
+    )
     out: dict[str, list[tuple[str, str]]] = {}
-    for run_id, key, value in (await session.execute(stmt.order_by(Param.run_id, Param.key))).all():
+    for run_id, key, value in (
+        await session.execute(stmt.order_by(col(Param.run_id), col(Param.key)))
+    ).all():
         out.setdefault(run_id, []).append((key, value))
     return out
 
@@ -609,10 +628,12 @@ async def tags_by_runs(
     session: AsyncSession, *, run_ids: Sequence[str]
 ) -> dict[str, list[tuple[str, str]]]:
     """Each run's tags, ordered by key."""
-    stmt = select(RunTag.run_id, RunTag.key, RunTag.value).where(RunTag.run_id.in_(run_ids))
+    stmt = select(col(RunTag.run_id), col(RunTag.key), col(RunTag.value)).where(
+        col(RunTag.run_id).in_(run_ids)
+    )
     out: dict[str, list[tuple[str, str]]] = {}
     for run_id, key, value in (
-        await session.execute(stmt.order_by(RunTag.run_id, RunTag.key))
+        await session.execute(stmt.order_by(col(RunTag.run_id), col(RunTag.key)))
     ).all():
         out.setdefault(run_id, []).append((key, value))
     return out
@@ -622,10 +643,10 @@ async def latest_metrics_by_runs(
     session: AsyncSession, *, run_ids: Sequence[str]
 ) -> dict[str, list[LatestMetric]]:
     """Each run's latest metric values, ordered by key."""
-    stmt = select(LatestMetric).where(LatestMetric.run_id.in_(run_ids))
+    stmt = select(LatestMetric).where(col(LatestMetric.run_id).in_(run_ids))
     out: dict[str, list[LatestMetric]] = {}
     for lm in (
-        await session.execute(stmt.order_by(LatestMetric.run_id, LatestMetric.key))
+        await session.execute(stmt.order_by(col(LatestMetric.run_id), col(LatestMetric.key)))
     ).scalars():
         out.setdefault(lm.run_id, []).append(lm)
     return out
