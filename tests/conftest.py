@@ -13,20 +13,42 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.auth import service as auth_service
 from app.auth.roles import Role
 from app.config import Settings
 from app.db import Database, migrate
-from app.db.engine import BACKGROUND
+from app.db.engine import BACKGROUND, READ_ONLY
 from app.db.tables import metadata
 from app.main import create_app
 
-PG_URL = os.environ.get("MODELGRAPH_TEST_DATABASE_URL")
+E2E = Path(__file__).parent / "e2e"
+
+
+def _worker_url(url: str | None) -> str | None:
+    """Under pytest-xdist each worker gets a database of its own (`<name>_gw0`, ...), made
+    on first use: workers truncating one database under each other's tests would not do."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(
+        hide_password=False
+    )
+
+
+BASE_PG_URL = os.environ.get("MODELGRAPH_TEST_DATABASE_URL")
+PG_URL = _worker_url(BASE_PG_URL)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Everything under tests/e2e runs a real server or CLI subprocess.
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
     if PG_URL:
         return
     skip = pytest.mark.skip(reason="needs MODELGRAPH_TEST_DATABASE_URL (PostgreSQL)")
@@ -55,11 +77,34 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated() -> Iterator[str]:
+def postgres_migrated() -> str:
     assert PG_URL
+    if PG_URL != BASE_PG_URL:
+        assert BASE_PG_URL
+        create_postgres_database(BASE_PG_URL, make_url(PG_URL).database or "")
     reset_postgres_schema(PG_URL)
     migrate.upgrade(PG_URL)
     return PG_URL
+
+
+def _in_a_thread(work: Any) -> None:
+    # Session fixtures are synchronous, and may run while a test's event loop is running.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, work).result()
+
+
+def create_postgres_database(url: str, name: str) -> None:
+    """CREATE DATABASE `name` on the server of `url` unless it exists."""
+
+    async def create() -> None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    _in_a_thread(create())
 
 
 def reset_postgres_schema(url: str) -> None:
@@ -70,8 +115,28 @@ def reset_postgres_schema(url: str) -> None:
         finally:
             await conn.close()
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, reset()).result()
+    _in_a_thread(reset())
+
+
+def _refuse_writes(session: Session, _transaction: SessionTransaction, conn: Connection) -> None:
+    # The database itself refuses, so raw SQL and ORM flushes are caught alike; on
+    # PostgreSQL for this transaction only (one engine serves reads and writes), on
+    # SQLite for the connection, which only the read engine's sessions ever get.
+    if not session.info.get(READ_ONLY):
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    else:
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def read_sessions_refuse_writes() -> Iterator[None]:
+    """Every `Database.read()` session of an in-process test refuses INSERT, UPDATE and
+    DELETE (tests/db/test_read_sessions.py)."""
+    event.listen(Session, "after_begin", _refuse_writes)
+    yield
+    event.remove(Session, "after_begin", _refuse_writes)
 
 
 async def _truncate_postgres(url: str) -> None:

@@ -24,6 +24,9 @@ from app.config import Settings
 from app.errors import ConflictError, UnavailableError, ValidationError
 
 BACKGROUND = "modelgraph_background"
+# In session.info of every `Database.read()` session: the test suite makes the database
+# refuse writes from such sessions, so a write that slipped into a read path fails there.
+READ_ONLY = "modelgraph_read_only"
 log = logging.getLogger("modelgraph.db")
 T = TypeVar("T")
 
@@ -306,6 +309,7 @@ class Database:
         reads that are not the request's own (the event pump, token lookups), so
         per-request counts can skip them."""
         session = self._reads()
+        session.info[READ_ONLY] = True
         try:
             try:
                 if background:
