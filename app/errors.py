@@ -2,13 +2,33 @@
 
 import re
 import unicodedata
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    """Every refusal's stable code: the one list, which the GraphQL face publishes as its
+    ErrorCode enum. A new refusal adds its code here."""
+
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_INPUT = "INVALID_INPUT"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    CONFLICT = "CONFLICT"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    INVALID_TRANSITION = "INVALID_TRANSITION"
+    NO_ROLLBACK_TARGET = "NO_ROLLBACK_TARGET"
+    POLICY_VIOLATION = "POLICY_VIOLATION"
+    SLOW_CONSUMER = "SLOW_CONSUMER"
+    TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
 
 
 class DomainError(Exception):
-    """A refusal the client can act on; never a bug."""
+    """A refusal the client can act on; never a bug. Each concrete refusal sets `code`."""
 
-    code = "ERROR"
+    code: ClassVar[ErrorCode]
 
     def __init__(self, message: str, **facts: Any) -> None:
         super().__init__(message)
@@ -17,7 +37,7 @@ class DomainError(Exception):
 
 
 class NotFoundError(DomainError):
-    code = "NOT_FOUND"
+    code = ErrorCode.NOT_FOUND
 
     def __init__(self, entity: str, field: str, value: Any) -> None:
         super().__init__(f"{entity} {value!r} does not exist", field=field, value=str(value))
@@ -27,7 +47,7 @@ class NotFoundError(DomainError):
 
 
 class ValidationError(DomainError):
-    code = "INVALID_INPUT"
+    code = ErrorCode.INVALID_INPUT
 
     def __init__(self, field: str, message: str, limit: int | None = None) -> None:
         super().__init__(f"{field}: {message}", field=field, limit=limit)
@@ -36,7 +56,7 @@ class ValidationError(DomainError):
 
 
 class AlreadyExistsError(DomainError):
-    code = "ALREADY_EXISTS"
+    code = ErrorCode.ALREADY_EXISTS
 
     def __init__(self, entity: str, field: str, value: Any) -> None:
         super().__init__(f"{entity} {value!r} already exists", field=field, value=str(value))
@@ -48,7 +68,7 @@ class AlreadyExistsError(DomainError):
 class ConflictError(DomainError):
     """The request contradicts stored state (a write-once value, a concurrent change)."""
 
-    code = "CONFLICT"
+    code = ErrorCode.CONFLICT
 
     def __init__(
         self, field: str, message: str, *, expected: str | None = None, actual: str | None = None
@@ -188,7 +208,7 @@ class UnavailableError(DomainError):
     lock is held. Not the client's mistake and not a bug: the same request may succeed
     later."""
 
-    code = "SERVICE_UNAVAILABLE"
+    code = ErrorCode.SERVICE_UNAVAILABLE
 
     def __init__(self, reason: str, *, retry_after: int = 5) -> None:
         super().__init__(

@@ -1,13 +1,13 @@
 """Refusals of who is asking, as opposed to what they ask."""
 
 from app.auth.roles import Role
-from app.errors import DomainError
+from app.errors import DomainError, ErrorCode
 
 
 class AuthenticationError(DomainError):
     """No credentials, or credentials that are not (or no longer) valid."""
 
-    code = "UNAUTHENTICATED"
+    code = ErrorCode.UNAUTHENTICATED
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -16,7 +16,7 @@ class AuthenticationError(DomainError):
 class PermissionDeniedError(DomainError):
     """The caller is known, but its role does not include the one the operation needs."""
 
-    code = "PERMISSION_DENIED"
+    code = ErrorCode.PERMISSION_DENIED
 
     def __init__(self, operation: str, required: Role, role: Role) -> None:
         super().__init__(

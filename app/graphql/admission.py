@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from app.config import Settings
-from app.errors import DomainError
+from app.errors import DomainError, ErrorCode
 
 
 class TooManySubscriptions(DomainError):
-    code = "TOO_MANY_SUBSCRIPTIONS"
+    code = ErrorCode.TOO_MANY_SUBSCRIPTIONS
 
     def __init__(self, message: str, *, limit: int, setting: str) -> None:
         super().__init__(f"{message} ({setting}={limit})", limit=limit, setting=setting)
@@ -20,7 +20,7 @@ class TooManySubscriptions(DomainError):
 
 
 class TooManyConnections(DomainError):
-    code = "TOO_MANY_CONNECTIONS"
+    code = ErrorCode.TOO_MANY_CONNECTIONS
 
     def __init__(self, message: str, *, limit: int, setting: str) -> None:
         super().__init__(f"{message} ({setting}={limit})", limit=limit, setting=setting)

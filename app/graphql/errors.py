@@ -2,8 +2,9 @@
 
 import logging
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from typing import Any, Generic, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -12,15 +13,58 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 
 from app import errors as domain
 from app.auth.errors import PermissionDeniedError
+from app.errors import ErrorCode
 from app.graphql.limits import QueryLimits, limit_error_facts
 
 log = logging.getLogger("modelgraph.graphql")
+E = TypeVar("E", bound=Exception)
+T = TypeVar("T")
+
+
+class RequestErrorCode(StrEnum):
+    """Codes of requests refused before or around execution: limits, malformed documents
+    and messages, masked bugs. They appear only in a top-level error's extensions.code."""
+
+    QUERY_TOO_LARGE = "QUERY_TOO_LARGE"
+    TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
+    QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
+    TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
+    TOO_MANY_FIELDS = "TOO_MANY_FIELDS"
+    QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    INTROSPECTION_TOO_DEEP = "INTROSPECTION_TOO_DEEP"
+    TOO_MANY_ERRORS = "TOO_MANY_ERRORS"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    BAD_REQUEST = "BAD_REQUEST"
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+# Clients switch on one list, so the published enum is the domain's codes followed by the
+# request codes; the enum's functional form keeps each list written once.
+_make_enum = cast(Callable[..., type[StrEnum]], StrEnum)
+ErrorCodeEnum = strawberry.enum(
+    _make_enum("ErrorCode", [(c.name, c.value) for c in (*ErrorCode, *RequestErrorCode)]),
+    name="ErrorCode",
+    description="Every code a client can be given. A payload's `Error.code` is one of the "
+    "refusals (NOT_FOUND through TOO_MANY_CONNECTIONS). A top-level error's "
+    "`extensions.code` is a refusal met outside a payload (SERVICE_UNAVAILABLE, "
+    "UNAUTHENTICATED, PERMISSION_DENIED on a query, INVALID_INPUT in an argument, "
+    "SLOW_CONSUMER and the caps on a subscription), or the request's own: its limits "
+    "(QUERY_TOO_LARGE through REQUEST_TOO_LARGE, with `limit`), a document or message that "
+    "cannot be read (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, BAD_REQUEST, "
+    "INVALID_MESSAGE), or INTERNAL_SERVER_ERROR for a bug, masked, with `requestId`.",
+)
 
 
 @strawberry.interface(description="A refusal: the request was understood and declined.")
 class Error:
     message: str
-    code: str = strawberry.field(description="Stable machine-readable code.")
+    code: ErrorCode = strawberry.field(
+        graphql_type=ErrorCodeEnum, description="Stable machine-readable code."
+    )
 
 
 @strawberry.type(description="Something named in the input does not exist.")
@@ -55,61 +99,53 @@ class PermissionDenied(Error):
     role: str = strawberry.field(description="The role of the token that asked.")
 
 
-class _Handler:
-    def handle(self, exception: Any, *, field: Any, info: Any) -> Any:
+class Refusal(Generic[E, T]):
+    """The ExceptionHandler turning a domain error into its GraphQL type. Strawberry
+    applies it only to fields whose union has that type (see app/graphql/payloads.py)."""
+
+    def __init__(self, exception_type: type[E], error_type: type[T], convert: Callable[[E], T]):
+        self.exception_type = exception_type
+        self.error_type = error_type
+        self.convert = convert
+
+    def handle(self, exception: E, *, field: Any, info: Any) -> T:
         return self.convert(exception)
 
 
-class NotFoundHandler(_Handler, strawberry.ExceptionHandler[domain.NotFoundError, NotFound]):
-    @staticmethod
-    def convert(e: domain.NotFoundError) -> NotFound:
-        return NotFound(message=e.message, code=e.code, field=e.field, value=e.value)
-
-
-class InvalidInputHandler(
-    _Handler, strawberry.ExceptionHandler[domain.ValidationError, InvalidInput]
-):
-    @staticmethod
-    def convert(e: domain.ValidationError) -> InvalidInput:
-        return InvalidInput(message=e.message, code=e.code, field=e.field, limit=e.limit)
-
-
-class AlreadyExistsHandler(
-    _Handler, strawberry.ExceptionHandler[domain.AlreadyExistsError, AlreadyExists]
-):
-    @staticmethod
-    def convert(e: domain.AlreadyExistsError) -> AlreadyExists:
-        return AlreadyExists(message=e.message, code=e.code, field=e.field, value=e.value)
-
-
-class ConflictHandler(_Handler, strawberry.ExceptionHandler[domain.ConflictError, Conflict]):
-    @staticmethod
-    def convert(e: domain.ConflictError) -> Conflict:
-        return Conflict(
+HANDLERS: list[Refusal[Any, Any]] = [
+    Refusal(
+        domain.NotFoundError,
+        NotFound,
+        lambda e: NotFound(message=e.message, code=e.code, field=e.field, value=e.value),
+    ),
+    Refusal(
+        domain.ValidationError,
+        InvalidInput,
+        lambda e: InvalidInput(message=e.message, code=e.code, field=e.field, limit=e.limit),
+    ),
+    Refusal(
+        domain.AlreadyExistsError,
+        AlreadyExists,
+        lambda e: AlreadyExists(message=e.message, code=e.code, field=e.field, value=e.value),
+    ),
+    Refusal(
+        domain.ConflictError,
+        Conflict,
+        lambda e: Conflict(
             message=e.message, code=e.code, field=e.field, expected=e.expected, actual=e.actual
-        )
-
-
-class PermissionDeniedHandler(
-    _Handler, strawberry.ExceptionHandler[PermissionDeniedError, PermissionDenied]
-):
-    @staticmethod
-    def convert(e: PermissionDeniedError) -> PermissionDenied:
-        return PermissionDenied(
+        ),
+    ),
+    Refusal(
+        PermissionDeniedError,
+        PermissionDenied,
+        lambda e: PermissionDenied(
             message=e.message,
             code=e.code,
             operation=e.operation,
             required_role=e.required.value,
             role=e.role.value,
-        )
-
-
-HANDLERS = [
-    NotFoundHandler(),
-    InvalidInputHandler(),
-    AlreadyExistsHandler(),
-    ConflictHandler(),
-    PermissionDeniedHandler(),
+        ),
+    ),
 ]
 
 
@@ -149,7 +185,7 @@ def present(
         return GraphQLError(
             "this transport does not serve that operation (or operationName matches none)",
             nodes=error.nodes,
-            extensions={"code": "BAD_REQUEST"},
+            extensions={"code": RequestErrorCode.BAD_REQUEST},
         )
     if (
         error.path is None
@@ -164,7 +200,7 @@ def present(
         return GraphQLError(
             f"{head}; the value cannot be read",
             nodes=error.nodes,
-            extensions={"code": "INVALID_INPUT"},
+            extensions={"code": ErrorCode.INVALID_INPUT},
         )
     log.error("unexpected error at %s (request %s)", error.path, request_id, exc_info=original)
     if metrics is not None:
@@ -173,7 +209,7 @@ def present(
         f"Internal server error (request {request_id}).",
         nodes=error.nodes,
         path=error.path,
-        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        extensions={"code": RequestErrorCode.INTERNAL_SERVER_ERROR, "requestId": request_id},
     )
 
 

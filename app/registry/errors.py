@@ -1,9 +1,9 @@
-from app.errors import DomainError
+from app.errors import DomainError, ErrorCode
 from app.registry.stages import Stage, allowed_moves
 
 
 class InvalidTransitionError(DomainError):
-    code = "INVALID_TRANSITION"
+    code = ErrorCode.INVALID_TRANSITION
 
     def __init__(self, model: str, version: int, from_stage: Stage, to_stage: Stage) -> None:
         self.from_stage = from_stage
@@ -17,7 +17,7 @@ class InvalidTransitionError(DomainError):
 
 
 class NoRollbackTargetError(DomainError):
-    code = "NO_ROLLBACK_TARGET"
+    code = ErrorCode.NO_ROLLBACK_TARGET
 
     def __init__(self, model: str, message: str) -> None:
         super().__init__(f"cannot roll back {model}: {message}", field="model")

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import upsert_insert
 from app.db.types import utcnow
-from app.errors import DomainError, ValidationError, check_key, check_name
+from app.errors import DomainError, ErrorCode, ValidationError, check_key, check_name
 from app.events.models import EventType
 from app.events.service import record_event
 from app.registry.models import (
@@ -37,7 +37,7 @@ class Unmet:
 
 
 class PolicyViolationError(DomainError):
-    code = "POLICY_VIOLATION"
+    code = ErrorCode.POLICY_VIOLATION
 
     def __init__(self, model: str, version: int, stage: Stage, unmet: list[Unmet]) -> None:
         listed = "; ".join(f"{u.condition}: {u.actual} (required {u.required})" for u in unmet)

@@ -1,12 +1,10 @@
-from typing import Annotated
-
 import strawberry
 
 from app.auth import service as auth_service
 from app.auth.roles import Role
 from app.graphql.auth.types import ApiToken
 from app.graphql.context import Ctx
-from app.graphql.errors import AlreadyExists, Conflict, InvalidInput, NotFound, PermissionDenied
+from app.graphql.payloads import payload
 
 
 @strawberry.input
@@ -25,10 +23,7 @@ class CreateApiTokenSuccess:
     )
 
 
-CreateApiTokenPayload = Annotated[
-    CreateApiTokenSuccess | AlreadyExists | InvalidInput | Conflict | PermissionDenied,
-    strawberry.union("CreateApiTokenPayload"),
-]
+CreateApiTokenPayload = payload("CreateApiTokenPayload", CreateApiTokenSuccess, creates=True)
 
 
 @strawberry.input
@@ -41,18 +36,18 @@ class RevokeApiTokenSuccess:
     token: ApiToken
 
 
-RevokeApiTokenPayload = Annotated[
-    RevokeApiTokenSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
-    strawberry.union("RevokeApiTokenPayload"),
-]
+RevokeApiTokenPayload = payload("RevokeApiTokenPayload", RevokeApiTokenSuccess, lookups=True)
 
 
 @strawberry.type
 class AuthMutation:
-    @strawberry.mutation(description="A new API token; its secret is in the answer, only there.")
+    @strawberry.mutation(
+        graphql_type=CreateApiTokenPayload,
+        description="A new API token; its secret is in the answer, only there.",
+    )
     async def create_api_token(
         self, info: Ctx, input: CreateApiTokenInput
-    ) -> CreateApiTokenPayload:
+    ) -> CreateApiTokenSuccess:
         async with info.context.unit_of_work() as session:
             token, secret = await auth_service.create_token(
                 session, name=input.name, role=input.role, actor=info.context.actor
@@ -60,12 +55,13 @@ class AuthMutation:
         return CreateApiTokenSuccess(token=ApiToken.of(token), secret=secret)
 
     @strawberry.mutation(
+        graphql_type=RevokeApiTokenPayload,
         description="Revoke a token: it stops working at once, on open subscriptions too. "
-        "The last active ADMIN token cannot be revoked (a Conflict): create another first."
+        "The last active ADMIN token cannot be revoked (a Conflict): create another first.",
     )
     async def revoke_api_token(
         self, info: Ctx, input: RevokeApiTokenInput
-    ) -> RevokeApiTokenPayload:
+    ) -> RevokeApiTokenSuccess:
         async with info.context.unit_of_work() as session:
             token = await auth_service.revoke_token(
                 session, name=input.name, actor=info.context.actor

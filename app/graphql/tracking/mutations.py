@@ -1,12 +1,13 @@
 from datetime import datetime
-from typing import Annotated
 
 import strawberry
 
 from app.graphql.context import Ctx
-from app.graphql.errors import AlreadyExists, Conflict, InvalidInput, NotFound, PermissionDenied
 from app.graphql.inputs import KeyValueInput, to_dict
+from app.graphql.payloads import payload
+from app.graphql.registry import loaders as registry_loaders
 from app.graphql.scalars import EpochMillis, Long, LongList, MetricValue, MetricValueList
+from app.graphql.tracking import loaders
 from app.graphql.tracking.types import Experiment, Run
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
@@ -24,10 +25,7 @@ class CreateExperimentSuccess:
     experiment: Experiment
 
 
-CreateExperimentPayload = Annotated[
-    CreateExperimentSuccess | AlreadyExists | InvalidInput | PermissionDenied,
-    strawberry.union("CreateExperimentPayload"),
-]
+CreateExperimentPayload = payload("CreateExperimentPayload", CreateExperimentSuccess, creates=True)
 
 
 @strawberry.input
@@ -44,9 +42,7 @@ class StartRunSuccess:
     run: Run
 
 
-StartRunPayload = Annotated[
-    StartRunSuccess | InvalidInput | PermissionDenied, strawberry.union("StartRunPayload")
-]
+StartRunPayload = payload("StartRunPayload", StartRunSuccess)
 
 
 @strawberry.input
@@ -85,10 +81,7 @@ class LogMetricsSuccess:
     count: int = strawberry.field(description="Points written.")
 
 
-LogMetricsPayload = Annotated[
-    LogMetricsSuccess | NotFound | InvalidInput | PermissionDenied,
-    strawberry.union("LogMetricsPayload"),
-]
+LogMetricsPayload = payload("LogMetricsPayload", LogMetricsSuccess, lookups=True)
 
 
 @strawberry.input
@@ -102,10 +95,7 @@ class LogParamsSuccess:
     run: Run
 
 
-LogParamsPayload = Annotated[
-    LogParamsSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
-    strawberry.union("LogParamsPayload"),
-]
+LogParamsPayload = payload("LogParamsPayload", LogParamsSuccess, lookups=True)
 
 
 @strawberry.input
@@ -119,10 +109,7 @@ class SetRunTagsSuccess:
     run: Run
 
 
-SetRunTagsPayload = Annotated[
-    SetRunTagsSuccess | NotFound | InvalidInput | PermissionDenied,
-    strawberry.union("SetRunTagsPayload"),
-]
+SetRunTagsPayload = payload("SetRunTagsPayload", SetRunTagsSuccess, lookups=True)
 
 
 @strawberry.input
@@ -141,18 +128,15 @@ class EndRunSuccess:
     run: Run
 
 
-EndRunPayload = Annotated[
-    EndRunSuccess | NotFound | InvalidInput | Conflict | PermissionDenied,
-    strawberry.union("EndRunPayload"),
-]
+EndRunPayload = payload("EndRunPayload", EndRunSuccess, lookups=True)
 
 
 @strawberry.type
 class TrackingMutation:
-    @strawberry.mutation
+    @strawberry.mutation(graphql_type=CreateExperimentPayload)
     async def create_experiment(
         self, info: Ctx, input: CreateExperimentInput
-    ) -> CreateExperimentPayload:
+    ) -> CreateExperimentSuccess:
         async with info.context.unit_of_work() as session:
             experiment = await tracking_service.create_experiment(
                 session,
@@ -161,24 +145,41 @@ class TrackingMutation:
                 tags=to_dict("tags", input.tags),
                 actor=info.context.actor,
             )
-        return CreateExperimentSuccess(experiment=Experiment.of(experiment))
+        answer = Experiment.of(experiment)
+        # The answer is what the unit of work holds: a new experiment has no runs to count.
+        loaders.run_count(info.context).prime(answer.pk, 0)
+        return CreateExperimentSuccess(experiment=answer)
 
-    @strawberry.mutation(description="Start a run; its experiment is created if missing.")
-    async def start_run(self, info: Ctx, input: StartRunInput) -> StartRunPayload:
+    @strawberry.mutation(
+        graphql_type=StartRunPayload,
+        description="Start a run; its experiment is created if missing.",
+    )
+    async def start_run(self, info: Ctx, input: StartRunInput) -> StartRunSuccess:
+        params, tags = to_dict("params", input.params), to_dict("tags", input.tags)
         async with info.context.unit_of_work() as session:
             run = await tracking_service.start_run(
                 session,
                 experiment=input.experiment,
                 name=input.name,
-                params=to_dict("params", input.params),
-                tags=to_dict("tags", input.tags),
+                params=params,
+                tags=tags,
                 start_time=input.start_time,
                 actor=info.context.actor,
             )
+        # The answer is what the unit of work holds, not a re-read: the run's params and
+        # tags are the ones it wrote, and a new run has no metrics or versions yet.
+        ctx = info.context
+        loaders.params_by_run(ctx).prime(run.id, sorted(params.items()))
+        loaders.tags_by_run(ctx).prime(run.id, sorted(tags.items()))
+        loaders.latest_metrics_by_run(ctx).prime(run.id, [])
+        registry_loaders.versions_by_run(ctx).prime(run.id, [])
         return StartRunSuccess(run=Run.of(run))
 
-    @strawberry.mutation(description="Append metric points; NaN and infinities are kept as sent.")
-    async def log_metrics(self, info: Ctx, input: LogMetricsInput) -> LogMetricsPayload:
+    @strawberry.mutation(
+        graphql_type=LogMetricsPayload,
+        description="Append metric points; NaN and infinities are kept as sent.",
+    )
+    async def log_metrics(self, info: Ctx, input: LogMetricsInput) -> LogMetricsSuccess:
         points = [
             tracking_service.MetricPoint(p.key, p.value, p.step, p.timestamp)
             for p in input.points or ()
@@ -200,8 +201,11 @@ class TrackingMutation:
             run=Run.of(run), count=len(points) + sum(len(s.values) for s in series)
         )
 
-    @strawberry.mutation(description="Params are write-once: the same value again is a no-op.")
-    async def log_params(self, info: Ctx, input: LogParamsInput) -> LogParamsPayload:
+    @strawberry.mutation(
+        graphql_type=LogParamsPayload,
+        description="Params are write-once: the same value again is a no-op.",
+    )
+    async def log_params(self, info: Ctx, input: LogParamsInput) -> LogParamsSuccess:
         async with info.context.unit_of_work() as session:
             run = await tracking_service.log_params(
                 session,
@@ -211,8 +215,8 @@ class TrackingMutation:
             )
         return LogParamsSuccess(run=Run.of(run))
 
-    @strawberry.mutation
-    async def set_run_tags(self, info: Ctx, input: SetRunTagsInput) -> SetRunTagsPayload:
+    @strawberry.mutation(graphql_type=SetRunTagsPayload)
+    async def set_run_tags(self, info: Ctx, input: SetRunTagsInput) -> SetRunTagsSuccess:
         async with info.context.unit_of_work() as session:
             run = await tracking_service.set_run_tags(
                 session,
@@ -223,11 +227,12 @@ class TrackingMutation:
         return SetRunTagsSuccess(run=Run.of(run))
 
     @strawberry.mutation(
+        graphql_type=EndRunPayload,
         description="End a RUNNING run. Ending an ended run the same way again (its status, "
         "and its end time or none) returns it unchanged; another status or end time is a "
-        "Conflict."
+        "Conflict.",
     )
-    async def end_run(self, info: Ctx, input: EndRunInput) -> EndRunPayload:
+    async def end_run(self, info: Ctx, input: EndRunInput) -> EndRunSuccess:
         async with info.context.unit_of_work() as session:
             run = await tracking_service.end_run(
                 session,

@@ -4,7 +4,7 @@ from typing import Any
 
 import strawberry
 
-from app.errors import DomainError
+from app.errors import DomainError, ErrorCode
 from app.events.live import END, OVERFLOW
 from app.graphql.context import Ctx
 from app.graphql.tracking.types import MetricPoint
@@ -15,7 +15,7 @@ RUN_STATUS_CHECK_SECONDS = 5.0
 
 
 class MetricsOverflowError(DomainError):
-    code = "SLOW_CONSUMER"
+    code = ErrorCode.SLOW_CONSUMER
 
     def __init__(self, run_id: str) -> None:
         super().__init__(
