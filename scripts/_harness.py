@@ -1,9 +1,9 @@
-"""What the measurement scripts in scripts/ share: a real server as a subprocess, latency
-statistics, machine facts, the PostgreSQL test-database guard, time bounds.
+"""What the measurement scripts in scripts/ share beyond app.client (which talks to the
+server and starts it): the server with the harness's token and CPU and descriptor counts,
+latency statistics, machine facts, the PostgreSQL test-database guard, time bounds.
 
-Imported as `_harness`: a script run as `python scripts/X.py` has scripts/ as sys.path[0].
-Nothing here imports the app; httpx and asyncpg are imported only where they are used, so
-a script that needs neither can import this module without them.
+Imported as `_harness`: a script run as `python scripts/X.py` has scripts/ as sys.path[0];
+importing it puts the project root on sys.path, so `import app` works after it.
 """
 
 from __future__ import annotations
@@ -13,28 +13,26 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import httpx
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app.client import Client, ClientError, LocalServer, success  # noqa: E402 (after the path)
+from app.client.server import ServerStartError  # noqa: E402
 
 ErrorType = type[Exception]
 
 
 def add_root_to_path() -> None:
-    """Make `import app` work in a script run as `python scripts/X.py`."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    """Kept for the scripts that call it: importing this module already did it."""
 
 
 def logger(name: str) -> Callable[[str], None]:
@@ -114,12 +112,6 @@ class Deadline:
 # ---------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def python_exe() -> str:
     venv = ROOT / ".venv" / "bin" / "python"
     return str(venv if venv.exists() else sys.executable)
@@ -170,11 +162,10 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-class Server:
-    """`python -m app serve` on a free 127.0.0.1 port, as a subprocess stopped by its pid.
-
-    `error` is the exception raised when it does not start; `preexec_fn` runs in the
-    child before exec."""
+class Server(LocalServer):
+    """`python -m app serve` with the harness's ADMIN token on `database_url`, its output in
+    `log_path`, no MODELGRAPH_* from this environment and no access log (measure the app,
+    not uvicorn). `error` is raised when it does not start."""
 
     def __init__(
         self,
@@ -184,57 +175,26 @@ class Server:
         error: ErrorType = RuntimeError,
         preexec_fn: Callable[[], Any] | None = None,
     ) -> None:
+        env = {
+            **clean_env(),
+            "MODELGRAPH_DATABASE_URL": database_url,
+            "MODELGRAPH_LOG_LEVEL": "warning",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        super().__init__(env, log=log_path, python=python_exe(), cwd=ROOT, preexec_fn=preexec_fn)
         self.database_url = database_url
-        self.log_path = log_path
         self.error = error
-        self.preexec_fn = preexec_fn
-        self.port = free_port()
-        self.base_url = f"http://{HOST}:{self.port}"
-        self.ws_url = f"ws://{HOST}:{self.port}/graphql"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
-        self.startup_s: float | None = None
 
-    def start(self, timeout: float = 60.0) -> None:
-        import httpx
-
+    def start(self, timeout: float = 60.0) -> Self:
         admin_token(self.database_url)
-        env = clean_env()
-        env.update(
-            MODELGRAPH_DATABASE_URL=self.database_url,
-            # No access log line per request or WebSocket: measure the app, not uvicorn.
-            MODELGRAPH_LOG_LEVEL="warning",
-            PYTHONDONTWRITEBYTECODE="1",
-        )
-        self._log_file = open(self.log_path, "wb")  # closed in stop()
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [python_exe(), "-m", "app", "serve", "--host", HOST, "--port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=self.preexec_fn,
-        )
-        end = started + timeout
-        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
-            while time.monotonic() < end:
-                if self.proc.poll() is not None:
-                    raise self.error(
-                        f"server exited with {self.proc.returncode} during start-up:\n"
-                        + self.log_tail()
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get("/healthz").status_code == 200:
-                        self.startup_s = time.monotonic() - started
-                        return
-                time.sleep(0.1)
-        raise self.error(f"server not healthy after {timeout:.0f}s:\n" + self.log_tail())
+        try:
+            return super().start(timeout)
+        except ServerStartError as exc:
+            raise self.error(str(exc)) from exc
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def client(self, **options: Any) -> Client:
+        """A keep-alive client with the harness's token; no proxy: all stays on 127.0.0.1."""
+        return Client(self.base_url, token=os.environ.get(TOKEN_ENV), trust_env=False, **options)
 
     def cpu_seconds(self) -> float | None:
         """user + system CPU time of the server process so far (Linux /proc)."""
@@ -255,31 +215,14 @@ class Server:
             return None
 
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return self.output()
 
     def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        return "\n".join(self.output().splitlines()[-lines:])
 
-    def stop(self) -> int | None:
-        proc = self.proc
-        if proc is None:
-            return None
-        try:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            return proc.returncode
-        finally:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
+    def stop(self, sig: signal.Signals = signal.SIGINT, timeout: float = 10.0) -> str:
+        """SIGINT: uvicorn shuts down gracefully. Its output (`returncode` says how)."""
+        return super().stop(sig, timeout)
 
 
 @contextlib.contextmanager
@@ -309,40 +252,12 @@ mutation Register($input: RegisterModelVersionInput!) {
 }"""
 
 
-def json_client(base_url: str) -> httpx.Client:
-    """A keep-alive JSON client; trust_env=False: no proxy from the environment, all
-    traffic stays on 127.0.0.1."""
-    import httpx
-
-    return httpx.Client(
-        base_url=base_url,
-        timeout=httpx.Timeout(60.0),
-        trust_env=False,
-        headers={
-            "content-type": "application/json",
-            "accept": "application/json",
-            **auth_headers(),
-        },
-    )
-
-
-def check_status(response: httpx.Response, error: ErrorType) -> None:
-    if response.status_code != 200:
-        raise error(f"HTTP {response.status_code}: {response.text[:500]}")
-
-
-def graphql_data(decoded: dict[str, Any], error: ErrorType) -> dict[str, Any]:
-    """The `data` of a decoded GraphQL response; `error` if it has errors."""
-    if decoded.get("errors"):
-        raise error(f"GraphQL errors: {json.dumps(decoded['errors'])[:500]}")
-    return decoded["data"]
-
-
 def expect_typename(result: dict[str, Any], typename: str, error: ErrorType) -> dict[str, Any]:
     """A union result (success or error type) that must be `typename`."""
-    if result.get("__typename") != typename:
-        raise error(f"expected {typename}, got {json.dumps(result)[:300]}")
-    return result
+    try:
+        return success(result, typename)
+    except ClientError as exc:
+        raise error(f"expected {typename}, got {json.dumps(result)[:300]}") from exc
 
 
 # ---------------------------------------------------------------- databases, machine

@@ -51,12 +51,9 @@ from _harness import (
     Server,
     add_root_to_path,
     check_postgres_url,
-    check_status,
     cpu_model,
     exit_on_sigterm,
     expect_typename,
-    graphql_data,
-    json_client,
     logger,
     package_versions,
     percentile,
@@ -67,6 +64,9 @@ from _harness import (
 )
 
 add_root_to_path()  # _seed_runs imports the app
+
+from app.client import Client, ClientError, data_of  # noqa: E402 (after the path)
+from app.client import encode as body  # noqa: E402
 
 BATCH_SIZE = 1000
 METRIC_KEYS = ("loss", "accuracy", "f1", "auc", "latency_ms")
@@ -198,40 +198,41 @@ def latency_summary(seconds: list[float]) -> dict[str, Any]:
 # ---------------------------------------------------------------- HTTP helpers
 
 
-def client_for(server: Server) -> httpx.Client:
-    return json_client(server.base_url)
+def client_for(server: Server) -> Client:
+    return server.client()
 
 
-def body(query: str, variables: dict[str, Any]) -> bytes:
-    return json.dumps({"query": query, "variables": variables}).encode()
+def data(response: httpx.Response) -> dict[str, Any]:
+    try:
+        return data_of(response)
+    except ClientError as exc:
+        raise BenchError(f"HTTP {exc.status}: {exc.errors or exc.message}") from exc
 
 
-def post(client: httpx.Client, payload: bytes) -> tuple[float, dict[str, Any], int]:
+def post(client: Client, payload: bytes) -> tuple[float, dict[str, Any], int]:
     """Send one pre-encoded GraphQL request; (seconds, decoded JSON, response bytes)."""
     started = time.perf_counter()
-    response = client.post("/graphql", content=payload)
+    response = client.send(payload)
     elapsed = time.perf_counter() - started
-    check_status(response, BenchError)
-    return elapsed, graphql_data(response.json(), BenchError), len(response.content)
+    return elapsed, data(response), len(response.content)
 
 
-def post_read(client: httpx.Client, payload: bytes) -> tuple[float, float, dict[str, Any], int]:
+def post_read(client: Client, payload: bytes) -> tuple[float, float, dict[str, Any], int]:
     """Like post, for reads: (round-trip seconds, client JSON-decode seconds, data, bytes)."""
     started = time.perf_counter()
-    response = client.post("/graphql", content=payload)
+    response = client.send(payload)
     elapsed = time.perf_counter() - started
-    check_status(response, BenchError)
     started = time.perf_counter()
-    data = json.loads(response.content)
+    json.loads(response.content)  # timed alone: what a client pays to decode the answer
     decode = time.perf_counter() - started
-    return elapsed, decode, graphql_data(data, BenchError), len(response.content)
+    return elapsed, decode, data(response), len(response.content)
 
 
 def expect_success(result: dict[str, Any], typename: str) -> dict[str, Any]:
     return expect_typename(result, typename, BenchError)
 
 
-def start_run(client: httpx.Client, name: str) -> str:
+def start_run(client: Client, name: str) -> str:
     variables = {"input": {"experiment": INGEST_EXPERIMENT, "name": name}}
     _, data, _ = post(client, body(START_RUN, variables))
     return str(expect_success(data["startRun"], "StartRunSuccess")["run"]["id"])
@@ -292,9 +293,7 @@ def series_batches(
     return out
 
 
-def send_batches(
-    client: httpx.Client, payloads: list[bytes], end: float
-) -> tuple[list[float], int]:
+def send_batches(client: Client, payloads: list[bytes], end: float) -> tuple[list[float], int]:
     """Send until done or `end`; returns (latencies, points written)."""
     latencies: list[float] = []
     written = 0
@@ -647,7 +646,7 @@ def history_run(
 
 
 def _fetch_repeatedly(
-    client: httpx.Client, payload: bytes, fetches: int, end: float
+    client: Client, payload: bytes, fetches: int, end: float
 ) -> tuple[list[float], list[float], dict[str, Any] | None, int]:
     """(round-trip latencies, client decode times, the last answer, its size in bytes)."""
     post_read(client, payload)  # warm-up
@@ -975,7 +974,8 @@ def main(argv: list[str] | None = None) -> int:
             errors.append({"section": "run", "error": f"interrupted ({type(exc).__name__})"})
             log("interrupted; stopping the server")
         finally:
-            code = server.stop()
+            server.stop()
+            code = server.returncode
             result["server"]["exit_code"] = code
             if errors:
                 result["server"]["log_tail"] = server.log_tail()

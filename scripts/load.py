@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 from _harness import (
     REGISTER,
     Server,
@@ -68,6 +67,9 @@ from _harness import (
     stats_ms,
 )
 from sqlalchemy.engine import make_url
+
+from app.client import AsyncClient, ClientError, Unreachable, data_of  # after _harness
+from app.client import encode as body
 
 EXPERIMENT = "load"
 MODEL = "load-model"
@@ -216,10 +218,6 @@ query Registered($model: String!, $first: Int!, $after: String) {
 }"""
 
 
-def body(query: str, variables: dict[str, Any]) -> bytes:
-    return json.dumps({"query": query, "variables": variables}).encode()
-
-
 # ---------------------------------------------------------------- recording
 
 
@@ -250,32 +248,33 @@ class Recorder:
 
 
 async def call(
-    client: httpx.AsyncClient, rec: Recorder | None, op: str, payload: bytes
+    client: AsyncClient, rec: Recorder | None, op: str, payload: bytes
 ) -> dict[str, Any] | None:
     """POST one GraphQL request; its `data` if it was a clean 200 without errors, else
     None with the error counted (rec None: raise LoadError instead, for seed and checks)."""
     started = time.perf_counter()
     try:
-        response = await client.post("/graphql", content=payload)
-    except httpx.HTTPError as exc:
-        return _failed(rec, op, f"transport:{type(exc).__name__}", repr(exc))
+        response = await client.send(payload)
+    except Unreachable as exc:
+        cause = exc.__cause__ or exc
+        return _failed(rec, op, f"transport:{type(cause).__name__}", repr(cause))
     elapsed = time.perf_counter() - started
     if rec is not None:
         rec.latencies[op].append(elapsed)
-    if response.status_code != 200:
-        return _failed(rec, op, f"http:{response.status_code}", response.text)
     try:
-        decoded = response.json()
-    except ValueError:
-        return _failed(rec, op, "bad_json", response.text)
-    if decoded.get("errors"):
+        data = data_of(response)
+    except ClientError as exc:
+        if response.status_code != 200:
+            return _failed(rec, op, f"http:{response.status_code}", response.text)
+        if not exc.errors:
+            return _failed(rec, op, "bad_json", response.text)
         codes = sorted(
-            {str((e.get("extensions") or {}).get("code", "NO_CODE")) for e in decoded["errors"]}
+            {str((e.get("extensions") or {}).get("code", "NO_CODE")) for e in exc.errors}
         )
-        return _failed(rec, op, f"graphql:{','.join(codes)}", json.dumps(decoded["errors"]))
+        return _failed(rec, op, f"graphql:{','.join(codes)}", json.dumps(exc.errors))
     if rec is not None:
         rec.ok[op] += 1
-    return decoded.get("data")
+    return data
 
 
 def _failed(rec: Recorder | None, op: str, kind: str, detail: str) -> None:
@@ -295,20 +294,20 @@ def payload_ok(rec: Recorder | None, op: str, result: dict[str, Any] | None, typ
     return False
 
 
-def new_client(base_url: str, headers: dict[str, str], connections: int = 1) -> httpx.AsyncClient:
+def new_client(base_url: str, headers: dict[str, str], connections: int = 1) -> AsyncClient:
     """One keep-alive connection per simulated client, as a separate program would have;
-    trust_env=False: no proxy, all traffic stays on 127.0.0.1."""
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers={"content-type": "application/json", "accept": "application/json", **headers},
-        timeout=httpx.Timeout(REQUEST_TIMEOUT_S),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    no proxy: all traffic stays on 127.0.0.1."""
+    return AsyncClient(
+        base_url,
+        headers=headers,
+        timeout=REQUEST_TIMEOUT_S,
         trust_env=False,
+        connections=connections,
     )
 
 
 async def must(
-    client: httpx.AsyncClient, query: str, variables: dict[str, Any], field_name: str, typename: str
+    client: AsyncClient, query: str, variables: dict[str, Any], field_name: str, typename: str
 ) -> dict[str, Any]:
     """A seed mutation's success payload; anything else stops the run (LoadError)."""
     data = await call(client, None, field_name, body(query, variables))
@@ -334,7 +333,7 @@ def _seed_series(rng: random.Random) -> list[dict[str, Any]]:
     return [{"key": k, "values": [rng.random() for _ in steps], "steps": steps} for k in KEYS]
 
 
-async def _seed_run(client: httpx.AsyncClient, i: int, rng: random.Random) -> str:
+async def _seed_run(client: AsyncClient, i: int, rng: random.Random) -> str:
     started = await must(
         client,
         START_RUN,
@@ -452,7 +451,7 @@ def metric_batch(run_id: str, steps: range, form: str, rng: random.Random) -> by
 
 
 async def writer(
-    client: httpx.AsyncClient, rec: Recorder, state: WriterState, index: int, end: float
+    client: AsyncClient, rec: Recorder, state: WriterState, index: int, end: float
 ) -> None:
     rng = random.Random(1000 + index)
     step = 0
@@ -507,9 +506,7 @@ def _check(rec: Recorder, op: str, ok: bool, what: str) -> None:
         rec.error(op, f"check:{op}", what)
 
 
-async def read_best_run(
-    client: httpx.AsyncClient, rec: Recorder, rng: random.Random, **_: Any
-) -> None:
+async def read_best_run(client: AsyncClient, rec: Recorder, rng: random.Random, **_: Any) -> None:
     metric, goal, aggregate = rng.choice(
         (("auc", "MAXIMIZE", "LAST"), ("loss", "MINIMIZE", "MIN"), ("accuracy", "MAXIMIZE", "MAX"))
     )
@@ -519,9 +516,7 @@ async def read_best_run(
         _check(rec, "bestRun", data["bestRun"] is not None, f"no best run by {metric}")
 
 
-async def read_runs_page(
-    client: httpx.AsyncClient, rec: Recorder, rng: random.Random, **_: Any
-) -> None:
+async def read_runs_page(client: AsyncClient, rec: Recorder, rng: random.Random, **_: Any) -> None:
     variables: dict[str, Any] = {"experiment": EXPERIMENT, "first": RUNS_FIRST}
     choice = rng.randrange(3)
     if choice == 0:
@@ -546,7 +541,7 @@ def _target_run(seeded: Seed, rng: random.Random) -> str:
 
 
 async def read_history(
-    client: httpx.AsyncClient, rec: Recorder, rng: random.Random, seeded: Seed, **_: Any
+    client: AsyncClient, rec: Recorder, rng: random.Random, seeded: Seed, **_: Any
 ) -> None:
     variables = {"id": _target_run(seeded, rng), "key": rng.choice(KEYS), "first": HISTORY_FIRST}
     data = await call(client, rec, "metricHistory", body(HISTORY, variables))
@@ -558,7 +553,7 @@ async def read_history(
 
 
 async def read_series(
-    client: httpx.AsyncClient, rec: Recorder, rng: random.Random, seeded: Seed, **_: Any
+    client: AsyncClient, rec: Recorder, rng: random.Random, seeded: Seed, **_: Any
 ) -> None:
     variables = {"id": _target_run(seeded, rng), "key": rng.choice(KEYS), "first": SERIES_FIRST}
     data = await call(client, rec, "metricSeries", body(SERIES, variables))
@@ -570,7 +565,7 @@ async def read_series(
         _check(rec, "metricSeries", len(lengths) == 1, f"column lengths {lengths}")
 
 
-async def read_models(client: httpx.AsyncClient, rec: Recorder, **_: Any) -> None:
+async def read_models(client: AsyncClient, rec: Recorder, **_: Any) -> None:
     data = await call(client, rec, "models", body(MODELS, {}))
     if data is not None:
         model = next((m for m in data["models"]["nodes"] if m["name"] == MODEL), None)
@@ -583,7 +578,7 @@ async def read_models(client: httpx.AsyncClient, rec: Recorder, **_: Any) -> Non
 
 
 async def read_events(
-    client: httpx.AsyncClient, rec: Recorder, cursor: list[str | None], **_: Any
+    client: AsyncClient, rec: Recorder, cursor: list[str | None], **_: Any
 ) -> None:
     """Poll the lifecycle stream as a CI job would: from the last cursor seen."""
     variables = {"model": MODEL, "after": cursor[0], "first": EVENTS_FIRST}
@@ -605,9 +600,7 @@ READS: tuple[tuple[Read, int], ...] = (
 )
 
 
-async def reader(
-    client: httpx.AsyncClient, rec: Recorder, seeded: Seed, index: int, end: float
-) -> None:
+async def reader(client: AsyncClient, rec: Recorder, seeded: Seed, index: int, end: float) -> None:
     rng = random.Random(index)
     reads, weights = zip(*READS, strict=True)
     cursor: list[str | None] = [None]
@@ -694,7 +687,7 @@ def compare_points(
 
 
 async def _pages(
-    client: httpx.AsyncClient, query: str, variables: dict[str, Any], path: Callable[[Any], Any]
+    client: AsyncClient, query: str, variables: dict[str, Any], path: Callable[[Any], Any]
 ) -> list[dict[str, Any]]:
     nodes: list[dict[str, Any]] = []
     after = None
@@ -709,7 +702,7 @@ async def _pages(
 
 
 async def verify_graphql(
-    client: httpx.AsyncClient, states: list[WriterState], seeded: Seed
+    client: AsyncClient, states: list[WriterState], seeded: Seed
 ) -> dict[str, Any]:
     """The state a reader sees after the load: latest metrics, tags, versions, events."""
     latest_wrong, tags_wrong = [], []
@@ -994,7 +987,8 @@ def main(argv: list[str] | None = None) -> int:
             result["failure"] = f"{type(exc).__name__}: {exc}"
             log(traceback.format_exc())
         finally:
-            result["server"]["exit_code"] = server.stop()
+            server.stop()
+            result["server"]["exit_code"] = server.returncode
             if "checks" in result:
                 add_server_log_checks(result, server.log_text())
                 code = 0 if result["ok"] else 1

@@ -60,13 +60,10 @@ from _harness import (
     Server,
     auth_headers,
     check_postgres_url,
-    check_status,
     clean_env,
     cpu_model,
     exit_on_sigterm,
     expect_typename,
-    graphql_data,
-    json_client,
     logger,
     package_versions,
     percentile,
@@ -74,6 +71,14 @@ from _harness import (
     reset_postgres,
     rounded,
     stats_ms,
+)
+
+from app.client import (  # after _harness, which puts the project on sys.path
+    Client,
+    ClientError,
+    StreamClosed,
+    StreamEnded,
+    Subscription,
 )
 
 SCRIPT = Path(__file__).resolve()
@@ -179,11 +184,17 @@ def log_problems(text: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- HTTP (setup, checks)
 
 
+def client(base_url: str) -> Client:
+    """A keep-alive client with the harness's token; no proxy: all stays on 127.0.0.1."""
+    return Client(base_url, headers=auth_headers(), trust_env=False)
+
+
 def gql(base_url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    with json_client(base_url) as client:
-        response = client.post("/graphql", json={"query": query, "variables": variables or {}})
-    check_status(response, WatchError)
-    return graphql_data(response.json(), WatchError)
+    try:
+        with client(base_url) as graphql:
+            return graphql.execute(query, variables)
+    except ClientError as exc:
+        raise WatchError(f"HTTP {exc.status}: {exc.errors or exc.message}") from exc
 
 
 def committed_events(base_url: str, after: str | None) -> list[dict[str, Any]]:
@@ -211,15 +222,15 @@ def mutator_main(base_url: str) -> int:
     Its own process, so the send and response times are taken right at the socket, not
     when a busy event loop gets round to them; time.monotonic() is CLOCK_MONOTONIC, the
     same clock in every process on this machine."""
-    with json_client(base_url) as client:
-        client.get("/healthz")  # open the keep-alive connection before any measurement
+    with client(base_url) as graphql:
+        graphql.http.get(f"{base_url}/healthz")  # open the keep-alive connection first
         for line in sys.stdin:
             if not line.strip():
                 continue
             payload = line.strip().encode()
             try:
                 sent = time.monotonic()
-                response = client.post("/graphql", content=payload)
+                response = graphql.send(payload)
                 received = time.monotonic()
                 out = {
                     "t_sent": sent,
@@ -330,69 +341,54 @@ class Watcher:
 async def connect_watcher(
     w: Watcher, query: str, after: str, compression: str | None, wait_s: float
 ) -> None:
-    from websockets.asyncio.client import connect
-
     started = time.monotonic()
-    w.ws = await connect(
+    w.ws = Subscription(
         w.url,
-        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-        open_timeout=wait_s,
-        close_timeout=3,
-        compression=compression,
-        proxy=None,
-        max_queue=None,
+        query,
+        {"model": MODEL, "after": after},
+        init_payload=auth_headers(),
+        timeout=wait_s,
+        connect_options={
+            "compression": compression,
+            "proxy": None,
+            "max_queue": None,
+            "close_timeout": 3,
+        },
     )
-    await w.ws.send(json.dumps({"type": "connection_init", "payload": auth_headers()}))
-    while True:
-        message = json.loads(await asyncio.wait_for(w.ws.recv(), wait_s))
-        if message.get("type") == "ping":
-            await w.ws.send(json.dumps({"type": "pong"}))
-            continue
-        if message.get("type") != "connection_ack":
-            raise WatchError(f"watcher {w.index}: expected connection_ack, got {message}")
-        break
-    payload = {"query": query, "variables": {"model": MODEL, "after": after}}
-    await w.ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    try:
+        await w.ws.open()
+    except ClientError as exc:
+        raise WatchError(f"watcher {w.index}: {exc}") from exc
+    w.ws.timeout = None  # the stream then waits as long as the measurement runs
     w.connect_s = time.monotonic() - started
 
 
 async def read_watcher(w: Watcher, tally: Tally) -> None:
     """Record every event with its receive time, as soon as this task gets it."""
-    import websockets
-
-    try:
-        async for raw in w.ws:
-            now = time.monotonic()
-            message = json.loads(raw)
-            kind = message.get("type")
-            if kind == "next":
-                payload = message.get("payload") or {}
-                if payload.get("errors"):
-                    w.problems.append(f"next with errors: {json.dumps(payload)[:300]}")
-                    continue
-                event = (payload.get("data") or {}).get("lifecycleEvents") or {}
-                key = event_key(event)
-                w.received.append((now, event.get("cursor", ""), key))
-                tally.add(key)
-            elif kind == "ping":
-                await w.ws.send(json.dumps({"type": "pong"}))
-            elif kind == "pong":
-                continue
-            elif kind == "complete":
-                w.completed = True
-                w.problems.append("the server completed the subscription")
-            else:
-                w.problems.append(f"unexpected message: {json.dumps(message)[:300]}")
-    except websockets.ConnectionClosed as exc:
-        if not w.closing:
-            w.problems.append(f"connection closed: {exc}")
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # recorded and reported; the other watchers go on
-        w.problems.append(f"{type(exc).__name__}: {exc}")
-    else:
-        if not w.closing:
-            w.problems.append("connection ended")
+    while True:
+        try:
+            data = await w.ws.next()
+        except StreamEnded:
+            w.completed = True
+            w.problems.append("the server completed the subscription")
+            continue
+        except StreamClosed as exc:
+            if not w.closing:
+                w.problems.append(f"connection closed: {exc}")
+            return
+        except ClientError as exc:  # a result with errors, or an unexpected message
+            w.problems.append(f"{exc.message[:300]}: {json.dumps(exc.errors)[:300]}")
+            continue
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # recorded and reported; the other watchers go on
+            w.problems.append(f"{type(exc).__name__}: {exc}")
+            return
+        now = time.monotonic()
+        event = data.get("lifecycleEvents") or {}
+        key = event_key(event)
+        w.received.append((now, event.get("cursor", ""), key))
+        tally.add(key)
 
 
 async def connect_all(
@@ -842,7 +838,8 @@ def main(argv: list[str] | None = None) -> int:
             result["servers"] = []
             for i, server in enumerate(servers):
                 alive = server.alive()
-                code = server.stop()
+                server.stop()
+                code = server.returncode
                 problems = log_problems(server.log_text())
                 result["servers"].append(
                     {

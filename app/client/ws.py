@@ -40,7 +40,8 @@ class Subscription:
     `token_in_headers`). `next()` answers the next result's data; a result with errors and
     an `error` message raise ClientError with the errors, the end of the stream StreamEnded,
     a closed socket the StreamClosed subclass its close code names. `timeout` bounds each
-    wait for a message (None: wait for ever)."""
+    wait for a message (None: wait for ever); `connect_options` go to websockets.connect
+    (compression, max_queue, proxy...)."""
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class Subscription:
         token_in_headers: bool = False,
         protocol: str = TRANSPORT_WS,
         timeout: float | None = None,
+        connect_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = ws_endpoint(url)
         self.query = query
@@ -62,6 +64,7 @@ class Subscription:
         self.headers = {**(auth_headers(token) if token_in_headers else {}), **(headers or {})}
         self.protocol = protocol
         self.timeout = timeout
+        self.connect_options = dict(connect_options or {})
         self.id = str(next(_ids))
         self._ws: ClientConnection | None = None
 
@@ -78,7 +81,7 @@ class Subscription:
                 self.url,
                 subprotocols=[websockets.Subprotocol(self.protocol)],
                 additional_headers=self.headers,
-                open_timeout=self.timeout,
+                **{"open_timeout": self.timeout, **self.connect_options},
             )
         except websockets.InvalidStatus as exc:
             status = exc.response.status_code

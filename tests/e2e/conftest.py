@@ -1,16 +1,18 @@
-"""A real server: `python -m app serve` under uvicorn on 127.0.0.1, in a subprocess."""
+"""A real server: `python -m app serve` under uvicorn on 127.0.0.1, in a subprocess
+(app.client.LocalServer), and the GraphQL client the tests talk to it with (app.client)."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from app.client import Client, LocalServer
+from app.client import auth_headers as bearer
+from app.client.server import ServerStartError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,28 +25,13 @@ class Auth:
 
 
 def auth_headers(token: str | None = None) -> dict[str, str]:
-    secret = token or Auth.token
-    return {"Authorization": f"Bearer {secret}"} if secret else {}
+    return bearer(token or Auth.token)
 
 
 def gql(base: str, query: str, *, token: str | None = None, **variables: Any) -> dict[str, Any]:
-    """POST a GraphQL request to a real server; insists on a clean 200 with no errors."""
-    response = httpx.post(
-        f"{base}/graphql",
-        json={"query": query, "variables": variables},
-        headers=auth_headers(token),
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A GraphQL request to a real server: its data; a refusal or an error raises."""
+    with Client(base, token=token or Auth.token, timeout=30) as client:
+        return client.execute(query, variables)
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -66,40 +53,20 @@ def server_env(database_url: str, admin_secret: str) -> Iterator[dict[str, str]]
     Auth.token = None
 
 
-class Server:
+class Server(LocalServer):
+    """A started LocalServer whose stop() checks it listened and printed no traceback."""
+
     def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.ws = f"ws://127.0.0.1:{self.port}/graphql"
-        command = ["serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", *command],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.proc.kill()
-        pytest.fail(f"server did not start: {self.proc.stdout.read() if self.proc.stdout else ''}")
+        super().__init__(env, args, cwd=ROOT)
+        self.base, self.ws = self.base_url, self.ws_url
+        try:
+            self.start()
+        except ServerStartError as exc:
+            pytest.fail(f"server did not start: {exc}")
 
-    def kill(self) -> str:
-        """SIGKILL, as a crash or the OOM killer would: no shutdown runs. Its output."""
-        self.proc.kill()
-        return self.proc.communicate(timeout=30)[0]
-
-    def stop(self) -> str:
+    def stop(self, *args: Any, **kwargs: Any) -> str:
         """Stop the server (SIGTERM, as an orchestrator would); returns its output."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        output = self.proc.communicate(timeout=30)[0]
+        output = super().stop(*args, **kwargs)
         assert f"listening on http://127.0.0.1:{self.port}/graphql" in output
         assert "Traceback" not in output, output
         return output

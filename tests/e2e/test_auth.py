@@ -10,6 +10,7 @@ import pytest
 import websockets
 
 from app.auth.roles import Role
+from app.client import AsyncClient, Client, StreamClosed, Subscription
 from tests.conftest import ADMIN, make_token
 from tests.e2e.conftest import Server, auth_headers, cli, gql
 from tests.e2e.ws import TIMEOUT, Subscriber
@@ -23,25 +24,19 @@ mutation($name: String!) {
 """
 
 
-async def closed_with(url: str, payload: dict | None, headers: dict | None = None) -> tuple:
+async def closed_with(url: str, payload: dict) -> tuple:
     """Open a graphql-transport-ws connection, send connection_init, return the close."""
-    async with websockets.connect(
-        url, subprotocols=["graphql-transport-ws"], additional_headers=headers or {}
-    ) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), TIMEOUT)
-    return closed.value.rcvd.code, closed.value.rcvd.reason
+    subscription = Subscription(url, WATCH, init_payload=payload, timeout=TIMEOUT)
+    with pytest.raises(StreamClosed) as closed:
+        await subscription.open()
+    await subscription.close()
+    return closed.value.close_code, closed.value.reason
 
 
 async def as_token(server: Server, secret: str) -> httpx.Response:
-    """`{ viewer { name } }` over HTTP with `secret` as the bearer token."""
-    async with httpx.AsyncClient() as client:
-        return await client.post(
-            f"{server.base}/graphql",
-            json={"query": "{ viewer { name } }"},
-            headers={"Authorization": f"Bearer {secret}"},
-        )
+    """`{ viewer { name } }` over HTTP with `secret` as the bearer token: the raw answer."""
+    async with AsyncClient(server.base, token=secret) as client:
+        return await client.post("{ viewer { name } }")
 
 
 async def close_code_after_no_data(watcher: Subscriber) -> int:
@@ -50,8 +45,8 @@ async def close_code_after_no_data(watcher: Subscriber) -> int:
     while True:
         try:
             message = await watcher.message()
-        except websockets.ConnectionClosed as closed:
-            return closed.rcvd.code
+        except StreamClosed as closed:
+            return closed.close_code or 0
         assert not (message.get("payload") or {}).get("data"), message
 
 
@@ -193,7 +188,8 @@ def test_dev_mode_turns_authentication_off_and_says_so(tmp_path):
     env = {**_base_env(), "MODELGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/dev.db"}
     server = Server(env, "--dev")
     try:
-        response = httpx.post(f"{server.base}/graphql", json={"query": "{ viewer { name role } }"})
+        with Client(server.base) as client:
+            response = client.post("{ viewer { name role } }")
         assert response.json()["data"]["viewer"] == {"name": "dev", "role": "ADMIN"}
     finally:
         output = server.stop()

@@ -5,9 +5,7 @@ server's output, every acknowledged point stored (and nothing unacknowledged).""
 
 import asyncio
 import importlib.util
-import subprocess
 import sys
-import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -35,24 +33,9 @@ load = _import_script("modelgraph_load_script", SCRIPTS / "load.py")
 SECONDS, WRITERS, READERS = 30, 8, 50
 
 
-def _pump(proc: subprocess.Popen[str], lines: list[str]) -> threading.Thread:
-    """Read the server's output while it runs: a full pipe would block its logging, and
-    with it the server."""
-
-    def read() -> None:
-        assert proc.stdout is not None
-        lines.extend(proc.stdout)
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_writers_and_readers_under_load_get_no_error_and_lose_no_point(start_server, database_url):
-    # given one real server (no access-log line per request) and its output read as it comes
+    # given one real server (no access-log line per request), its output kept in a file
     server = start_server(MODELGRAPH_LOG_LEVEL="warning")
-    lines: list[str] = []
-    pump = _pump(server.proc, lines)
 
     # when writers stream logMetrics batches while readers run the dashboard's queries
     report = asyncio.run(
@@ -65,12 +48,8 @@ def test_writers_and_readers_under_load_get_no_error_and_lose_no_point(start_ser
             readers=READERS,
         )
     )
-    alive = server.proc.poll() is None
-    # Stopped here rather than by the fixture: the pump owns the output.
-    server.proc.terminate()
-    server.proc.wait(timeout=30)
-    pump.join(timeout=30)
-    output = "".join(lines)
+    alive = server.alive()
+    output = server.stop()
     load.add_server_log_checks(report, output)
 
     # then nothing failed, nothing was locked out, and every acknowledged point is stored
