@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import httpx
 from sqlalchemy.engine import make_url
 
+from app.client import AsyncClient, Unreachable
 from app.db import Database
-from tests.e2e.conftest import Server, auth_headers
+from tests.e2e.conftest import Auth, Server
 from tests.integrity import integrity_problems
 
 WRITERS = 4
@@ -131,23 +131,19 @@ class Stream:
     killed: bool = False
 
 
-async def post(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables})
-    # Before the kill nothing may fail: an error here is a bug, not the crash.
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
+async def post(client: AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
+    # Before the kill nothing may fail: a refusal or an error raises, a bug, not the crash.
+    return await client.execute(query, variables)
 
 
 async def write_metrics(base: str, stream: Stream, writer: int, run: str) -> None:
-    async with httpx.AsyncClient(base_url=base, headers=auth_headers(), timeout=120) as client:
+    async with AsyncClient(base, token=Auth.token, timeout=120) as client:
         for batch in itertools.count():
             if stream.killed:
                 return
             try:
                 data = await post(client, LOG, **log_variables(run, writer, batch))
-            except httpx.TransportError:
+            except Unreachable:
                 # The server only drops connections because it was killed.
                 assert stream.killed
                 stream.in_flight.add((writer, batch))
@@ -161,7 +157,7 @@ async def write_metrics(base: str, stream: Stream, writer: int, run: str) -> Non
 async def write_registry(base: str, stream: Stream, run: str) -> None:
     """Register versions and walk each to PRODUCTION (archiving the one before), until the
     kill: small write transactions interleaved with the metric batches."""
-    async with httpx.AsyncClient(base_url=base, headers=auth_headers(), timeout=120) as client:
+    async with AsyncClient(base, token=Auth.token, timeout=120) as client:
         try:
             while not stream.killed:
                 data = await post(client, REGISTER, run=run)
@@ -175,7 +171,7 @@ async def write_registry(base: str, stream: Stream, run: str) -> None:
                         "TransitionModelVersionSuccess"
                     ), data
                     stream.moved.add((version, stage))
-        except httpx.TransportError:
+        except Unreachable:
             assert stream.killed
             stream.registry_in_flight += 1
 
@@ -227,7 +223,7 @@ async def kill_mid_write(server: Server, stream: Stream, database_url: str) -> t
     return busy, await asyncio.to_thread(server.kill)
 
 
-async def read_points(client: httpx.AsyncClient, run: str, key: str) -> list[Point]:
+async def read_points(client: AsyncClient, run: str, key: str) -> list[Point]:
     points: list[Point] = []
     after = None
     while True:
@@ -243,7 +239,7 @@ async def test_sigkill_mid_stream_keeps_acknowledged_batches_and_no_partial_one(
 ) -> None:
     # given a server and a run per writer
     server = await asyncio.to_thread(start_server)
-    async with httpx.AsyncClient(base_url=server.base, headers=auth_headers()) as client:
+    async with AsyncClient(server.base, token=Auth.token) as client:
         runs = [
             (await post(client, START, name=f"writer-{w}"))["startRun"]["run"]["id"]
             for w in range(WRITERS)
@@ -264,9 +260,7 @@ async def test_sigkill_mid_stream_keeps_acknowledged_batches_and_no_partial_one(
 
     # and a new server starts on the same database
     server = await asyncio.to_thread(start_server)
-    async with httpx.AsyncClient(
-        base_url=server.base, headers=auth_headers(), timeout=60
-    ) as client:
+    async with AsyncClient(server.base, token=Auth.token, timeout=60) as client:
         # then every batch is all there or not there at all, and every acknowledged one is
         present: set[tuple[int, int]] = set()
         for w, run in enumerate(runs):

@@ -177,12 +177,12 @@ async def test_two_hundred_watchers_all_receive_a_promotion(start_server):
     gql(server.base, MOVE, v=1, stage="STAGING")
     after = committed(server.base)[-1]["cursor"]
     watchers = [Subscriber(server.ws, WATCH, {"model": "m", "after": after}) for _ in range(200)]
-    await asyncio.gather(*(w.__aenter__() for w in watchers))
+    await asyncio.gather(*(w.open() for w in watchers))
     try:
         gql(server.base, MOVE, v=1, stage="PRODUCTION")
         events = await asyncio.gather(*(w.next() for w in watchers))
     finally:
-        await asyncio.gather(*(w.__aexit__() for w in watchers))
+        await asyncio.gather(*(w.close() for w in watchers))
     delivered = [e["lifecycleEvents"]["toStage"] for e in events]
     assert delivered.count("PRODUCTION") == 200
 
