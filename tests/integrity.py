@@ -7,6 +7,7 @@ from sqlalchemy import func, select, text
 
 from app.db import Database
 from app.db.tables import metadata
+from app.events.models import Event
 from app.registry.models import ModelAlias, ModelVersion, StageTransition
 from app.tracking.models import LatestMetric, Metric
 
@@ -24,6 +25,24 @@ async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
             stmt = select(*columns).order_by(*table.primary_key.columns)
             out[table.name] = [tuple(row) for row in (await session.execute(stmt)).all()]
     return out
+
+
+async def last_seq(db: Database) -> int:
+    """The newest event's seq (0 before any): where to read a change's events from."""
+    async with db.read() as session:
+        return (await session.execute(select(func.max(Event.seq)))).scalar() or 0
+
+
+async def table_counts(db: Database) -> dict[str, int]:
+    """Rows per table: what a refused request must leave unchanged, when its rows are too
+    many to compare one by one."""
+    async with db.read() as session:
+        return {
+            table.name: (
+                await session.execute(select(func.count()).select_from(table))
+            ).scalar_one()
+            for table in metadata.sorted_tables
+        }
 
 
 async def integrity_problems(db: Database) -> list[str]:

@@ -5,14 +5,15 @@ import itertools
 import json
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from app.db import Database
 from app.events.models import Event
-from app.registry.models import ModelAlias, ModelVersion, RegisteredModel, StageTransition
+from app.registry.models import StageTransition
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
 from tests.factories import make_run, make_version
+from tests.integrity import last_seq, snapshot
 
 ERROR_FIELDS = """
   ... on Error { message code }
@@ -104,22 +105,9 @@ ALLOWED = {
     PROD: {ARCHIVED},
     ARCHIVED: {STAGING},
 }
-REGISTRY_TABLES: list[Table] = [
-    RegisteredModel.__table__,
-    ModelVersion.__table__,
-    ModelAlias.__table__,
-    StageTransition.__table__,
-    Event.__table__,
-]
 
 
 # ---------------------------------------------------------------- helpers
-
-
-async def last_seq(db: Database) -> int:
-    async with db.read() as s:
-        rows = (await s.execute(select(Event.seq).order_by(Event.seq.desc()).limit(1))).all()
-    return rows[0][0] if rows else 0
 
 
 async def events_since(db: Database, seq: int) -> list[tuple]:
@@ -127,15 +115,6 @@ async def events_since(db: Database, seq: int) -> list[tuple]:
     async with db.read() as s:
         rows = (await s.execute(select(Event).where(Event.seq > seq).order_by(Event.seq))).scalars()
         return [(e.type, e.model, e.version, e.from_stage, e.to_stage, e.actor) for e in rows.all()]
-
-
-async def snapshot(db: Database) -> dict[str, list]:
-    """Every registry row and every event: what a refused mutation must leave untouched."""
-    async with db.read() as s:
-        return {
-            t.name: [tuple(r) for r in (await s.execute(select(t).order_by(*t.primary_key))).all()]
-            for t in REGISTRY_TABLES
-        }
 
 
 async def stages_of(gql, model: str) -> dict[int, str]:

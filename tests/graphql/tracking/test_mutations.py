@@ -13,8 +13,8 @@ from tests.graphql.tracking.test_tracking import (
     iso,
     seed_experiment,
     seed_run,
-    table_counts,
 )
+from tests.integrity import table_counts
 
 ERROR = "... on Error { message code }"
 INVALID_INPUT = "... on InvalidInput { field limit }"

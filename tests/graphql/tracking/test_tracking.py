@@ -8,13 +8,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from app.db import Database
-from app.events.models import Event
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
-from app.tracking.models import Experiment, LatestMetric, Metric, Param, Run, RunStatus, RunTag
+from app.tracking.models import RunStatus
 from tests.factories import ACTOR, make_version
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -68,18 +65,6 @@ async def seed_run(
 async def seed_experiment(db: Database, name: str, **kwargs: Any) -> None:
     async with db.unit_of_work() as session:
         await tracking_service.create_experiment(session, name=name, actor=ACTOR, **kwargs)
-
-
-async def table_counts(db: Database) -> dict[str, int]:
-    """Rows per tracking table (and events): what an error path must leave unchanged."""
-    tables = (Experiment, Run, Param, RunTag, Metric, LatestMetric, Event)
-    async with db.read() as session:
-        return {
-            t.__tablename__: (
-                await session.execute(select(func.count()).select_from(t))
-            ).scalar_one()
-            for t in tables
-        }
 
 
 def assert_no_traceback(body: Any) -> None:
