@@ -1,5 +1,9 @@
 """Bugs and outages are masked for clients: no stack trace, no 500."""
 
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from starlette.testclient import TestClient
@@ -11,11 +15,27 @@ from app.main import create_app
 QUERY = "{ experiments { nodes { name } } }"
 
 
-async def test_a_database_failure_is_masked_not_leaked(tmp_path):
+def join_failed_sqlite_connects() -> None:
+    """aiosqlite stops the worker thread of a connection that failed to open without
+    waiting for it; a thread still running when its event loop closes raises there
+    ("Event loop is closed"). Wait for them while the loop is open."""
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            thread.join(timeout=10)
+
+
+@pytest.fixture
+async def unopenable_url(tmp_path) -> AsyncIterator[str]:
+    """A SQLite database that cannot be opened: its directory does not exist."""
+    yield f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db"
+    # An async fixture's teardown runs before the test's event loop closes.
+    await asyncio.to_thread(join_failed_sqlite_connects)
+
+
+async def test_a_database_failure_is_masked_not_leaked(unopenable_url):
     # given a server whose database cannot be opened (authentication off, so the query
     # itself is what needs the database)
-    url = f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db"
-    app = create_app(Settings(database_url=url, dev_mode=True))
+    app = create_app(Settings(database_url=unopenable_url, dev_mode=True))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -37,9 +57,9 @@ async def test_a_database_failure_is_masked_not_leaked(tmp_path):
     assert ready.json() == {"status": "unavailable", "database": "unreachable"}
 
 
-async def test_a_database_failure_while_authenticating_is_masked_too(tmp_path, caplog):
+async def test_a_database_failure_while_authenticating_is_masked_too(unopenable_url, caplog):
     # given a server whose database cannot be opened, with authentication on
-    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db"))
+    app = create_app(Settings(database_url=unopenable_url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -64,9 +84,11 @@ async def test_a_database_failure_while_authenticating_is_masked_too(tmp_path, c
     assert any("job-42" in r.getMessage() for r in caplog.records)
 
 
-def test_a_database_failure_while_authenticating_a_websocket_says_try_again_later(tmp_path):
+def test_a_database_failure_while_authenticating_a_websocket_says_try_again_later(
+    unopenable_url,
+):
     # given a server whose database cannot be opened, with authentication on
-    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db"))
+    app = create_app(Settings(database_url=unopenable_url))
     with TestClient(app) as client:
         # when a WebSocket client authenticates
         with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
@@ -74,6 +96,8 @@ def test_a_database_failure_while_authenticating_a_websocket_says_try_again_late
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_json()
         metrics = client.get("/metrics").text
+        # The client's event loop closes with it.
+        join_failed_sqlite_connects()
 
     # then it is closed with 1013 (try again later), counted as unavailable, not as a bug
     assert closed.value.code == 1013
