@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(
-                RequestMiddleware,  # type: ignore[arg-type]
+                RequestMiddleware,
                 metrics=observed,
                 max_body_bytes=settings.max_body_bytes,
             )

@@ -29,6 +29,7 @@ from app.auth.errors import AuthenticationError
 from app.auth.roles import Principal, Role, anonymous, dev
 from app.db import Database
 from app.db.engine import BACKGROUND
+from app.db.types import stored
 
 log = logging.getLogger("modelgraph.auth")
 
@@ -169,7 +170,7 @@ class AccessControl:
             async with self.db.read(background=True) as session:
                 principal, token = await auth_service.authenticate(session, secret=secret)
             if not auth_service.needs_touch(token):
-                self._touched.setdefault(token.id, now)  # type: ignore[arg-type]
+                self._touched.setdefault(stored(token.id), now)
             if revocations == self._revocations:
                 self._remember(key, principal, now + self.recheck_seconds)
         self._touch(principal)
@@ -219,16 +220,17 @@ class AccessControl:
 
     def watch(self, principal: Principal, on_revoked: OnRevoked) -> Callable[[], None]:
         """Call `on_revoked` when the principal's token is revoked; returns the unwatch."""
-        if principal.token_id is None:
+        token_id = principal.token_id
+        if token_id is None:
             return lambda: None
-        self._watched.setdefault(principal.token_id, {})[principal] = on_revoked
+        self._watched.setdefault(token_id, {})[principal] = on_revoked
 
         def unwatch() -> None:
-            watchers = self._watched.get(principal.token_id)  # type: ignore[arg-type]
+            watchers = self._watched.get(token_id)
             if watchers is not None:
                 watchers.pop(principal, None)
                 if not watchers:
-                    del self._watched[principal.token_id]  # type: ignore[arg-type]
+                    del self._watched[token_id]
 
         return unwatch
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.auth.errors import AuthenticationError
 from app.auth.models import TOKEN_NAME_LIMIT, ApiToken
@@ -62,7 +63,7 @@ def _check_name(name: str) -> None:
 async def get_token(session: AsyncSession, *, name: str) -> ApiToken | None:
     """The token called `name` (revoked or not), or None."""
     return (
-        await session.execute(select(ApiToken).where(ApiToken.name == name))
+        await session.execute(select(ApiToken).where(col(ApiToken.name) == name))
     ).scalar_one_or_none()
 
 
@@ -95,14 +96,14 @@ async def list_tokens(
     """Tokens in creation order."""
     stmt = select(ApiToken)
     if not include_revoked:
-        stmt = stmt.where(ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        stmt = stmt.where(col(ApiToken.revoked_at).is_(None))
     keys = [SortKey(ApiToken.id)]
     return await fetch_page(session, ApiToken, stmt, keys, first=first, after=after)
 
 
 async def all_tokens(session: AsyncSession) -> list[ApiToken]:
     """Every token, in creation order (the CLI's list)."""
-    return list((await session.execute(select(ApiToken).order_by(ApiToken.id))).scalars())
+    return list((await session.execute(select(ApiToken).order_by(col(ApiToken.id)))).scalars())
 
 
 async def revoke_token(session: AsyncSession, *, name: str, actor: str) -> ApiToken:
@@ -135,19 +136,18 @@ async def revoke_token(session: AsyncSession, *, name: str, actor: str) -> ApiTo
 async def _active_admins(session: AsyncSession) -> int:
     """How many ADMIN tokens are active, their rows locked until commit (PostgreSQL; on
     SQLite the writer lock serialises): two racing revocations cannot both pass."""
-    stmt = select(ApiToken.id).where(
-        ApiToken.role == Role.ADMIN.value,
-        ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
+    stmt = select(col(ApiToken.id)).where(
+        col(ApiToken.role) == Role.ADMIN.value, col(ApiToken.revoked_at).is_(None)
     )
     if is_postgres(session):
         stmt = stmt.with_for_update()
     return len((await session.execute(stmt)).all())
 
 
-def revocation_mark() -> Select[tuple[int | None]]:
+def revocation_mark() -> Select[int | None]:
     """The newest revocation's event seq: it changes whenever any process revokes a token,
     and reading it is one step down the (type, seq) index."""
-    return select(func.max(Event.seq)).where(Event.type == EventType.TOKEN_REVOKED.value)
+    return select(func.max(col(Event.seq))).where(col(Event.type) == EventType.TOKEN_REVOKED.value)
 
 
 def revoked_in(session_info: dict) -> set[int]:
@@ -160,7 +160,7 @@ async def authenticate(session: AsyncSession, *, secret: str) -> tuple[Principal
     (one message for both, so a caller cannot probe which secrets once existed)."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > SECRET_LIMIT:
         raise AuthenticationError("the token is not valid")
-    stmt = select(ApiToken).where(ApiToken.secret_hash == hash_secret(secret))
+    stmt = select(ApiToken).where(col(ApiToken.secret_hash) == hash_secret(secret))
     token = (await session.execute(stmt)).scalar_one_or_none()
     if token is None or token.revoked_at is not None:
         raise AuthenticationError("the token is not valid (unknown or revoked)")
@@ -176,7 +176,7 @@ def needs_touch(token: ApiToken) -> bool:
 async def touch(session: AsyncSession, *, token_id: int) -> None:
     """Record that the token was used now (at most about once a minute per token)."""
     await session.execute(
-        update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())
+        update(ApiToken).where(col(ApiToken.id) == token_id).values(last_used_at=utcnow())
     )
 
 
@@ -185,12 +185,11 @@ async def revoked_among(session: AsyncSession, *, token_ids: Iterable[int]) -> s
     ids = set(token_ids)
     if not ids:
         return set()
-    stmt = select(ApiToken.id).where(
-        ApiToken.id.in_(ids),  # type: ignore[union-attr]
-        ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
+    stmt = select(col(ApiToken.id)).where(
+        col(ApiToken.id).in_(ids), col(ApiToken.revoked_at).is_(None)
     )
     active = set((await session.execute(stmt)).scalars())
-    return ids - active  # type: ignore[return-value]
+    return ids - active
 
 
 async def bootstrap_admin(session: AsyncSession, *, actor: str) -> str | None:

@@ -8,6 +8,16 @@ from sqlalchemy.types import TypeDecorator
 
 from app.errors import ValidationError
 
+T = TypeVar("T")
+
+
+def stored(value: T | None) -> T:
+    """A value the database assigns on INSERT (an autoincrement key), read from a row
+    that has been flushed or loaded: the model declares it optional only for the time
+    before the INSERT."""
+    assert value is not None, "read before the row was flushed"
+    return value
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -21,6 +21,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.db import Database
+from app.db.types import stored
 from app.events.models import Event
 from app.events.service import CHANNEL, last_seq, list_events
 
@@ -131,12 +132,12 @@ class EventBus:
                 await asyncio.sleep(1)
                 continue
             if len(rows) == PUMP_BATCH:
-                upto = rows[-1].seq  # type: ignore[assignment]
+                upto = stored(rows[-1].seq)
             self._extend(rows, upto)
 
     def _extend(self, rows: list[Event], upto: int) -> None:
         self._window.extend(rows)
-        self._window_seqs.extend(e.seq for e in rows)  # type: ignore[misc]
+        self._window_seqs.extend(stored(e.seq) for e in rows)
         if len(self._window) > 2 * self._window_size:
             cut = len(self._window) - self._window_size
             self._floor = self._window_seqs[cut - 1]

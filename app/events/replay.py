@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from app.db import Database
 from app.db.pagination import encode_cursor
+from app.db.types import stored
 from app.errors import DomainError, ErrorCode, ValidationError
 from app.events import service as events_service
 from app.events.bus import BusClosed, EventBus
@@ -68,7 +69,7 @@ async def follow(
                         session, after=cursor, upto=upto, model=model, types=types, limit=BATCH
                     )
                 if len(events) == BATCH:
-                    upto, more = events[-1].seq, True  # type: ignore[assignment]
+                    upto, more = stored(events[-1].seq), True
             for event in events:
                 yield event
             cursor, caught_up = max(cursor, upto), not more

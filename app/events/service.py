@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.db.dialect import is_postgres
 from app.db.pagination import Page, make_page
@@ -85,18 +86,20 @@ async def list_events(
     Seq order is commit order (event writers serialise, see record_event), so a reader
     that moves its cursor to the last seq it saw never skips one committed later."""
     wanted = [t.value for t in LIFECYCLE_TYPES] if not types else [str(t) for t in types]
-    stmt = select(Event).where(Event.seq > after, Event.type.in_(wanted))
+    stmt = select(Event).where(col(Event.seq) > after, col(Event.type).in_(wanted))
     if upto is not None:
-        stmt = stmt.where(Event.seq <= upto)
+        stmt = stmt.where(col(Event.seq) <= upto)
     if model is not None:
-        stmt = stmt.where(Event.model == model)
-    return list((await session.execute(stmt.order_by(Event.seq).limit(limit))).scalars())
+        stmt = stmt.where(col(Event.model) == model)
+    return list((await session.execute(stmt.order_by(col(Event.seq)).limit(limit))).scalars())
 
 
 async def last_seq(session: AsyncSession) -> int:
     """The highest committed lifecycle seq (0 when there is none): every lifecycle event
     up to it is readable, since lifecycle writers commit in seq order."""
-    stmt = select(func.max(Event.seq)).where(Event.type.in_([t.value for t in LIFECYCLE_TYPES]))
+    stmt = select(func.max(col(Event.seq))).where(
+        col(Event.type).in_([t.value for t in LIFECYCLE_TYPES])
+    )
     return (await session.execute(stmt)).scalar() or 0
 
 
@@ -110,9 +113,9 @@ async def count_events(
 ) -> int:
     """How many matching lifecycle events follow `after`, counting up to `limit`."""
     wanted = [t.value for t in LIFECYCLE_TYPES] if not types else [str(t) for t in types]
-    inner = select(Event.seq).where(Event.seq > after, Event.type.in_(wanted))
+    inner = select(col(Event.seq)).where(col(Event.seq) > after, col(Event.type).in_(wanted))
     if model is not None:
-        inner = inner.where(Event.model == model)
+        inner = inner.where(col(Event.model) == model)
     stmt = select(func.count()).select_from(inner.limit(limit).subquery())
     return (await session.execute(stmt)).scalar_one()
 

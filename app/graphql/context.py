@@ -166,9 +166,9 @@ class Context:
             for parent_id, *args in keys:
                 groups[tuple(args)].append(parent_id)
             found: dict[Any, Any] = {}
-            for args, parent_ids in groups.items():
-                for parent_id, value in (await fetch(session, parent_ids, *args)).items():
-                    found[(parent_id, *args)] = value
+            for shared, parent_ids in groups.items():
+                for parent_id, value in (await fetch(session, parent_ids, *shared)).items():
+                    found[(parent_id, *shared)] = value
             return found
 
         return self.loader(name, load)

@@ -31,8 +31,11 @@ class KeyValueInput:
 
 
 class Pair(Protocol[V]):
-    key: str
-    value: V
+    # Read-only, so a pair of a narrower value type is a Pair of the wider one.
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> V: ...
 
 
 def to_dict(field: str, pairs: Iterable[Pair[V]] | None) -> dict[str, V]:

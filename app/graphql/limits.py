@@ -36,6 +36,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
+    InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -152,7 +153,7 @@ class _Walk:
                 summary.add(self.field(selection, parent))
             elif isinstance(selection, FragmentSpreadNode):
                 summary.add(self.spread(selection.name.value))
-            else:
+            elif isinstance(selection, InlineFragmentNode):
                 target = parent
                 if selection.type_condition is not None:
                     target = self.context.schema.get_type(selection.type_condition.name.value)

@@ -5,11 +5,12 @@ missing from the table stops the schema from being built: nothing is reachable b
 default."""
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from strawberry.extensions import FieldExtension
 from strawberry.types import Info
+from strawberry.types.base import get_object_definition
 
 from app.auth.roles import required_role
 
@@ -24,7 +25,7 @@ class RequireRole(FieldExtension):
         return next_(source, info, **kwargs)
 
     async def resolve_async(
-        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
+        self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any
     ) -> Any:
         info.context.authorize(info.field_name, self.role)
         result = next_(source, info, **kwargs)
@@ -35,6 +36,6 @@ class RequireRole(FieldExtension):
 def guard_root_fields(*root_types: type) -> None:
     """Give each root field its RequireRole (once; the types are module-level)."""
     for root in root_types:
-        for field in root.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        for field in get_object_definition(root, strict=True).fields:
             if not any(isinstance(e, RequireRole) for e in field.extensions):
                 field.extensions.append(RequireRole(field.python_name))

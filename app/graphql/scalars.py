@@ -6,6 +6,7 @@ from typing import Any, NewType
 
 import strawberry
 from graphql import GraphQLError, ValueNode, value_from_ast_untyped
+from strawberry.types.scalar import ScalarDefinition
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -147,7 +148,8 @@ LongListScalar = strawberry.scalar(
     parse_literal=_literal(_parse_long_list),
 )
 
-SCALAR_MAP = {
+# Keyed by NewType, which is not a class: StrawberryConfig takes any hashable key.
+SCALAR_MAP: dict[object, ScalarDefinition] = {
     MetricValue: MetricValueScalar,
     EpochMillis: EpochMillisScalar,
     Long: LongScalar,

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -120,7 +120,7 @@ class _Guarded:
                 self.context.unwatch()
 
     async def serve(self) -> None:
-        await super().handle()  # type: ignore[misc]
+        await super().handle()  # type: ignore[misc]  # the protocol handler's, next in the MRO
 
     def count_protocol_error(self) -> None:
         if self.context.metrics is not None:
@@ -132,13 +132,18 @@ class _Guarded:
 
     async def close_revoked(self) -> None:
         for operation_id in list(self.operation_ids()):
-            await self.cleanup_operation(operation_id)  # type: ignore[attr-defined]
+            await self.cleanup_operation(operation_id)
         # The client may have gone already; then there is nothing left to close.
         with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected, RuntimeError):
             await self.websocket.close(code=FORBIDDEN, reason="Forbidden: token revoked")
 
     def operation_ids(self) -> list[str]:
         raise NotImplementedError
+
+    if TYPE_CHECKING:
+        # Both protocol handlers define it; declared here for the type checker only, since a
+        # definition would come first in their MRO and hide theirs.
+        async def cleanup_operation(self, operation_id: str) -> None: ...
 
 
 class TransportWSHandler(_Guarded, BaseGraphQLTransportWSHandler[Context, None]):
@@ -212,7 +217,7 @@ class LegacyWSHandler(_Guarded, BaseGraphQLWSHandler[Context, None]):
         }
         if isinstance(message.get("id"), str):
             error["id"] = message["id"]
-        await self.send_message(error)  # type: ignore[arg-type]
+        await self.send_message(error)  # type: ignore[arg-type]  # its type wants an id; this may have none
 
     async def handle_connection_init(self, message: Any) -> None:
         self.connection_init_received = True
@@ -248,10 +253,10 @@ def _is_ide_page(request: Request) -> bool:
     )
 
 
-class GraphQLView(GraphQL):
+class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
-    websocket_adapter_class = WebSocketAdapter  # type: ignore[assignment]
+    websocket_adapter_class = WebSocketAdapter
 
     def __init__(
         self,
@@ -356,14 +361,14 @@ class GraphQLView(GraphQL):
             state.metrics.internal_errors.inc()
             message = f"Internal server error (request {context.request_id})."
             websocket.state.rejection = (INTERNAL, message)
-            payload = {"message": message, "code": "INTERNAL_SERVER_ERROR"}
+            payload: dict[str, object] = {"message": message, "code": "INTERNAL_SERVER_ERROR"}
             raise ConnectionRejectionError(payload) from None
         if context.admission is not None:
             try:
                 context.admission.authenticate_connection(context.principal.name)
             except TooManyConnections as refused:
                 websocket.state.rejection = (TOO_MANY, _reason(refused))
-                payload = {"message": refused.message, "code": refused.code}
-                raise ConnectionRejectionError(payload) from None
+                rejection: dict[str, object] = {"message": refused.message, "code": refused.code}
+                raise ConnectionRejectionError(rejection) from None
             context.admitted_as = context.principal.name
         return UNSET

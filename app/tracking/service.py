@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from app.db.dialect import core_table, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
-from app.db.types import check_datetime, utcnow
+from app.db.types import check_datetime, stored, utcnow
 from app.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -76,13 +76,6 @@ class MetricPoint:
     step: int = 0
     # Milliseconds since the epoch, as MLflow sends them; None means now.
     timestamp: int | None = None
-
-
-def _stored_id(experiment: Experiment) -> int:
-    # Only an experiment not yet flushed lacks an id; every one that reaches here was read
-    # from the database or flushed to it.
-    assert experiment.id is not None, "experiment not flushed"
-    return experiment.id
 
 
 def _check_experiment_fields(name: str, description: str | None, tags: dict[str, str]) -> None:
@@ -186,7 +179,7 @@ async def start_run(
     exp = await ensure_experiment(session, name=experiment, actor=actor)
     run = Run(
         id=uuid.uuid4().hex,
-        experiment_id=_stored_id(exp),
+        experiment_id=stored(exp.id),
         name=name,
         status=RunStatus.RUNNING,
         start_time=check_datetime("startTime", start_time) or utcnow(),
@@ -538,7 +531,7 @@ async def best_run(
     """The run with the best value of `metric`; runs without it are never best."""
     check_length("metric", metric, KEY_LIMIT, required=True)
     exp = await require_experiment(session, name=experiment)
-    stmt = best_run_query(_stored_id(exp), metric, goal, aggregate, run_filter)
+    stmt = best_run_query(stored(exp.id), metric, goal, aggregate, run_filter)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -590,7 +583,7 @@ async def metric_history(
 async def experiments_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, Experiment]:
     """Experiments by id."""
     rows = (await session.execute(select(Experiment).where(col(Experiment.id).in_(ids)))).scalars()
-    return {_stored_id(e): e for e in rows}
+    return {stored(e.id): e for e in rows}
 
 
 async def runs_by_ids(session: AsyncSession, *, ids: Sequence[str]) -> dict[str, Run]:

@@ -5,6 +5,7 @@ from datetime import datetime
 import strawberry
 
 from app.db.pagination import SortKey, decode_cursor
+from app.db.types import stored
 from app.events.models import Event, LifecycleEventType
 from app.events.replay import event_cursor
 from app.graphql.context import Ctx
@@ -46,7 +47,7 @@ class LifecycleEvent:
     @classmethod
     def of(cls, e: Event) -> "LifecycleEvent":
         return cls(
-            cursor=event_cursor(e.seq),  # type: ignore[arg-type]
+            cursor=event_cursor(stored(e.seq)),
             type=LifecycleEventType(e.type),
             model=e.model or "",
             version_number=e.version,

@@ -107,11 +107,11 @@ class Metric:
     def of(cls, lm: models.LatestMetric) -> "Metric":
         return cls(
             key=lm.key,
-            value=lm.last_value,
-            step=lm.step,
-            timestamp=lm.timestamp,
-            min=lm.min_value,
-            max=lm.max_value,
+            value=MetricValue(lm.last_value),
+            step=Long(lm.step),
+            timestamp=EpochMillis(lm.timestamp),
+            min=None if lm.min_value is None else MetricValue(lm.min_value),
+            max=None if lm.max_value is None else MetricValue(lm.max_value),
         )
 
 
@@ -125,8 +125,8 @@ class MetricPoint:
     @classmethod
     def of(cls, m: Any) -> "MetricPoint":
         """From a history row (key, value, is_nan, step, timestamp attributes)."""
-        value = float("nan") if m.is_nan else m.value
-        return cls(key=m.key, value=value, step=m.step, timestamp=m.timestamp)  # type: ignore[arg-type]
+        value = MetricValue(math.nan if m.is_nan else m.value)
+        return cls(key=m.key, value=value, step=Long(m.step), timestamp=EpochMillis(m.timestamp))
 
 
 @strawberry.type(
@@ -145,9 +145,11 @@ class MetricSeries:
         _, values, is_nan, steps, stamps = list(zip(*page.items, strict=True))[:5] or ([],) * 5
         return cls(
             key=key,
-            steps=list(steps),  # type: ignore[arg-type]
-            values=[math.nan if nan else v for v, nan in zip(values, is_nan, strict=True)],  # type: ignore[arg-type]
-            timestamps=list(stamps),  # type: ignore[arg-type]
+            steps=LongList(list(steps)),
+            values=MetricValueList(
+                [math.nan if nan else v for v, nan in zip(values, is_nan, strict=True)]
+            ),
+            timestamps=LongList(list(stamps)),
             page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
         )
 
@@ -166,7 +168,7 @@ class Run:
         return cls(
             id=strawberry.ID(run.id),
             name=run.name,
-            status=RunStatus(run.status),
+            status=run.status,
             start_time=run.start_time,
             end_time=run.end_time,
             experiment_id=run.experiment_id,
