@@ -1,7 +1,7 @@
 """GraphQL types of the registry: RegisteredModel, ModelVersion, aliases, transitions."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -415,4 +415,8 @@ class NoRollbackTargetHandler(
         return NoRollbackTarget(message=exception.message, code=exception.code, field="model")
 
 
-HANDLERS = [InvalidTransitionHandler(), NoRollbackTargetHandler(), PolicyViolationHandler()]
+HANDLERS: list[strawberry.ExceptionHandler[Any, Any]] = [
+    InvalidTransitionHandler(),
+    NoRollbackTargetHandler(),
+    PolicyViolationHandler(),
+]
