@@ -4,6 +4,7 @@ entry count: many distinct large documents cannot pin the process's memory."""
 import gc
 import tracemalloc
 
+import pytest
 from graphql import parse
 
 from app.config import Settings
@@ -66,6 +67,7 @@ def test_the_schema_caches_parsing_and_validation_within_the_setting(database_ur
     assert schema.documents.get(texts[-1]).errors == []
 
 
+@pytest.mark.slow  # thousands of documents parsed under tracemalloc
 def test_memory_kept_by_the_cache_is_bounded():
     # given a schema whose cache may account for 8 MB
     schema = build_schema(QueryLimits(cache_bytes=8_000_000, tokens=50_000))

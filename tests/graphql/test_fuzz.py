@@ -49,6 +49,9 @@ from tests.conftest import GraphQLClient
 from tests.factories import make_run, make_version
 from tests.integrity import integrity_problems, snapshot
 
+# Minutes of generated operations: not in ./scripts/test --fast.
+pytestmark = pytest.mark.slow
+
 SCHEMA = graphql.build_schema(export_sdl())
 SEED = os.environ.get("MODELGRAPH_FUZZ_SEED")
 SCALE = float(os.environ.get("MODELGRAPH_FUZZ_SCALE", "1"))
