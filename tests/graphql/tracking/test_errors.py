@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.graphql.tracking.test_tracking import assert_no_traceback, seed_run, table_counts
+from tests.graphql.tracking.test_tracking import assert_no_traceback, seed_run
+from tests.integrity import table_counts
 
 EXPERIMENTS = """
 query($first: Int, $after: String) {
