@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db import Database
 from app.errors import AlreadyExistsError
+from app.registry import catalog, lifecycle
 from app.registry import reads as registry_reads
-from app.registry import service as registry_service
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
@@ -72,17 +72,17 @@ async def _register(
         first=3,
     )
     for run in weakest.items:
-        await registry_service.register_version(
+        await catalog.register_version(
             session, model=model, run_id=run.id, source=f"runs:/{run.id}/model", actor=ACTOR
         )
     for stage in (Stage.STAGING, Stage.PRODUCTION):
-        await registry_service.transition_version(
+        await lifecycle.transition_version(
             session, model=model, version=1, stage=stage, actor=ACTOR
         )
-    await registry_service.transition_version(
+    await lifecycle.transition_version(
         session, model=model, version=2, stage=Stage.STAGING, actor=ACTOR
     )
-    result = await registry_service.promote_best_run(
+    result = await lifecycle.promote_best_run(
         session,
         experiment=experiment,
         metric=metric,
@@ -91,10 +91,10 @@ async def _register(
         stage=Stage.PRODUCTION,
         actor=ACTOR,
     )
-    await registry_service.set_alias(
+    await catalog.set_alias(
         session, model=model, alias="champion", version=result.version.version, actor=ACTOR
     )
-    await registry_service.update_model(
+    await catalog.update_model(
         session,
         name=model,
         description=f"Trained in {experiment}, judged by {metric}.",
@@ -119,7 +119,7 @@ async def _already_seeded(session: AsyncSession) -> bool:
         if found is not None:
             raise AlreadyExistsError("experiment", "name", name)
     for model, _metric, _goal in EXPERIMENTS.values():
-        if await registry_service.get_model(session, name=model) is not None:
+        if await catalog.get_model(session, name=model) is not None:
             raise AlreadyExistsError("model", "name", model)
     return False
 

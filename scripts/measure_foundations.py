@@ -456,7 +456,7 @@ def build_uncached_schema() -> Any:
 
 async def _seed_dashboard(db: Database) -> dict[str, int]:
     """A little of everything the dashboard query touches."""
-    from app.registry import service as registry_service
+    from app.registry import catalog, lifecycle
     from app.registry.stages import Stage
     from app.tracking.models import RunStatus
 
@@ -488,17 +488,17 @@ async def _seed_dashboard(db: Database) -> dict[str, int]:
     for m in range(2):
         async with db.unit_of_work() as session:
             for v in range(3):
-                await registry_service.register_version(
+                await catalog.register_version(
                     session, model=f"model-{m}", run_id=run_ids[m * 3 + v], actor=ACTOR
                 )
             for stage in (Stage.STAGING, Stage.PRODUCTION):
-                await registry_service.transition_version(
+                await lifecycle.transition_version(
                     session, model=f"model-{m}", version=1, stage=stage, actor=ACTOR
                 )
-            await registry_service.transition_version(
+            await lifecycle.transition_version(
                 session, model=f"model-{m}", version=2, stage=Stage.STAGING, actor=ACTOR
             )
-            await registry_service.set_alias(
+            await catalog.set_alias(
                 session, model=f"model-{m}", alias="champion", version=1, actor=ACTOR
             )
     return {"experiments": 4, "runs": len(run_ids), "models": 2, "versions": 6}

@@ -3,7 +3,7 @@
 from typing import Any
 
 from app.db import Database
-from app.registry import service as registry_service
+from app.registry import catalog, lifecycle
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
 from app.tracking.models import Run
@@ -36,7 +36,7 @@ async def make_version(
 ) -> int:
     """A registered version, walked to `stage` through allowed moves; returns its number."""
     async with db.unit_of_work() as session:
-        version = await registry_service.register_version(
+        version = await catalog.register_version(
             session, model=model, run_id=run_id, source="s3://bucket/model", actor=ACTOR
         )
         path = {
@@ -47,7 +47,7 @@ async def make_version(
             Stage.ARCHIVED: [Stage.ARCHIVED],
         }[stage]
         for step in path:
-            await registry_service.transition_version(
+            await lifecycle.transition_version(
                 session, model=model, version=version.version, stage=step, actor=ACTOR
             )
         return version.version

@@ -10,7 +10,7 @@ from app.cli import main
 from app.db import Database
 from app.db.tables import metadata
 from app.demo import EXPERIMENTS, seed
-from app.registry import service as registry_service
+from app.registry import catalog
 from app.tracking import service as tracking_service
 
 DASHBOARD = """
@@ -99,7 +99,7 @@ async def test_demo_failing_midway_leaves_nothing_behind(settings, database_url,
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(registry_service, "set_alias", broken)
+    monkeypatch.setattr(catalog, "set_alias", broken)
 
     # when the demo runs, it fails
     with pytest.raises(RuntimeError, match="disk full"):

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from app.db.types import UTCDateTime, utcnow
+from app.db.types import EnumText, UTCDateTime, utcnow
 from app.registry.stages import Stage
 from app.tracking.models import BigIntId
 
@@ -73,7 +73,9 @@ class ModelVersion(SQLModel, table=True):
     )
     source: str | None = Field(default=None, sa_column=Column(String(SOURCE_LIMIT)))
     digest: str | None = Field(default=None, sa_column=Column(String(128)))
-    stage: str = Field(default=Stage.DEVELOPMENT, sa_column=Column(String(16), nullable=False))
+    stage: Stage = Field(
+        default=Stage.DEVELOPMENT, sa_column=Column(EnumText(Stage), nullable=False)
+    )
     description: str | None = Field(default=None, sa_column=Column(Text))
     tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(
@@ -118,8 +120,8 @@ class StageTransition(SQLModel, table=True):
             Integer, ForeignKey("model_version.id", ondelete="CASCADE"), nullable=False
         )
     )
-    from_stage: str = Field(sa_column=Column(String(16), nullable=False))
-    to_stage: str = Field(sa_column=Column(String(16), nullable=False))
+    from_stage: Stage = Field(sa_column=Column(EnumText(Stage), nullable=False))
+    to_stage: Stage = Field(sa_column=Column(EnumText(Stage), nullable=False))
     actor: str = Field(sa_column=Column(String(256), nullable=False))
     reason: str | None = Field(default=None, sa_column=Column(Text))
     # True for the move that restored a version by rollback (the history is a stack).
@@ -165,7 +167,7 @@ class Validation(SQLModel, table=True):
         )
     )
     check: str = Field(sa_column=Column(String(CHECK_LIMIT), nullable=False))
-    status: str = Field(sa_column=Column(String(16), nullable=False))
+    status: ValidationStatus = Field(sa_column=Column(EnumText(ValidationStatus), nullable=False))
     details_url: str | None = Field(default=None, sa_column=Column(String(SOURCE_LIMIT)))
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     actor: str = Field(sa_column=Column(String(256), nullable=False))
@@ -182,7 +184,7 @@ class PromotionPolicy(SQLModel, table=True):
             Integer, ForeignKey("registered_model.id", ondelete="CASCADE"), primary_key=True
         )
     )
-    stage: str = Field(sa_column=Column(String(16), primary_key=True))
+    stage: Stage = Field(sa_column=Column(EnumText(Stage), primary_key=True))
     required_checks: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # [{"metric": "accuracy", "op": "GTE", "value": 0.9}, ...] on the run's latest values
     metric_rules: list[dict[str, Any]] = Field(

@@ -1,11 +1,13 @@
 """Batch reads for the registry's screens and loaders (one statement per batch of keys),
-and time travel over the audit trail. Writes live in service.py."""
+and time travel over the audit trail. Writes live in
+catalog.py, lifecycle.py, validations.py and policy.py."""
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from app.db.pagination import Page, SortKey, fetch_pages_per_parent
 from app.db.types import check_datetime
@@ -28,7 +30,7 @@ async def transitions_per_model(
 ) -> dict[int, Page[StageTransition]]:
     """A page of each model's stage transitions (newest first), in one statement."""
     keys = [SortKey(StageTransition.id, descending=True)]
-    return await fetch_pages_per_parent(  # type: ignore[return-value]
+    return await fetch_pages_per_parent(
         session,
         StageTransition,
         select(StageTransition),
@@ -51,9 +53,9 @@ async def versions_per_model(
     """A page of each model's versions (newest first; in `stage` if given), in one statement."""
     stmt = select(ModelVersion)
     if stage is not None:
-        stmt = stmt.where(ModelVersion.stage == stage.value)
+        stmt = stmt.where(col(ModelVersion.stage) == stage)
     keys = [SortKey(ModelVersion.version, descending=True)]
-    return await fetch_pages_per_parent(  # type: ignore[return-value]
+    return await fetch_pages_per_parent(
         session,
         ModelVersion,
         stmt,
@@ -68,9 +70,9 @@ async def versions_per_model(
 async def models_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, RegisteredModel]:
     """Models by id."""
     rows = (
-        await session.execute(select(RegisteredModel).where(RegisteredModel.id.in_(ids)))
+        await session.execute(select(RegisteredModel).where(col(RegisteredModel.id).in_(ids)))
     ).scalars()
-    return {m.id: m for m in rows}  # type: ignore[misc]
+    return {m.id: m for m in rows if m.id is not None}
 
 
 async def latest_versions(
@@ -78,7 +80,7 @@ async def latest_versions(
 ) -> dict[int, ModelVersion]:
     """The highest-numbered version of each model (in `stage`, if given)."""
     pages = await versions_per_model(session, model_ids=model_ids, stage=stage, first=1, after=None)
-    return {mid: page.items[0] for mid, page in pages.items() if page.items}  # type: ignore[misc]
+    return {mid: page.items[0] for mid, page in pages.items() if page.items}
 
 
 async def versions_by_runs(
@@ -87,12 +89,13 @@ async def versions_by_runs(
     """Versions registered from each run."""
     stmt = (
         select(ModelVersion)
-        .where(ModelVersion.run_id.in_(run_ids))
-        .order_by(ModelVersion.model_id, ModelVersion.version)
+        .where(col(ModelVersion.run_id).in_(run_ids))
+        .order_by(col(ModelVersion.model_id), col(ModelVersion.version))
     )
     out: dict[str, list[ModelVersion]] = {}
     for v in (await session.execute(stmt)).scalars():
-        out.setdefault(v.run_id, []).append(v)  # type: ignore[arg-type]
+        if v.run_id is not None:
+            out.setdefault(v.run_id, []).append(v)
     return out
 
 
@@ -101,10 +104,10 @@ async def aliases_by_models(
 ) -> dict[int, list[tuple[str, ModelVersion]]]:
     """Each model's aliases with the version they point at, by alias name."""
     stmt = (
-        select(ModelAlias.model_id, ModelAlias.alias, ModelVersion)
-        .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
-        .where(ModelAlias.model_id.in_(model_ids))
-        .order_by(ModelAlias.model_id, ModelAlias.alias)
+        select(col(ModelAlias.model_id), col(ModelAlias.alias), ModelVersion)
+        .join(ModelVersion, col(ModelVersion.id) == col(ModelAlias.version_id))
+        .where(col(ModelAlias.model_id).in_(model_ids))
+        .order_by(col(ModelAlias.model_id), col(ModelAlias.alias))
     )
     out: dict[int, list[tuple[str, ModelVersion]]] = {}
     for model_id, alias, version in (await session.execute(stmt)).all():
@@ -117,9 +120,9 @@ async def aliases_by_versions(
 ) -> dict[int, list[str]]:
     """Alias names pointing at each version."""
     stmt = (
-        select(ModelAlias.version_id, ModelAlias.alias)
-        .where(ModelAlias.version_id.in_(version_ids))
-        .order_by(ModelAlias.alias)
+        select(col(ModelAlias.version_id), col(ModelAlias.alias))
+        .where(col(ModelAlias.version_id).in_(version_ids))
+        .order_by(col(ModelAlias.alias))
     )
     out: dict[int, list[str]] = {}
     for version_id, alias in (await session.execute(stmt)).all():
@@ -133,8 +136,8 @@ async def transitions_by_versions(
     """Each version's stage transitions, newest first."""
     stmt = (
         select(StageTransition)
-        .where(StageTransition.version_id.in_(version_ids))
-        .order_by(StageTransition.version_id, StageTransition.id.desc())
+        .where(col(StageTransition.version_id).in_(version_ids))
+        .order_by(col(StageTransition.version_id), col(StageTransition.id).desc())
     )
     out: dict[int, list[StageTransition]] = {}
     for t in (await session.execute(stmt)).scalars():
@@ -144,8 +147,10 @@ async def transitions_by_versions(
 
 async def versions_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, ModelVersion]:
     """Versions by id."""
-    rows = (await session.execute(select(ModelVersion).where(ModelVersion.id.in_(ids)))).scalars()
-    return {v.id: v for v in rows}  # type: ignore[misc]
+    rows = (
+        await session.execute(select(ModelVersion).where(col(ModelVersion.id).in_(ids)))
+    ).scalars()
+    return {v.id: v for v in rows if v.id is not None}
 
 
 async def versions_by_numbers(
@@ -153,9 +158,9 @@ async def versions_by_numbers(
 ) -> dict[tuple[str, int], ModelVersion]:
     """Versions by (model name, version number)."""
     stmt = (
-        select(RegisteredModel.name, ModelVersion)
-        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
-        .where(tuple_(RegisteredModel.name, ModelVersion.version).in_(list(keys)))
+        select(col(RegisteredModel.name), ModelVersion)
+        .join(RegisteredModel, col(RegisteredModel.id) == col(ModelVersion.model_id))
+        .where(tuple_(col(RegisteredModel.name), col(ModelVersion.version)).in_(list(keys)))
     )
     return {(name, v.version): v for name, v in (await session.execute(stmt)).all()}
 
@@ -175,28 +180,30 @@ async def version_at(
     audit trail: the question an incident review asks first."""
     if (stage is None) == (alias is None):
         raise ValidationError("stage", "give exactly one of stage or alias")
-    at = check_datetime("at", at)  # type: ignore[assignment]
+    checked = check_datetime("at", at)
+    assert checked is not None, "a datetime stays one in UTC"
+    at = checked
     if alias is not None:
         return await _alias_at(session, model_id, alias, at)
     # Each version's stage at `at` is the one its last move before `at` went to; a version
     # never moved by then is still in DEVELOPMENT, if it existed.
     moves = await session.execute(
-        select(StageTransition.version_id, StageTransition.to_stage)
-        .where(StageTransition.model_id == model_id, StageTransition.at <= at)
-        .order_by(StageTransition.id.desc())
+        select(col(StageTransition.version_id), col(StageTransition.to_stage))
+        .where(col(StageTransition.model_id) == model_id, col(StageTransition.at) <= at)
+        .order_by(col(StageTransition.id).desc())
     )
-    stage_then: dict[int, str] = {}
+    stage_then: dict[int, Stage] = {}
     for version_id, to_stage in moves.all():
         stage_then.setdefault(version_id, to_stage)
     versions = (
         await session.execute(
             select(ModelVersion)
-            .where(ModelVersion.model_id == model_id, ModelVersion.created_at <= at)
-            .order_by(ModelVersion.version.desc())
+            .where(col(ModelVersion.model_id) == model_id, col(ModelVersion.created_at) <= at)
+            .order_by(col(ModelVersion.version).desc())
         )
     ).scalars()
     for version in versions:
-        if stage_then.get(version.id, Stage.DEVELOPMENT.value) == stage:
+        if version.id is not None and stage_then.get(version.id, Stage.DEVELOPMENT) == stage:
             return version
     return None
 
@@ -205,18 +212,20 @@ async def _alias_at(
     session: AsyncSession, model_id: int, alias: str, at: datetime
 ) -> ModelVersion | None:
     name = (
-        await session.execute(select(RegisteredModel.name).where(RegisteredModel.id == model_id))
+        await session.execute(
+            select(col(RegisteredModel.name)).where(col(RegisteredModel.id) == model_id)
+        )
     ).scalar_one()
     last = (
         await session.execute(
-            select(Event.type, Event.version)
+            select(col(Event.type), col(Event.version))
             .where(
-                Event.model == name,
-                Event.alias == alias,
-                Event.type.in_([EventType.ALIAS_SET.value, EventType.ALIAS_DELETED.value]),
-                Event.at <= at,
+                col(Event.model) == name,
+                col(Event.alias) == alias,
+                col(Event.type).in_([EventType.ALIAS_SET.value, EventType.ALIAS_DELETED.value]),
+                col(Event.at) <= at,
             )
-            .order_by(Event.seq.desc())
+            .order_by(col(Event.seq).desc())
             .limit(1)
         )
     ).first()
@@ -225,7 +234,7 @@ async def _alias_at(
     return (
         await session.execute(
             select(ModelVersion).where(
-                ModelVersion.model_id == model_id, ModelVersion.version == last.version
+                col(ModelVersion.model_id) == model_id, col(ModelVersion.version) == last.version
             )
         )
     ).scalar_one_or_none()
@@ -237,8 +246,8 @@ async def validations_by_versions(
     """Each version's validation results, newest first."""
     stmt = (
         select(Validation)
-        .where(Validation.version_id.in_(version_ids))
-        .order_by(Validation.version_id, Validation.id.desc())
+        .where(col(Validation.version_id).in_(version_ids))
+        .order_by(col(Validation.version_id), col(Validation.id).desc())
     )
     out: dict[int, list[Validation]] = {}
     for v in (await session.execute(stmt)).scalars():

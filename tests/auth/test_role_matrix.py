@@ -8,7 +8,7 @@ from app.auth.roles import OPERATION_ROLES, Principal, Role
 from app.graphql.context import Context
 from app.graphql.events.types import event_cursor
 from app.graphql.schema import schema
-from app.registry import service as registry_service
+from app.registry import catalog
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
@@ -97,7 +97,7 @@ async def seed(db) -> dict[str, str]:
     await make_version(db, model="m", run_id=run.id)
     await make_version(db, model="m", run_id=run.id, stage=Stage.PRODUCTION)
     async with db.unit_of_work() as session:
-        await registry_service.set_alias(session, model="m", alias="old", version=2, actor="t")
+        await catalog.set_alias(session, model="m", alias="old", version=2, actor="t")
         await tracking_service.end_run(
             session, run_id=done.id, status=RunStatus.FINISHED, actor="t"
         )

@@ -1,7 +1,7 @@
 """Nested fields go through per-request loaders: statements per screen do not grow with rows."""
 
 from app.db import Database
-from app.registry import service as registry_service
+from app.registry import catalog
 from app.tracking import service as tracking_service
 
 DASHBOARD = """
@@ -48,10 +48,10 @@ async def seed_models(db: Database, count: int) -> None:
                 await tracking_service.log_metrics(
                     session, actor="test", run_id=run.id, points=points
                 )
-                await registry_service.register_version(
+                await catalog.register_version(
                     session, model=f"model-{m:03d}", run_id=run.id, actor="test"
                 )
-            await registry_service.set_alias(
+            await catalog.set_alias(
                 session, model=f"model-{m:03d}", alias="champion", version=1, actor="test"
             )
 

@@ -18,8 +18,7 @@ from app.graphql.registry.types import (
     unmet_conditions,
 )
 from app.graphql.tracking.types import Run, RunFilter, domain_filter
-from app.registry import models
-from app.registry import service as registry_service
+from app.registry import catalog, idempotency, lifecycle, models, policy, validations
 from app.registry.models import ValidationStatus
 from app.registry.stages import Stage
 from app.tracking import search
@@ -314,7 +313,7 @@ class RegistryMutation:
         self, info: Ctx, input: RegisterModelVersionInput
     ) -> RegisterModelVersionPayload:
         async with info.context.unit_of_work() as session:
-            version = await registry_service.register_version(
+            version = await catalog.register_version(
                 session,
                 model=input.model,
                 run_id=str(input.run_id) if input.run_id is not None else None,
@@ -324,7 +323,7 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
-            as_of = registry_service.answer_as_of(session)
+            as_of = idempotency.answer_as_of(session)
         return RegisterModelVersionSuccess(model_version=ModelVersion.of(version, as_of))
 
     @strawberry.mutation(description="Move a version along the lifecycle.")
@@ -332,7 +331,7 @@ class RegistryMutation:
         self, info: Ctx, input: TransitionModelVersionInput
     ) -> TransitionModelVersionPayload:
         async with info.context.unit_of_work() as session:
-            result = await registry_service.transition_version(
+            result = await lifecycle.transition_version(
                 session,
                 model=input.model,
                 version=input.version,
@@ -343,7 +342,7 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
-            as_of = registry_service.answer_as_of(session)
+            as_of = idempotency.answer_as_of(session)
         return TransitionModelVersionSuccess(
             model_version=ModelVersion.of(result.version, as_of),
             transitions=[StageTransition.of(t, as_of) for t in result.transitions],
@@ -357,7 +356,7 @@ class RegistryMutation:
         self, info: Ctx, input: PromoteBestRunInput
     ) -> PromoteBestRunPayload:
         async with info.context.unit_of_work() as session:
-            result = await registry_service.promote_best_run(
+            result = await lifecycle.promote_best_run(
                 session,
                 experiment=input.experiment,
                 metric=input.metric,
@@ -371,7 +370,7 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
-            as_of = registry_service.answer_as_of(session)
+            as_of = idempotency.answer_as_of(session)
         return PromoteBestRunSuccess(
             run=Run.of(as_of.run if as_of is not None and as_of.run else result.run),
             model_version=ModelVersion.of(result.version, as_of),
@@ -384,14 +383,14 @@ class RegistryMutation:
     )
     async def rollback_model(self, info: Ctx, input: RollbackModelInput) -> RollbackModelPayload:
         async with info.context.unit_of_work() as session:
-            result = await registry_service.rollback_model(
+            result = await lifecycle.rollback_model(
                 session,
                 model=input.model,
                 reason=input.reason,
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
-            as_of = registry_service.answer_as_of(session)
+            as_of = idempotency.answer_as_of(session)
         return RollbackModelSuccess(
             model_version=ModelVersion.of(result.version, as_of),
             transitions=[StageTransition.of(t, as_of) for t in result.transitions],
@@ -401,7 +400,7 @@ class RegistryMutation:
     @strawberry.mutation(description="Point an alias at a version, moving it if it exists.")
     async def set_model_alias(self, info: Ctx, input: SetModelAliasInput) -> SetModelAliasPayload:
         async with info.context.unit_of_work() as session:
-            version = await registry_service.set_alias(
+            version = await catalog.set_alias(
                 session,
                 model=input.model,
                 alias=input.alias,
@@ -409,7 +408,7 @@ class RegistryMutation:
                 idempotency_key=input.idempotency_key,
                 actor=info.context.actor,
             )
-            as_of = registry_service.answer_as_of(session)
+            as_of = idempotency.answer_as_of(session)
         return SetModelAliasSuccess(
             alias=input.alias, model_version=ModelVersion.of(version, as_of)
         )
@@ -419,7 +418,7 @@ class RegistryMutation:
         self, info: Ctx, input: DeleteModelAliasInput
     ) -> DeleteModelAliasPayload:
         async with info.context.unit_of_work() as session:
-            version = await registry_service.delete_alias(
+            version = await catalog.delete_alias(
                 session, model=input.model, alias=input.alias, actor=info.context.actor
             )
         return DeleteModelAliasSuccess(alias=input.alias, model_version=ModelVersion.of(version))
@@ -432,7 +431,7 @@ class RegistryMutation:
     ) -> RecordValidationPayload:
         metrics = to_dict("metrics", input.metrics)
         async with info.context.unit_of_work() as session:
-            validation = await registry_service.record_validation(
+            validation = await validations.record_validation(
                 session,
                 model=input.model,
                 version=input.version,
@@ -444,7 +443,7 @@ class RegistryMutation:
                 actor=info.context.actor,
             )
             version = await session.get_one(models.ModelVersion, validation.version_id)
-            as_of = registry_service.answer_as_of(session)
+            as_of = idempotency.answer_as_of(session)
         return RecordValidationSuccess(
             validation=Validation.of(validation), model_version=ModelVersion.of(version, as_of)
         )
@@ -457,7 +456,7 @@ class RegistryMutation:
     ) -> SetPromotionPolicyPayload:
         beat = input.must_beat_production
         async with info.context.unit_of_work() as session:
-            found = await registry_service.set_promotion_policy(
+            found = await policy.set_promotion_policy(
                 session,
                 model=input.model,
                 stage=input.stage,
@@ -466,7 +465,7 @@ class RegistryMutation:
                 must_beat_production=(beat.metric, beat.goal) if beat else None,
                 actor=info.context.actor,
             )
-            model = await registry_service.require_model(session, name=input.model)
+            model = await catalog.require_model(session, name=input.model)
         return SetPromotionPolicySuccess(
             model=RegisteredModel.of(model), policy=PromotionPolicy.of(found)
         )
@@ -474,7 +473,7 @@ class RegistryMutation:
     @strawberry.mutation(description="Edit a model's description and tags.")
     async def update_model(self, info: Ctx, input: UpdateModelInput) -> UpdateModelPayload:
         async with info.context.unit_of_work() as session:
-            model = await registry_service.update_model(
+            model = await catalog.update_model(
                 session,
                 name=input.name,
                 description=input.description,
@@ -489,7 +488,7 @@ class RegistryMutation:
         self, info: Ctx, input: UpdateModelVersionInput
     ) -> UpdateModelVersionPayload:
         async with info.context.unit_of_work() as session:
-            version = await registry_service.update_version(
+            version = await catalog.update_version(
                 session,
                 model=input.model,
                 version=input.version,

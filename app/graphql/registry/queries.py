@@ -8,7 +8,7 @@ from app.graphql.registry.types import (
     RegisteredModel,
     unmet_conditions,
 )
-from app.registry import service as registry_service
+from app.registry import catalog, policy
 from app.registry.stages import Stage
 
 
@@ -20,13 +20,13 @@ class RegistryQuery:
     ) -> Connection[RegisteredModel]:
         size = info.context.page_size(first)
         async with info.context.read() as session:
-            page = await registry_service.list_models(session, first=size, after=after)
+            page = await catalog.list_models(session, first=size, after=after)
         return to_connection(page, RegisteredModel.of)
 
     @strawberry.field
     async def model(self, info: Ctx, name: str) -> RegisteredModel | None:
         async with info.context.read() as session:
-            found = await registry_service.get_model(session, name=name)
+            found = await catalog.get_model(session, name=name)
         return RegisteredModel.of(found) if found else None
 
     @strawberry.field(description="A version by number or by alias: give exactly one.")
@@ -34,9 +34,7 @@ class RegistryQuery:
         self, info: Ctx, model: str, version: int | None = None, alias: str | None = None
     ) -> ModelVersion | None:
         async with info.context.read() as session:
-            found = await registry_service.get_version(
-                session, model=model, version=version, alias=alias
-            )
+            found = await catalog.get_version(session, model=model, version=version, alias=alias)
         return ModelVersion.of(found) if found else None
 
     @strawberry.field(
@@ -47,7 +45,5 @@ class RegistryQuery:
         self, info: Ctx, model: str, version: int, stage: Stage
     ) -> PromotionCheck:
         async with info.context.read() as session:
-            unmet = await registry_service.check_promotion(
-                session, model=model, version=version, stage=stage
-            )
+            unmet = await policy.check_promotion(session, model=model, version=version, stage=stage)
         return PromotionCheck(unmet=unmet_conditions(unmet))

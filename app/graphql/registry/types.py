@@ -16,7 +16,7 @@ from app.graphql.tracking import types as tracking_types
 from app.registry import errors as registry_errors
 from app.registry import models, policy
 from app.registry import reads as registry_reads
-from app.registry.service import AsOf
+from app.registry.idempotency import AsOf
 from app.registry.stages import Stage
 from app.tracking.search import CompareOp, Goal
 
@@ -52,7 +52,7 @@ class Validation:
     def of(cls, v: models.Validation) -> "Validation":
         return cls(
             check=v.check,
-            status=models.ValidationStatus(v.status),
+            status=v.status,
             details_url=v.details_url,
             actor=v.actor,
             at=v.at,
@@ -82,6 +82,15 @@ class BeatProduction:
     goal: Goal
 
 
+def metric_rules(conditions: policy.Conditions) -> list[MetricRule]:
+    return [MetricRule(metric=r.metric, op=r.op, value=r.value) for r in conditions.metric_rules]
+
+
+def beat_production(conditions: policy.Conditions) -> BeatProduction | None:
+    beat = conditions.must_beat_production
+    return BeatProduction(metric=beat.metric, goal=beat.goal) if beat else None
+
+
 @strawberry.type(
     description="The promotion policy a move was checked against: its conditions then. A "
     "move passes it, except a rollback, which goes ahead regardless and records what it bypassed."
@@ -98,21 +107,18 @@ class PassedPolicy:
     )
 
     @classmethod
-    def of(cls, snapshot: dict | None) -> "PassedPolicy | None":
-        if not snapshot:
+    def of(cls, stored: dict[str, Any] | None) -> "PassedPolicy | None":
+        """From a move's audit row or event (`policy.Checked`'s JSON), if a policy applied."""
+        if not stored:
             return None
-        beat = snapshot.get("mustBeatProduction")
+        checked = policy.Checked.from_json(stored)
+        conditions = checked.conditions
         return cls(
-            required_checks=list(snapshot.get("requiredChecks", [])),
-            metric_rules=[
-                MetricRule(metric=r["metric"], op=CompareOp(r["op"]), value=r["value"])
-                for r in snapshot.get("metricRules", [])
-            ],
-            must_beat_production=(
-                BeatProduction(metric=beat["metric"], goal=Goal(beat["goal"])) if beat else None
-            ),
-            bypassed=bool(snapshot.get("bypassed", False)),
-            unmet=[UnmetCondition(**u) for u in snapshot.get("unmet", [])],
+            required_checks=list(conditions.required_checks),
+            metric_rules=metric_rules(conditions),
+            must_beat_production=beat_production(conditions),
+            bypassed=checked.bypassed,
+            unmet=unmet_conditions(list(checked.unmet)),
         )
 
 
@@ -135,8 +141,8 @@ class StageTransition:
     @classmethod
     def of(cls, t: models.StageTransition, as_of: AsOf | None = None) -> "StageTransition":
         return cls(
-            from_stage=Stage(t.from_stage),
-            to_stage=Stage(t.to_stage),
+            from_stage=t.from_stage,
+            to_stage=t.to_stage,
             actor=t.actor,
             reason=t.reason,
             rollback=t.rollback,
@@ -174,7 +180,7 @@ class ModelVersion:
             v = as_of.versions.get(v.id, v)  # type: ignore[arg-type]
         return cls(
             version=v.version,
-            stage=Stage(v.stage),
+            stage=v.stage,
             source=v.source,
             description=v.description,
             created_at=v.created_at,
@@ -210,7 +216,7 @@ class ModelVersion:
     async def _validations(self, info: Ctx) -> list[models.Validation]:
         history = await loaders.validations_by_version(info.context).load(self.pk)
         if self.as_of is not None:
-            return [v for v in history if v.id <= self.as_of.last_validation]  # type: ignore[operator]
+            return [v for v in history if v.id <= self.as_of.last_validation]
         return history
 
     @strawberry.field(description="The latest result of each check, by check name.")
@@ -368,17 +374,12 @@ class PromotionPolicy:
 
     @classmethod
     def of(cls, p: models.PromotionPolicy) -> "PromotionPolicy":
-        beat = p.must_beat_production
+        conditions = policy.Conditions.of(p)
         return cls(
-            stage=Stage(p.stage),
-            required_checks=list(p.required_checks),
-            metric_rules=[
-                MetricRule(metric=r["metric"], op=CompareOp(r["op"]), value=r["value"])
-                for r in p.metric_rules
-            ],
-            must_beat_production=(
-                BeatProduction(metric=beat["metric"], goal=Goal(beat["goal"])) if beat else None
-            ),
+            stage=conditions.stage,
+            required_checks=list(conditions.required_checks),
+            metric_rules=metric_rules(conditions),
+            must_beat_production=beat_production(conditions),
             updated_at=p.updated_at,
         )
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from app.registry import service as registry_service
+from app.registry import catalog
 from app.registry.stages import Stage
 from tests.conftest import ADMIN
 from tests.factories import make_run, make_version
@@ -235,7 +235,7 @@ async def test_model_fields(gql, db):
     await make_version(db, model="churn", stage=Stage.STAGING)
     await make_version(db, model="churn")
     async with db.unit_of_work() as session:
-        await registry_service.update_model(
+        await catalog.update_model(
             session,
             name="churn",
             description="predicts churn",
