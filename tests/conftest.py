@@ -18,11 +18,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.auth import service as auth_service
-from app.auth.roles import Role
+from app.auth.roles import Principal, Role
 from app.config import Settings
 from app.db import Database, migrate
 from app.db.engine import BACKGROUND, READ_ONLY
 from app.db.tables import metadata
+from app.graphql.context import Context
 from app.main import create_app
 
 E2E = Path(__file__).parent / "e2e"
@@ -200,6 +201,20 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
+
+
+def subscription_context(app: Any, principal: Principal, db: Database | None = None) -> Context:
+    """What an authenticated WebSocket operation gets as its context, for running a
+    subscription in process (`schema.subscribe`) on the app's database, bus and feed."""
+    state = app.state
+    return Context(
+        db=db or state.db,
+        settings=state.settings,
+        bus=state.bus,
+        feed=state.feed,
+        cache_loaders=False,
+        principal=principal,
+    )
 
 
 def asgi_client(app: Any, secret: str | None = None) -> httpx.AsyncClient:

@@ -5,14 +5,13 @@ everywhere else."""
 import pytest
 
 from app.auth.roles import OPERATION_ROLES, Principal, Role
-from app.graphql.context import Context
 from app.graphql.events.types import event_cursor
 from app.graphql.schema import schema
 from app.registry import catalog
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
-from tests.conftest import asgi_client, make_token
+from tests.conftest import asgi_client, make_token, subscription_context
 from tests.factories import make_run, make_version
 from tests.integrity import snapshot
 
@@ -107,15 +106,7 @@ async def seed(db) -> dict[str, str]:
 async def subscribe(app, db, principal: Principal, query: str, variables: dict) -> dict:
     """The first result of a subscription (in process: the role check is the same field
     extension as over WebSocket), or {} when the stream ends without one."""
-    state = app.state
-    context = Context(
-        db=db,
-        settings=state.settings,
-        bus=state.bus,
-        feed=state.feed,
-        cache_loaders=False,
-        principal=principal,
-    )
+    context = subscription_context(app, principal, db)
     stream = await schema.subscribe(query, variable_values=variables, context_value=context)
     try:
         first = await stream.__anext__()

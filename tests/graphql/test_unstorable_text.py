@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from app.auth.roles import Principal, Role
-from app.graphql.context import Context
 from app.graphql.inputs import StorableText
 from app.graphql.schema import schema
+from tests.conftest import subscription_context
 from tests.factories import make_run, make_version
 from tests.integrity import snapshot
 
@@ -244,14 +244,7 @@ async def test_a_pair_of_surrogates_is_one_character_and_welcome(client, gql):
     ],
 )
 async def test_a_subscription_with_unstorable_text_is_invalid_input(app, document):
-    state = app.state
-    context = Context(
-        db=state.db,
-        settings=state.settings,
-        bus=state.bus,
-        cache_loaders=False,
-        principal=Principal(name="watcher", role=Role.READER),
-    )
+    context = subscription_context(app, Principal(name="watcher", role=Role.READER))
     stream = await schema.subscribe(document, variable_values={"s": BAD}, context_value=context)
     # Bounded so that a watcher left waiting (the refusal missing) fails instead of hanging.
     result = await asyncio.wait_for(stream.__anext__(), 30)

@@ -7,6 +7,7 @@ from app.events.models import EventType
 from app.graphql.context import Context
 from app.graphql.events.types import cursor_seq, event_cursor
 from app.graphql.schema import schema
+from tests.conftest import subscription_context
 
 WATCH = """
 subscription($after: String) { lifecycleEvents(model: "m", after: $after) { cursor type } }
@@ -51,14 +52,7 @@ async def test_a_watcher_too_far_behind_is_told_where_to_resume(app):
 
 
 async def test_a_watcher_resuming_from_a_cursor_beyond_the_stream_is_refused(app):
-    state = app.state
-    context = Context(
-        db=state.db,
-        settings=state.settings,
-        bus=state.bus,
-        cache_loaders=False,
-        principal=reader(),
-    )
+    context = subscription_context(app, reader())
     stream = await schema.subscribe(
         WATCH, variable_values={"after": event_cursor(999)}, context_value=context
     )
