@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -97,18 +97,25 @@ async def test_readyz_is_503_when_the_disk_has_too_little_room(database_url, tmp
     assert ready.json() == {"status": "unavailable", "database": "disk full"}
 
 
+@contextlib.contextmanager
+def write_lock_held(database_url: str) -> Iterator[None]:
+    """SQLite's write lock held by another connection (a wedged writer) in the block."""
+    holder = sqlite3.connect(make_url(database_url).database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
 async def test_readyz_is_503_while_the_write_lock_is_held_and_200_after(database_url):
     sqlite_only(database_url)
     async with serving(database_url, ready_write_timeout_ms=100) as (_app, gql):
         # given another process holding SQLite's write lock (a wedged writer)
-        holder = sqlite3.connect(make_url(database_url).database, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(database_url):
             held = await gql.client.get("/readyz")
             reads = await gql.raw(EXPERIMENTS)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
         released = await gql.client.get("/readyz")
 
     # then readiness says the writer cannot write, though reads still work
@@ -121,13 +128,8 @@ async def test_readyz_is_503_while_the_write_lock_is_held_and_200_after(database
 async def test_a_locked_sqlite_database_is_service_unavailable(database_url):
     sqlite_only(database_url)
     async with serving(database_url, sqlite_busy_timeout_ms=100) as (_app, gql):
-        holder = sqlite3.connect(make_url(database_url).database, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(database_url):
             refused = await gql.raw(START)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
         scraped = (await gql.client.get("/metrics")).text
     assert refused["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert counter(scraped, "modelgraph_unavailable_total") == 1
