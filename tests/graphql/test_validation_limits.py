@@ -8,6 +8,7 @@ import pytest
 from graphql.validation import OverlappingFieldsCanBeMergedRule
 
 from app.graphql import limits
+from tests.graphql.test_limits import DEEP
 
 _unique = itertools.count(1)
 
@@ -103,14 +104,6 @@ async def test_too_many_validation_errors_are_refused_with_a_code(gql):
     assert set(codes(body)[:100]) == {"GRAPHQL_VALIDATION_FAILED"}
     assert body["errors"][-1]["extensions"] == {"code": "TOO_MANY_ERRORS", "limit": 100}
 
-
-DEEP = (
-    "{ models { nodes { "
-    + "versions { nodes { run { modelVersions { model { " * 3
-    + "name"
-    + " } } } } }" * 3
-    + " } } }"
-)
 
 REFUSALS = {
     "syntax": "{ viewer { name }",
