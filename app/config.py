@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = 4 * 1024 * 1024
     max_metric_batch: int = 10_000
 
+    # Where artifact bytes live: `file:///path` or `s3://bucket/prefix` (credentials and
+    # endpoint from the AWS_* variables). Unset: a folder next to the SQLite file.
+    artifact_store: str | None = None
+    max_artifact_bytes: int = 10 * 1024**3
+    max_artifacts_per_run: int = 10_000
+    # gc leaves blobs and unfinished uploads younger than this: an upload between storing
+    # its bytes and recording them is never collected.
+    artifact_gc_grace_seconds: float = 3600.0
+
     @cached_property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

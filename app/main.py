@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from app.artifacts.store import BlobStore
 from app.auth import service as auth_service
 from app.auth.access import AccessControl
 from app.config import Settings
@@ -24,6 +25,7 @@ from app.graphql.admission import Admission
 from app.graphql.limits import QueryLimits
 from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView
+from app.http import artifacts as artifact_routes
 from app.observability import Metrics, RequestMiddleware
 
 PATHS = {"/graphql", "/healthz", "/readyz", "/metrics"}
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.db = db = Database.from_settings(settings)
         app.state.bus = bus = create_bus(db)
         app.state.feed = feed = MetricFeed()
+        app.state.blobs = BlobStore.from_setting(settings.artifact_store, settings.database_url)
         app.state.access = access = AccessControl(
             db,
             dev_mode=settings.dev_mode,
@@ -136,12 +139,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *artifact_routes.ROUTES,
         ],
         middleware=[
             Middleware(
                 RequestMiddleware,
                 metrics=observed,
                 max_body_bytes=settings.max_body_bytes,
+                # Artifact uploads stream to the store under their own limit.
+                unbounded_prefixes=("/artifacts/",),
             )
         ],
         lifespan=lifespan,

@@ -121,10 +121,18 @@ class RequestMiddleware:
     masked error), a body-size bound, metrics, and a JSON 500 naming the id for anything
     that escapes the app."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        unbounded_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.unbounded_prefixes = unbounded_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -146,6 +154,8 @@ class RequestMiddleware:
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
         limit = self.max_body_bytes
+        if scope.get("path", "").startswith(self.unbounded_prefixes):
+            limit = 1 << 62
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

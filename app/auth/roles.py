@@ -69,9 +69,18 @@ OPERATION_ROLES: dict[str, Role] = {
 }
 
 
+# The artifact routes (plain HTTP, not GraphQL root fields, so kept apart from the table
+# the schema is checked against).
+ROUTE_ROLES: dict[str, Role] = {
+    "artifacts.download": R,
+    "artifacts.upload": W,
+    "artifacts.delete": W,
+}
+
+
 def required_role(operation: str) -> Role:
     """The least role that may call `operation`; KeyError for an operation never listed."""
-    return OPERATION_ROLES[operation]
+    return OPERATION_ROLES[operation] if operation in OPERATION_ROLES else ROUTE_ROLES[operation]
 
 
 @dataclass(eq=False)

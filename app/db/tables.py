@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from app.artifacts import models as _artifacts  # noqa: F401
 from app.auth import models as _auth  # noqa: F401
 from app.events import models as _events  # noqa: F401
 from app.registry import models as _registry  # noqa: F401
