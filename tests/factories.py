@@ -36,9 +36,10 @@ async def make_version(
 ) -> int:
     """A registered version, walked to `stage` through allowed moves; returns its number."""
     async with db.unit_of_work() as session:
-        version = await catalog.register_version(
+        registered = await catalog.register_version(
             session, model=model, run_id=run_id, source="s3://bucket/model", actor=ACTOR
         )
+        version = registered.version
         path = {
             None: [],
             Stage.DEVELOPMENT: [],

@@ -6,6 +6,7 @@ writer at a time."""
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func
@@ -30,7 +31,7 @@ from app.registry.models import (
 )
 from app.registry.stages import Stage
 from app.tracking import service as tracking_service
-from app.tracking.models import DESCRIPTION_LIMIT, KEY_LIMIT, TAG_VALUE_LIMIT
+from app.tracking.models import DESCRIPTION_LIMIT, KEY_LIMIT, TAG_VALUE_LIMIT, Run
 
 ALIAS_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")
 RESERVED_ALIAS = re.compile(r"latest|v\d+", re.IGNORECASE)
@@ -47,6 +48,33 @@ async def _freeze_version(session: AsyncSession, version: ModelVersion) -> dict[
 # A keyed call answering with a version keeps its id and the version as it was.
 VERSION_REPLAY: Replay[ModelVersion] = Replay(
     dump=lambda v: {"version": v.id}, load=_load_version, freeze=_freeze_version
+)
+
+
+@dataclass
+class Registration:
+    """A registered version with the model and the run it was registered under, as the
+    write held them, so an answer about it needs to read neither again."""
+
+    version: ModelVersion
+    model: RegisteredModel
+    run: Run | None
+
+
+async def _load_registration(session: AsyncSession, stored: dict[str, Any]) -> Registration:
+    version = await _load_version(session, stored)
+    model = await session.get_one(RegisteredModel, version.model_id)
+    run = await session.get(Run, version.run_id) if version.run_id is not None else None
+    return Registration(version=version, model=model, run=run)
+
+
+async def _freeze_registration(session: AsyncSession, result: Registration) -> dict[str, Any]:
+    return await _freeze_version(session, result.version)
+
+
+# Stored as VERSION_REPLAY stores a version, so keys kept before Registration still answer.
+REGISTRATION_REPLAY: Replay[Registration] = Replay(
+    dump=lambda r: {"version": r.version.id}, load=_load_registration, freeze=_freeze_registration
 )
 
 
@@ -203,7 +231,7 @@ async def production_version(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-@retry_safe("registerModelVersion", VERSION_REPLAY)
+@retry_safe("registerModelVersion", REGISTRATION_REPLAY)
 async def register_version(
     session: AsyncSession,
     *,
@@ -214,16 +242,17 @@ async def register_version(
     tags: dict[str, str] | None = None,
     idempotency_key: str | None = None,
     actor: str,
-) -> ModelVersion:
+) -> Registration:
     """A new DEVELOPMENT version of `model` (created if missing), numbered next."""
     check_length("source", source, SOURCE_LIMIT)
     check_length("description", description, DESCRIPTION_LIMIT)
     tags = tags or {}
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    run = None
     if run_id is not None:
-        await tracking_service.require_run(session, run_id=run_id)
+        run = await tracking_service.require_run(session, run_id=run_id)
     registered = await ensure_model(session, name=model, actor=actor)
-    return await add_version(
+    version = await add_version(
         session,
         model=registered,
         run_id=run_id,
@@ -232,6 +261,7 @@ async def register_version(
         tags=tags,
         actor=actor,
     )
+    return Registration(version=version, model=registered, run=run)
 
 
 async def add_version(

@@ -163,8 +163,9 @@ async def set_promotion_policy(
     metric_rules: Sequence[tuple[str, CompareOp, float]] = (),
     must_beat_production: tuple[str, Goal] | None = None,
     actor: str,
-) -> PromotionPolicy:
-    """Replace what a version of `model` must satisfy to move into `stage`."""
+) -> tuple[RegisteredModel, PromotionPolicy]:
+    """Replace what a version of `model` must satisfy to move into `stage`; the model (as
+    locked) and the stored policy."""
     registered = await catalog.require_model(session, name=model, lock=True)
     if stage not in POLICY_STAGES:
         raise ValidationError("stage", "policies apply to moves into STAGING or PRODUCTION")
@@ -204,7 +205,7 @@ async def set_promotion_policy(
         reason=f"promotion policy for {stage.value} set",
         payload={"promotionPolicy": stored},
     )
-    return (
+    found = (
         await session.execute(
             select(PromotionPolicy)
             .where(
@@ -214,6 +215,7 @@ async def set_promotion_policy(
             .execution_options(populate_existing=True)
         )
     ).scalar_one()
+    return registered, found
 
 
 async def policies(session: AsyncSession, *, model_id: int) -> list[PromotionPolicy]:

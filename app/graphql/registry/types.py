@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from app.graphql.context import Ctx
-from app.graphql.errors import Error
+from app.graphql.errors import Error, Refusal
 from app.graphql.inputs import KeyValue, from_items
 from app.graphql.limits import charged
 from app.graphql.pagination import Connection, to_connection
@@ -384,40 +384,28 @@ class PromotionPolicy:
         )
 
 
-class PolicyViolationHandler(
-    strawberry.ExceptionHandler[policy.PolicyViolationError, PolicyViolation]
-):
-    def handle(self, exception: policy.PolicyViolationError, *, field, info):  # type: ignore[no-untyped-def]
-        return PolicyViolation(
-            message=exception.message,
-            code=exception.code,
-            field="stage",
-            unmet=unmet_conditions(exception.unmet),
-        )
-
-
-class InvalidTransitionHandler(
-    strawberry.ExceptionHandler[registry_errors.InvalidTransitionError, InvalidTransition]
-):
-    def handle(self, exception: registry_errors.InvalidTransitionError, *, field, info):  # type: ignore[no-untyped-def]
-        return InvalidTransition(
-            message=exception.message,
-            code=exception.code,
-            from_stage=exception.from_stage,
-            to_stage=exception.to_stage,
-            allowed_moves=exception.allowed,
-        )
-
-
-class NoRollbackTargetHandler(
-    strawberry.ExceptionHandler[registry_errors.NoRollbackTargetError, NoRollbackTarget]
-):
-    def handle(self, exception: registry_errors.NoRollbackTargetError, *, field, info):  # type: ignore[no-untyped-def]
-        return NoRollbackTarget(message=exception.message, code=exception.code, field="model")
-
-
-HANDLERS: list[strawberry.ExceptionHandler[Any, Any]] = [
-    InvalidTransitionHandler(),
-    NoRollbackTargetHandler(),
-    PolicyViolationHandler(),
+HANDLERS: list[Refusal[Any, Any]] = [
+    Refusal(
+        registry_errors.InvalidTransitionError,
+        InvalidTransition,
+        lambda e: InvalidTransition(
+            message=e.message,
+            code=e.code,
+            from_stage=e.from_stage,
+            to_stage=e.to_stage,
+            allowed_moves=e.allowed,
+        ),
+    ),
+    Refusal(
+        registry_errors.NoRollbackTargetError,
+        NoRollbackTarget,
+        lambda e: NoRollbackTarget(message=e.message, code=e.code, field="model"),
+    ),
+    Refusal(
+        policy.PolicyViolationError,
+        PolicyViolation,
+        lambda e: PolicyViolation(
+            message=e.message, code=e.code, field="stage", unmet=unmet_conditions(e.unmet)
+        ),
+    ),
 ]
