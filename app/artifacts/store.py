@@ -8,7 +8,7 @@ each chunk against the digests recorded at upload before handing it on.
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,9 +68,22 @@ def chunk_digests(data: bytes, chunk_size: int = CHUNK_SIZE) -> bytes:
 
 
 class BlobStore:
-    def __init__(self, store: Any, *, url: str) -> None:
-        self.store = store
+    def __init__(
+        self, store: Any = None, *, url: str, opener: Callable[[], Any] | None = None
+    ) -> None:
+        self._store = store
+        self._opener = opener
         self.url = url
+
+    @property
+    def store(self) -> Any:
+        # A local folder is made on first use, not at start-up: a server whose database
+        # directory is missing must still start (and say so through /readyz), without
+        # creating that directory as a side effect.
+        if self._store is None:
+            assert self._opener is not None, "a BlobStore needs a store or an opener"
+            self._store = self._opener()
+        return self._store
 
     @classmethod
     def from_url(cls, url: str) -> "BlobStore":
@@ -79,8 +92,12 @@ class BlobStore:
         parsed = urlparse(url)
         if parsed.scheme == "file":
             root = Path(unquote(parsed.path))
-            root.mkdir(parents=True, exist_ok=True)
-            return cls(LocalStore(root), url=url)
+
+            def local() -> LocalStore:
+                root.mkdir(parents=True, exist_ok=True)
+                return LocalStore(root)
+
+            return cls(url=url, opener=local)
         if parsed.scheme == "s3":
             return cls(S3Store.from_url(url), url=url)
         raise ValueError(f"artifact store URL must be file:// or s3://, not {url!r}")
