@@ -12,6 +12,7 @@ EXIT_CONNECTION = 6
 EXIT_REFUSED = 7  # an invalid transition or invalid input
 EXIT_TIMEOUT = 8
 EXIT_AUTH = 9  # no token, a bad or revoked one, or a role that may not do this
+EXIT_INTEGRITY = 10  # bytes that do not match their digest, or stored content lost or damaged
 
 # A refusal's stable code (app/errors.py and the domains' errors) -> the exit code.
 EXIT_BY_CODE = {
@@ -23,6 +24,9 @@ EXIT_BY_CODE = {
     "INVALID_INPUT": EXIT_REFUSED,
     "NO_ROLLBACK_TARGET": EXIT_REFUSED,
     "PERMISSION_DENIED": EXIT_AUTH,
+    "DIGEST_MISMATCH": EXIT_INTEGRITY,
+    "BLOB_MISSING": EXIT_INTEGRITY,
+    "BLOB_CORRUPT": EXIT_INTEGRITY,
 }
 
 
@@ -45,3 +49,11 @@ def exit_for(error: ClientError) -> int:
     if error.status is not None and error.status >= 400:
         return EXIT_REFUSED  # the request itself was refused (too large, malformed)
     return exit_code(error.code, EXIT_REFUSED)
+
+
+def exit_for_transfer(error: ClientError) -> int:
+    """exit_for, for an artifact transfer: the refusal's code (an integrity failure, a
+    missing run or file, a role) says more than the HTTP status it came with."""
+    if not isinstance(error, Unreachable) and error.code in EXIT_BY_CODE:
+        return EXIT_BY_CODE[error.code]
+    return exit_for(error)

@@ -3,8 +3,10 @@ over a WebSocket (Subscription), and a local server in a subprocess (LocalServer
 CLI, scripts, notebooks and tests alike. It speaks only the public API: nothing here
 imports the server's code."""
 
+from app.client.artifacts import Artifacts, Downloaded, Stored, sha256_file
 from app.client.errors import (
     ClientError,
+    DigestMismatch,
     Forbidden,
     InitTimeout,
     StreamClosed,
@@ -20,12 +22,16 @@ from app.client.ws import LEGACY_WS, TRANSPORT_WS, Subscription, ws_endpoint
 __all__ = [
     "LEGACY_WS",
     "TRANSPORT_WS",
+    "Artifacts",
     "AsyncClient",
     "Client",
     "ClientError",
+    "DigestMismatch",
+    "Downloaded",
     "Forbidden",
     "InitTimeout",
     "LocalServer",
+    "Stored",
     "StreamClosed",
     "StreamEnded",
     "Subscription",
@@ -36,6 +42,7 @@ __all__ = [
     "data_of",
     "encode",
     "endpoint",
+    "sha256_file",
     "success",
     "ws_endpoint",
 ]

@@ -40,6 +40,18 @@ class Unreachable(ClientError):
     """Nothing answered: the server is down, the address is wrong, or the network failed."""
 
 
+class DigestMismatch(ClientError):
+    """Bytes received do not hash to the digest they were asked for: nothing was kept."""
+
+    def __init__(self, target: str, *, expected: str, actual: str) -> None:
+        super().__init__(
+            f"{target}: expected sha256:{expected}, received sha256:{actual}",
+            errors=[{"message": "digest mismatch", "extensions": {"code": "DIGEST_MISMATCH"}}],
+        )
+        self.expected = expected
+        self.actual = actual
+
+
 class StreamEnded(ClientError):
     """The server completed the subscription: no more results will come."""
 
