@@ -1,6 +1,7 @@
 """Benchmark a real modelgraph server over HTTP and print one JSON object on stdout.
 
     scripts/bench [--quick] [--database-url URL] [--keep] [--time-limit SECONDS]
+    scripts/bench --artifacts [--artifact-mb MB] [--database-url URL] [--keep]
 
 Starts `python -m app serve` on a free 127.0.0.1 port against a fresh SQLite file in a
 temporary directory (or, with --database-url, a freshly reset PostgreSQL `test` database),
@@ -16,6 +17,11 @@ waits for /healthz, and measures over HTTP with keep-alive clients:
     (columns) p50/p95 for fetching a whole 10,000-point series in one request; the
     answers are checked against the points logged;
   * transitionModelVersion p50 (DEVELOPMENT <-> STAGING).
+
+With --artifacts it measures only artifact transfers instead: one file of --artifact-mb
+(default 256) uploaded to a run and downloaded back (verified) through app.client's
+streamed transfers against the local store, MB/s each way, and the server's RSS (VmRSS
+from /proc, sampled every 20 ms) before, at its peak during each transfer, and after.
 
 Progress goes to stderr; the JSON goes to stdout. The server is stopped at the end, also
 on errors and on SIGTERM/SIGINT. Every loop is bounded in count and in time.
@@ -38,7 +44,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +53,7 @@ from typing import Any
 import httpx
 from _harness import (
     REGISTER,
+    TOKEN_ENV,
     Deadline,
     Server,
     add_root_to_path,
@@ -896,11 +903,152 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--time-limit", type=float, default=280.0, help="seconds for the whole run (default 280)"
     )
+    parser.add_argument(
+        "--artifacts",
+        action="store_true",
+        help="measure artifact upload and download (MB/s, server RSS) instead",
+    )
+    parser.add_argument(
+        "--artifact-mb", type=int, default=256, help="--artifacts: the file's size in MB"
+    )
     return parser.parse_args(argv)
+
+
+def rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def rss_peak(pid: int, interval: float = 0.02) -> Iterator[dict[str, int | None]]:
+    """The highest VmRSS (KiB) seen while the block runs, in the dict yielded."""
+    seen: dict[str, int | None] = {"peak_kb": rss_kb(pid), "samples": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(interval):
+            now = rss_kb(pid)
+            if now is not None and (seen["peak_kb"] or 0) < now:
+                seen["peak_kb"] = now
+            seen["samples"] = (seen["samples"] or 0) + 1
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
+def bench_artifacts(server: Server, tmp: Path, megabytes: int) -> dict[str, Any]:
+    from app.client import Artifacts, sha256_file
+
+    assert server.proc is not None
+    pid = server.proc.pid
+    size = megabytes * 1024 * 1024
+    source, back = tmp / "artifact.bin", tmp / "artifact.back"
+    log(f"writing a {megabytes} MB file")
+    block = os.urandom(16 * 1024 * 1024)
+    with source.open("wb") as f:
+        for offset in range(0, size, len(block)):
+            f.write(block[: min(len(block), size - offset)])
+    mb = size / 1e6
+    with server.client() as graphql:
+        run_id = start_run(graphql, "artifacts")
+    token = os.environ.get(TOKEN_ENV)
+    with Artifacts(server.base_url, token=token, trust_env=False) as transfers:
+        # A small transfer first, so the baseline includes whatever the first one loads.
+        (tmp / "warm.bin").write_bytes(b"warm")
+        transfers.upload_run_file(run_id, "warm.bin", tmp / "warm.bin")
+        before = rss_kb(pid)
+        t = time.perf_counter()
+        digest, _ = sha256_file(source)
+        hash_s = time.perf_counter() - t
+        log("uploading")
+        with rss_peak(pid) as up_rss:
+            t = time.perf_counter()
+            stored = transfers.upload_run_file(run_id, "model/big.bin", source, declare=False)
+            up_s = time.perf_counter() - t
+        if stored.digest != digest:
+            raise BenchError("the server stored other bytes than the file's")
+        log("downloading")
+        with rss_peak(pid) as down_rss:
+            t = time.perf_counter()
+            got = transfers.download_run_file(run_id, "model/big.bin", back, expected=digest)
+            down_s = time.perf_counter() - t
+        after = rss_kb(pid)
+    if got.size != size:
+        raise BenchError("the download is not the file")
+
+    def mib(kb: int | None) -> float | None:
+        return None if kb is None else round(kb / 1024, 1)
+
+    return {
+        "file_mb": megabytes,
+        "store": "local folder",
+        "client_sha256_mb_s": rounded(mb / hash_s, 1),
+        "upload_mb_s": rounded(mb / up_s, 1),
+        "upload_s": rounded(up_s, 2),
+        "download_verified_mb_s": rounded(mb / down_s, 1),
+        "download_s": rounded(down_s, 2),
+        "server_rss_mib": {
+            "before": mib(before),
+            "peak_during_upload": mib(up_rss["peak_kb"]),
+            "peak_during_download": mib(down_rss["peak_kb"]),
+            "after": mib(after),
+            "samples": (up_rss["samples"], down_rss["samples"]),
+        },
+        "note": "upload: the HTTP transfer (the server hashes and stores); the client's "
+        "first hashing pass is client_sha256_mb_s. download: to a file, every byte "
+        "hashed and checked against the digest (the server checks each 4 MiB chunk too)",
+    }
+
+
+def artifacts_main(args: argparse.Namespace) -> int:
+    if args.database_url:
+        check_postgres_url(args.database_url)
+    tmp = Path(tempfile.mkdtemp(prefix="modelgraph-bench-"))
+    database_url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    server = Server(database_url, tmp / "server.log", error=BenchError)
+    server.env["MODELGRAPH_ARTIFACT_STORE"] = (tmp / "store").as_uri()
+    result: dict[str, Any] = {
+        "benchmark": "modelgraph scripts/bench.py --artifacts",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "database": "postgresql" if args.database_url else "sqlite",
+    }
+    errors: list[str] = []
+    with exit_on_sigterm():
+        try:
+            if args.database_url:
+                asyncio.run(reset_postgres(database_url))
+            server.start()
+            result["artifacts"] = bench_artifacts(server, tmp, args.artifact_mb)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            log(traceback.format_exc())
+        finally:
+            server.stop()
+            if errors:
+                result["server_log_tail"] = server.log_tail()
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+    result["errors"] = errors
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 1 if errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.artifacts:
+        return artifacts_main(args)
     sizes = dataclasses.replace(QUICK if args.quick else FULL, analyze_postgres=not args.no_analyze)
     deadline = Deadline(args.time_limit, BenchError)
     started = time.monotonic()
