@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -249,6 +249,96 @@ async def list_artifacts(
             | (func.substr(col(RunArtifact.path), 1, len(prefix) + 1) == prefix + "/")
         )
     return (await session.scalars(statement.order_by(col(RunArtifact.path)))).all()
+
+
+async def hold_blobs(session: AsyncSession, *, digests: Iterable[str]) -> dict[str, int]:
+    """The size of each of `digests` that is stored, its row refreshed and locked until
+    commit: gc skips it (recent last_seen), or already removed it (then it is absent here)."""
+    wanted = sorted(set(digests))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        update(Blob)
+        .where(col(Blob.digest).in_(wanted))
+        .values(last_seen=utcnow())
+        .returning(col(Blob.digest), col(Blob.size))
+    )
+    return {digest: size for digest, size in rows.all()}
+
+
+async def run_files(session: AsyncSession, *, run_id: str, prefix: str) -> list[tuple[str, str]]:
+    """The run's files under folder `prefix` ("" for all) as (path relative to it, digest)."""
+    found = await list_artifacts(session, run_id=run_id, prefix=prefix or None)
+    if not prefix:
+        return [(a.path, a.digest) for a in found]
+    # A file named exactly `prefix` is not inside the folder.
+    return [(a.path[len(prefix) + 1 :], a.digest) for a in found if a.path != prefix]
+
+
+async def write_version_files(
+    session: AsyncSession, *, version_id: int, files: Sequence[tuple[str, str, int]]
+) -> None:
+    """A version's file set, in the caller's unit of work; never changed afterwards."""
+    if files:
+        await session.execute(
+            insert(VersionFile),
+            [
+                {"version_id": version_id, "path": path, "digest": digest, "size": size}
+                for path, digest, size in files
+            ],
+        )
+
+
+async def files_by_versions(
+    session: AsyncSession, *, version_ids: Sequence[int]
+) -> dict[int, list[VersionFile]]:
+    """Each version's files, by path."""
+    rows = await session.scalars(
+        select(VersionFile)
+        .where(col(VersionFile.version_id).in_(version_ids))
+        .order_by(col(VersionFile.version_id), col(VersionFile.path))
+    )
+    out: dict[int, list[VersionFile]] = {}
+    for row in rows:
+        out.setdefault(row.version_id, []).append(row)
+    return out
+
+
+async def artifacts_by_runs(
+    session: AsyncSession, *, run_ids: Sequence[str], prefix: str
+) -> dict[str, list[RunArtifact]]:
+    """Each run's files under folder `prefix` ("" for all), by path."""
+    statement = select(RunArtifact).where(col(RunArtifact.run_id).in_(run_ids))
+    if prefix:
+        statement = statement.where(
+            func.substr(col(RunArtifact.path), 1, len(prefix) + 1) == prefix + "/"
+        )
+    out: dict[str, list[RunArtifact]] = {}
+    for row in await session.scalars(statement.order_by(col(RunArtifact.path))):
+        out.setdefault(row.run_id, []).append(row)
+    return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A direct child of a folder: a file (with its facts) or a folder (without)."""
+
+    path: str
+    file: RunArtifact | None
+
+
+def children(files: Sequence[RunArtifact], prefix: str) -> list[Entry]:
+    """The direct children of folder `prefix` among `files` (all under it), by path."""
+    start = len(prefix) + 1 if prefix else 0
+    entries: dict[str, Entry] = {}
+    for artifact in files:
+        name, slash, _rest = artifact.path[start:].partition("/")
+        path = artifact.path[:start] + name
+        if slash:
+            entries.setdefault(path, Entry(path=path, file=None))
+        else:
+            entries[path] = Entry(path=path, file=artifact)
+    return [entries[k] for k in sorted(entries)]
 
 
 @dataclass

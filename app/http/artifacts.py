@@ -136,6 +136,26 @@ async def upload_run_artifact(request: Request) -> Response:
     )
 
 
+async def upload_blob(request: Request) -> Response:
+    """Content referenced by nothing yet, for a model version registered from its digest
+    (a CI job that built the model outside any run): gc keeps it for the grace period."""
+    try:
+        await _authorize(request, "artifacts.upload")
+        state = request.app.state
+        declared, field = _declared_sha256(request)
+        uploaded = await service.store_content(
+            state.db,
+            state.blobs,
+            request.stream(),
+            max_bytes=state.settings.max_artifact_bytes,
+            declared=declared,
+            declared_field=field,
+        )
+    except DomainError as error:
+        return error_response(error)
+    return JSONResponse({"digest": uploaded.digest, "size": uploaded.size}, 201)
+
+
 async def delete_run_artifact(request: Request) -> Response:
     try:
         principal = await _authorize(request, "artifacts.delete")
@@ -246,6 +266,7 @@ async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes
 
 
 ROUTES = [
+    Route("/artifacts/uploads", upload_blob, methods=["PUT"]),
     Route("/artifacts/runs/{run_id}/{path:artifact_path}", upload_run_artifact, methods=["PUT"]),
     Route(
         "/artifacts/runs/{run_id}/{path:artifact_path}",

@@ -6,17 +6,26 @@ writer at a time."""
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.artifacts import service as artifact_service
+from app.artifacts.models import VersionFile
 from app.db.dialect import core_table, is_postgres, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page
 from app.db.types import utcnow
-from app.errors import NotFoundError, ValidationError, check_length, check_name, check_tags
+from app.errors import (
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+    check_length,
+    check_name,
+    check_tags,
+)
 from app.events.models import EventType
 from app.events.service import record_event
 from app.registry import idempotency
@@ -34,6 +43,7 @@ from app.tracking import service as tracking_service
 from app.tracking.models import DESCRIPTION_LIMIT, KEY_LIMIT, TAG_VALUE_LIMIT, Run
 
 ALIAS_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")
+RUN_SOURCE = "runs:/"
 RESERVED_ALIAS = re.compile(r"latest|v\d+", re.IGNORECASE)
 
 
@@ -59,6 +69,7 @@ class Registration:
     version: ModelVersion
     model: RegisteredModel
     run: Run | None
+    files: list[VersionFile] = field(default_factory=list)
 
 
 async def _load_registration(session: AsyncSession, stored: dict[str, Any]) -> Registration:
@@ -238,16 +249,25 @@ async def register_version(
     model: str,
     run_id: str | None = None,
     source: str | None = None,
+    files: Sequence[tuple[str, str]] | None = None,
     description: str | None = None,
     tags: dict[str, str] | None = None,
     idempotency_key: str | None = None,
     actor: str,
 ) -> Registration:
-    """A new DEVELOPMENT version of `model` (created if missing), numbered next."""
+    """A new DEVELOPMENT version of `model` (created if missing), numbered next, owning
+    `files` ((path, digest) of stored blobs) or, without them, the files of a
+    `runs:/<runId>/<path>` source."""
     check_length("source", source, SOURCE_LIMIT)
     check_length("description", description, DESCRIPTION_LIMIT)
     tags = tags or {}
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    if files is not None:
+        manifest = await _uploaded_files(session, files)
+    elif source is not None and source.startswith(RUN_SOURCE):
+        manifest = await _run_files(session, source)
+    else:
+        manifest = []
     run = None
     if run_id is not None:
         run = await tracking_service.require_run(session, run_id=run_id)
@@ -260,8 +280,57 @@ async def register_version(
         description=description,
         tags=tags,
         actor=actor,
+        files=manifest,
     )
-    return Registration(version=version, model=registered, run=run)
+    assert version.id is not None, "a flushed version has its id"
+    owned = [VersionFile(version_id=version.id, path=p, digest=d, size=n) for p, d, n in manifest]
+    return Registration(version=version, model=registered, run=run, files=owned)
+
+
+Manifest = list[tuple[str, str, int]]
+
+
+async def _uploaded_files(session: AsyncSession, files: Sequence[tuple[str, str]]) -> Manifest:
+    """(path, digest, size) of each file, refused by index: a bad or repeated path, a bad
+    digest, or one no upload stored."""
+    checked: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, (path, digest) in enumerate(files):
+        path = artifact_service.normalize_path(f"files[{i}].path", path)
+        if path in seen:
+            raise ValidationError(f"files[{i}].path", f"{path!r} is listed twice")
+        seen.add(path)
+        checked.append((path, artifact_service.check_digest(f"files[{i}].digest", digest)))
+    sizes = await artifact_service.hold_blobs(session, digests=[d for _, d in checked])
+    for i, (_, digest) in enumerate(checked):
+        if digest not in sizes:
+            raise NotFoundError("blob", f"files[{i}].digest", digest)
+    return [(path, digest, sizes[digest]) for path, digest in checked]
+
+
+async def _run_files(session: AsyncSession, source: str) -> Manifest:
+    """The files of a run under a folder, named `runs:/<runId>/<path>`, relative to it."""
+    run_id, _, folder = source.removeprefix(RUN_SOURCE).partition("/")
+    folder = folder.rstrip("/")
+    if folder:
+        folder = artifact_service.normalize_path("source", folder)
+    if await session.get(Run, run_id) is None:
+        raise NotFoundError("run", "source", run_id)
+    manifest = await run_manifest(session, run_id=run_id, folder=folder, field="source")
+    if not manifest:
+        raise ValidationError("source", f"run {run_id} has no files under {folder or '/'!r}")
+    return manifest
+
+
+async def run_manifest(session: AsyncSession, *, run_id: str, folder: str, field: str) -> Manifest:
+    """A snapshot of the run's files under `folder`, relative to it, their blobs held
+    against gc until commit."""
+    found = await artifact_service.run_files(session, run_id=run_id, prefix=folder)
+    sizes = await artifact_service.hold_blobs(session, digests=[d for _, d in found])
+    if len(sizes) < len({d for _, d in found}):
+        # Only when a concurrent delete of the run's file let gc collect it meanwhile.
+        raise ConflictError(field, "the run's files changed meanwhile; try again")
+    return [(path, digest, sizes[digest]) for path, digest in found]
 
 
 async def add_version(
@@ -273,8 +342,11 @@ async def add_version(
     description: str | None,
     tags: dict[str, str],
     actor: str,
+    files: Manifest | None = None,
 ) -> ModelVersion:
-    """A new DEVELOPMENT version of `model`, whose row the caller has locked."""
+    """A new DEVELOPMENT version of `model`, whose row the caller has locked, owning
+    `files` (path, digest, size: blobs the caller holds in this unit of work)."""
+    files = files or []
     # The model row is locked, so max + 1 cannot be taken twice.
     current = (
         await session.execute(
@@ -283,11 +355,13 @@ async def add_version(
     ).scalar_one()
     assert model.id is not None, "a locked model row has its id"
     now = utcnow()
+    digest = artifact_service.manifest_digest(files)
     version = ModelVersion(
         model_id=model.id,
         version=(current or 0) + 1,
         run_id=run_id,
         source=source,
+        digest=digest,
         stage=Stage.DEVELOPMENT,
         description=description,
         tags=tags,
@@ -297,6 +371,8 @@ async def add_version(
     session.add(version)
     model.updated_at = now
     await session.flush()
+    assert version.id is not None, "a flushed version has its id"
+    await artifact_service.write_version_files(session, version_id=version.id, files=files)
     await record_event(
         session,
         type=EventType.VERSION_REGISTERED,
@@ -304,7 +380,7 @@ async def add_version(
         model=model.name,
         version=version.version,
         to_stage=version.stage,
-        payload={"runId": run_id, "source": source},
+        payload={"runId": run_id, "source": source, "digest": digest},
     )
     return version
 

@@ -12,6 +12,7 @@ from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.artifacts import service as artifact_service
 from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError, ValidationError, check_length
 from app.events.models import EventType
@@ -195,7 +196,7 @@ async def _move(
         from_stage=from_stage,
         to_stage=to_stage,
         reason=reason,
-        payload={"policy": passed} if passed else None,
+        payload={"digest": version.digest, **({"policy": passed} if passed else {})},
     )
     return [*moves, transition]
 
@@ -306,12 +307,15 @@ async def promote_best_run(
     stage: Stage = Stage.STAGING,
     reason: str | None = None,
     expected_production_version: int | None = None,
+    artifact_path: str = "model",
     idempotency_key: str | None = None,
     actor: str,
 ) -> PromotionResult:
-    """Find the best run, register it (or reuse its version) and walk it to `stage`; with
-    `expected_production_version` (0 = none), only if PRODUCTION is still as expected."""
+    """Find the best run, register it (or reuse its version) with the files of its folder
+    `artifact_path`, and walk it to `stage`; with `expected_production_version` (0 = none),
+    only if PRODUCTION is still as expected."""
     check_length("reason", reason, REASON_LIMIT)
+    artifact_path = artifact_service.normalize_path("artifactPath", artifact_path)
     if stage not in (Stage.STAGING, Stage.PRODUCTION):
         raise ValidationError("stage", "a promotion targets STAGING or PRODUCTION")
     run = await tracking_service.best_run(
@@ -340,10 +344,15 @@ async def promote_best_run(
         session,
         model=registered,
         run_id=run.id,
-        source=f"runs:/{run.id}/model",
+        source=f"{catalog.RUN_SOURCE}{run.id}/{artifact_path}",
         description=None,
         tags={},
         actor=actor,
+        # A run that logged no files there still makes a version, without files, as
+        # before runs had artifacts: its metrics alone may be what is being promoted.
+        files=await catalog.run_manifest(
+            session, run_id=run.id, folder=artifact_path, field="artifactPath"
+        ),
     )
     # Promotion only walks forward: a version already at or past `stage` stays put.
     steps = (

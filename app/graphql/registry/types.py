@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from app.graphql.artifacts import loaders as artifact_loaders
+from app.graphql.artifacts import types as artifact_types
 from app.graphql.context import Ctx
 from app.graphql.errors import Error, Refusal
 from app.graphql.inputs import KeyValue, from_items
@@ -164,6 +166,11 @@ class ModelVersion:
     version: int = strawberry.field(description="1, 2, 3… per model.")
     stage: Stage
     source: str | None
+    digest: str | None = strawberry.field(
+        description="SHA-256 over the version's file set (lines `<path>\\t<digest>\\t<size>\\n` "
+        "sorted by path): equal for versions with identical files. Null only for versions "
+        "registered before versions had files."
+    )
     description: str | None
     created_at: datetime
     updated_at: datetime
@@ -182,6 +189,7 @@ class ModelVersion:
             version=v.version,
             stage=v.stage,
             source=v.source,
+            digest=v.digest,
             description=v.description,
             created_at=v.created_at,
             updated_at=v.updated_at,
@@ -206,6 +214,11 @@ class ModelVersion:
     @strawberry.field
     def tags(self) -> list[KeyValue]:
         return from_items(self.tag_map)
+
+    @strawberry.field(description="The version's files, by path: fixed at registration.")
+    async def files(self, info: Ctx) -> list[artifact_types.VersionFile]:
+        found = await artifact_loaders.files_by_version(info.context).load(self.pk)
+        return charged([artifact_types.VersionFile.of(info, f) for f in found])
 
     @strawberry.field
     async def aliases(self, info: Ctx) -> list[str]:

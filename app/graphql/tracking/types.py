@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from app.artifacts import service as artifact_service
 from app.db.pagination import Page
+from app.graphql.artifacts import loaders as artifact_loaders
+from app.graphql.artifacts import types as artifact_types
 from app.graphql.context import Ctx
 from app.graphql.inputs import KeyValue, KeyValueInput, from_items, to_dict
 from app.graphql.limits import charged
@@ -221,6 +224,22 @@ class Run:
                 session, run_id=str(self.id), key=key, first=size, after=after
             )
         return MetricSeries.of(key, page)
+
+    @strawberry.field(
+        description="The direct children (files and folders) of folder `path` of the run's "
+        'artifacts, by path; "" for the root.'
+    )
+    async def artifacts(self, info: Ctx, path: str = "") -> list[artifact_types.ArtifactEntry]:
+        folder = path.rstrip("/")
+        if folder:
+            folder = artifact_service.normalize_path("path", folder)
+        found = await artifact_loaders.artifacts_by_run(info.context).load((str(self.id), folder))
+        return charged(
+            [
+                artifact_types.ArtifactEntry.of(info, str(self.id), e)
+                for e in artifact_service.children(found, folder)
+            ]
+        )
 
     @strawberry.field(description="Model versions registered from this run.")
     async def model_versions(

@@ -30,6 +30,10 @@ class PromoteBestRunInput:
     expected_production_version: int | None = strawberry.field(
         default=None, description=EXPECTED_PRODUCTION
     )
+    artifact_path: str = strawberry.field(
+        default="model",
+        description="The run's folder whose files a new version owns (none if it has none).",
+    )
     idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY)
 
 
@@ -69,6 +73,7 @@ async def promote_best_run(info: Ctx, input: PromoteBestRunInput) -> PromoteBest
             stage=input.stage,
             reason=input.reason,
             expected_production_version=input.expected_production_version,
+            artifact_path=input.artifact_path,
             idempotency_key=input.idempotency_key,
             actor=info.context.actor,
         )

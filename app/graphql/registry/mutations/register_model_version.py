@@ -1,6 +1,8 @@
 import strawberry
 
 from app.db.types import stored
+from app.graphql.artifacts.loaders import files_by_version
+from app.graphql.artifacts.types import VersionFileInput
 from app.graphql.context import Ctx
 from app.graphql.inputs import KeyValueInput, to_dict
 from app.graphql.payloads import payload
@@ -15,7 +17,15 @@ from app.registry import catalog, idempotency
 class RegisterModelVersionInput:
     model: str = strawberry.field(description="Model name; registered if missing.")
     run_id: strawberry.ID | None = None
-    source: str | None = strawberry.field(default=None, description="Where the artifacts are.")
+    source: str | None = strawberry.field(
+        default=None,
+        description="Where the model came from. `runs:/<runId>/<path>` without `files`: the "
+        "version owns the run's files under that folder (paths relative to it).",
+    )
+    files: list[VersionFileInput] | None = strawberry.field(
+        default=None,
+        description="The version's files, each uploaded first by PUT /artifacts/uploads.",
+    )
     description: str | None = None
     tags: list[KeyValueInput] | None = None
     idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY)
@@ -44,6 +54,10 @@ async def register_model_version(
             model=input.model,
             run_id=str(input.run_id) if input.run_id is not None else None,
             source=input.source,
+            # Sorted, so the same files in another order are the same retried request.
+            files=sorted((f.path, f.digest) for f in input.files)
+            if input.files is not None
+            else None,
             description=input.description,
             tags=to_dict("tags", input.tags),
             idempotency_key=input.idempotency_key,
@@ -64,4 +78,5 @@ async def register_model_version(
             loaders.transitions_by_version,
         ):
             history(ctx).prime(stored(version.id), [])
+        files_by_version(ctx).prime(stored(version.id), registered.files)
     return RegisterModelVersionSuccess(model_version=ModelVersion.of(version, as_of))
