@@ -72,9 +72,8 @@ async def _register(
         first=3,
     )
     for run in weakest.items:
-        await catalog.register_version(
-            session, model=model, run_id=run.id, source=f"runs:/{run.id}/model", actor=ACTOR
-        )
+        # No source: a `runs:/` source would have to name files the demo runs never logged.
+        await catalog.register_version(session, model=model, run_id=run.id, actor=ACTOR)
     for stage in (Stage.STAGING, Stage.PRODUCTION):
         await lifecycle.transition_version(
             session, model=model, version=1, stage=stage, actor=ACTOR
