@@ -46,7 +46,8 @@ class DigestMismatch(ClientError):
     def __init__(self, target: str, *, expected: str, actual: str) -> None:
         super().__init__(
             f"{target}: expected sha256:{expected}, received sha256:{actual}",
-            errors=[{"message": "digest mismatch", "extensions": {"code": "DIGEST_MISMATCH"}}],
+            # The server's code for bytes that are not what their digest promises.
+            errors=[{"message": "digest mismatch", "extensions": {"code": "BLOB_CORRUPT"}}],
         )
         self.expected = expected
         self.actual = actual

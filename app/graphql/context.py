@@ -157,9 +157,11 @@ class Context:
         self,
         name: str,
         fetch: Callable[..., Awaitable[dict[Any, Any]]],
+        default: Callable[[], Any] = lambda: None,
     ) -> DataLoader[Any, Any]:
         """A loader keyed by (parent id, *args): parents that share args are fetched
-        together by `fetch(session, parent_ids, *args)`, one statement per argument set."""
+        together by `fetch(session, parent_ids, *args)`, one statement per argument set;
+        a key `fetch` finds nothing for gets `default()`."""
 
         async def load(session: AsyncSession, keys: list[tuple[Any, ...]]) -> dict[Any, Any]:
             groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
@@ -171,7 +173,7 @@ class Context:
                     found[(parent_id, *shared)] = value
             return found
 
-        return self.loader(name, load)
+        return self.loader(name, load, default)
 
     def page_size(self, first: int | None) -> int:
         return check_first(

@@ -21,4 +21,5 @@ def artifacts_by_run(ctx: Context) -> DataLoader[tuple[str, str], list[Any]]:
     return ctx.grouped_loader(
         "artifacts_by_run",
         lambda s, ids, prefix: artifact_service.artifacts_by_runs(s, run_ids=ids, prefix=prefix),
+        list,
     )
