@@ -76,6 +76,23 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sqlite_admin_template(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    """The migrated template with the ADMIN token already made (and its secret): most
+    tests need one, and making it per test cost an engine and a synced commit each."""
+    path = tmp_path_factory.mktemp("template") / "admin.db"
+    shutil.copyfile(sqlite_template, path)
+    secret: list[str] = []
+
+    async def make() -> None:
+        secret.append(await make_token(f"sqlite+aiosqlite:///{path}", ADMIN, Role.ADMIN))
+
+    _in_a_thread(make())
+    return path, secret[0]
+
+
+@pytest.fixture(scope="session")
 def postgres_migrated() -> str:
     assert PG_URL
     if PG_URL != BASE_PG_URL:
@@ -156,7 +173,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         url = request.getfixturevalue("postgres_migrated")
         await _truncate_postgres(url)
         return url
-    template = request.getfixturevalue("sqlite_template")
+    if "admin_secret" in request.fixturenames:
+        template, _secret = request.getfixturevalue("sqlite_admin_template")
+    else:
+        template = request.getfixturevalue("sqlite_template")
     path = tmp_path / "modelgraph.db"
     shutil.copyfile(template, path)
     return f"sqlite+aiosqlite:///{path}"
@@ -191,9 +211,13 @@ async def make_token(url: str, name: str, role: Role) -> str:
 
 
 @pytest.fixture
-async def admin_secret(database_url: str) -> str:
-    """An ADMIN token, the one the `client` fixture sends (actor: test-admin)."""
-    return await make_token(database_url, ADMIN, Role.ADMIN)
+async def admin_secret(request: pytest.FixtureRequest, database_url: str) -> str:
+    """An ADMIN token, the one the `client` fixture sends (actor: test-admin). On SQLite
+    it came with the database's template (see `database_url`)."""
+    if PG_URL:
+        return await make_token(database_url, ADMIN, Role.ADMIN)
+    _template, secret = request.getfixturevalue("sqlite_admin_template")
+    return secret
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Alembic, driven from code: `modelgraph db upgrade` and the serve start-up call these."""
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,9 @@ def revision(url: str, message: str) -> None:
     _in_thread(command.revision, alembic_config(url), message=message, autogenerate=True)
 
 
+@cache
 def head_revision() -> str | None:
-    """The newest migration this code ships."""
+    """The newest migration this code ships (read once: the files ship with the code)."""
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
