@@ -62,11 +62,11 @@ class _Base:
         self,
         url: str,
         *,
-        token: str | None,
-        headers: Mapping[str, str] | None,
-        timeout: float,
-        trust_env: bool,
-        connections: int | None,
+        token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        trust_env: bool = True,
+        connections: int | None = None,
     ) -> None:
         self.url = endpoint(url)
         self._options: dict[str, Any] = {
@@ -84,30 +84,20 @@ class _Base:
             self._options["limits"] = httpx.Limits(
                 max_connections=connections, max_keepalive_connections=connections
             )
+        self._open()
+
+    def _open(self) -> None:
+        """Make `self.http` from `self._options` (sync or async, by subclass)."""
+        raise NotImplementedError
 
 
 class Client(_Base):
     """A keep-alive GraphQL client. `execute` answers data or raises ClientError (or its
     subclass Unreachable); `send` answers the raw response, for callers that judge it."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        trust_env: bool = True,
-        connections: int | None = None,
-    ) -> None:
-        super().__init__(
-            url,
-            token=token,
-            headers=headers,
-            timeout=timeout,
-            trust_env=trust_env,
-            connections=connections,
-        )
+    http: httpx.Client
+
+    def _open(self) -> None:
         self.http = httpx.Client(**self._options)
 
     def send(self, body: bytes, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
@@ -149,24 +139,9 @@ class Client(_Base):
 class AsyncClient(_Base):
     """The asynchronous twin of Client (httpx.AsyncClient underneath)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        token: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        trust_env: bool = True,
-        connections: int | None = None,
-    ) -> None:
-        super().__init__(
-            url,
-            token=token,
-            headers=headers,
-            timeout=timeout,
-            trust_env=trust_env,
-            connections=connections,
-        )
+    http: httpx.AsyncClient
+
+    def _open(self) -> None:
         self.http = httpx.AsyncClient(**self._options)
 
     async def send(
