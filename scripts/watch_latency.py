@@ -264,7 +264,9 @@ class Mutator:
         )
 
     async def send(self, query: str, variables: dict[str, Any], wait_s: float) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        assert self.proc is not None
+        assert self.proc.stdin
+        assert self.proc.stdout
         line = json.dumps({"query": query, "variables": variables}) + "\n"
         self.proc.stdin.write(line.encode())
         await self.proc.stdin.drain()
@@ -772,10 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     # two descriptors per watcher would be plenty; leave room for the rest
     nofile = raise_nofile_limit(args.watchers * 2 + 1024)
     tmp = Path(tempfile.mkdtemp(prefix="modelgraph-watch-"))
-    if args.database_url:
-        database_url = args.database_url
-    else:
-        database_url = f"sqlite+aiosqlite:///{tmp / 'watch.db'}"
+    database_url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'watch.db'}"
     mode = "quick" if args.quick else "default"
     if (args.watchers, args.events) not in ((1000, 20), (QUICK_WATCHERS, QUICK_EVENTS)):
         mode = "custom"

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -160,8 +161,6 @@ def run(args: argparse.Namespace) -> int:
             limit_concurrency=settings.max_connections,
         )
         server = uvicorn.Server(config)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[sock])
-        except KeyboardInterrupt:
-            pass
     return EXIT_OK if server.started else EXIT_ERROR
