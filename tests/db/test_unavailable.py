@@ -31,11 +31,6 @@ EXPERIMENTS = "{ experiments { nodes { name } } }"
 VALUES = [i / 5000 for i in range(5000)]
 
 
-def sqlite_only(database_url: str) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's own condition")
-
-
 def counter(scraped: str, name: str) -> float:
     line = next(x for x in scraped.splitlines() if x.startswith(name + " "))
     return float(line.split()[1])
@@ -48,8 +43,8 @@ async def serving(url: str, **overrides: Any) -> AsyncIterator[tuple[Any, GraphQ
         yield app, GraphQLClient(client)
 
 
+@pytest.mark.sqlite
 async def test_a_full_sqlite_disk_is_service_unavailable_not_a_bug(database_url):
-    sqlite_only(database_url)
     async with serving(database_url) as (app, gql):
         run = (await gql(START))["startRun"]["run"]["id"]
 
@@ -88,8 +83,8 @@ async def test_a_full_sqlite_disk_is_service_unavailable_not_a_bug(database_url)
         assert written["logMetrics"] == {"__typename": "LogMetricsSuccess", "count": 5000}
 
 
+@pytest.mark.sqlite
 async def test_readyz_is_503_when_the_disk_has_too_little_room(database_url, tmp_path):
-    sqlite_only(database_url)
     free = shutil.disk_usage(tmp_path).free
     async with serving(database_url, min_free_disk_bytes=free * 2) as (_app, gql):
         ready = await gql.client.get("/readyz")
@@ -109,8 +104,8 @@ def write_lock_held(database_url: str) -> Iterator[None]:
         holder.close()
 
 
+@pytest.mark.sqlite
 async def test_readyz_is_503_while_the_write_lock_is_held_and_200_after(database_url):
-    sqlite_only(database_url)
     async with serving(database_url, ready_write_timeout_ms=100) as (_app, gql):
         # given another process holding SQLite's write lock (a wedged writer)
         with write_lock_held(database_url):
@@ -125,8 +120,8 @@ async def test_readyz_is_503_while_the_write_lock_is_held_and_200_after(database
     assert released.status_code == 200
 
 
+@pytest.mark.sqlite
 async def test_a_locked_sqlite_database_is_service_unavailable(database_url):
-    sqlite_only(database_url)
     async with serving(database_url, sqlite_busy_timeout_ms=100) as (_app, gql):
         with write_lock_held(database_url):
             refused = await gql.raw(START)
