@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from app.db.types import stored
 from app.graphql.artifacts import loaders as artifact_loaders
 from app.graphql.artifacts import types as artifact_types
 from app.graphql.context import Ctx
@@ -184,7 +185,7 @@ class ModelVersion:
     @classmethod
     def of(cls, v: models.ModelVersion, as_of: AsOf | None = None) -> "ModelVersion":
         if as_of is not None:
-            v = as_of.versions.get(v.id, v)  # type: ignore[arg-type]
+            v = as_of.versions.get(stored(v.id), v)
         return cls(
             version=v.version,
             stage=v.stage,
@@ -193,7 +194,7 @@ class ModelVersion:
             description=v.description,
             created_at=v.created_at,
             updated_at=v.updated_at,
-            pk=v.id,  # type: ignore[arg-type]
+            pk=stored(v.id),
             model_id=v.model_id,
             run_id=v.run_id,
             tag_map=v.tags or {},
@@ -272,7 +273,7 @@ class RegisteredModel:
             description=m.description,
             created_at=m.created_at,
             updated_at=m.updated_at,
-            pk=m.id,  # type: ignore[arg-type]
+            pk=stored(m.id),
             tag_map=m.tags or {},
         )
 

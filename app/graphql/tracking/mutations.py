@@ -49,7 +49,7 @@ StartRunPayload = payload("StartRunPayload", StartRunSuccess)
 class MetricPointInput:
     key: str
     value: MetricValue
-    step: Long = 0  # type: ignore[assignment]
+    step: Long = Long(0)
     timestamp: EpochMillis | None = strawberry.field(default=None, description="Default: now.")
 
 
