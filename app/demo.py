@@ -12,6 +12,8 @@ from app.errors import AlreadyExistsError
 from app.registry import catalog, lifecycle
 from app.registry import reads as registry_reads
 from app.registry.stages import Stage
+from app.tracking import metrics as tracking_metrics
+from app.tracking import reads as tracking_reads
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
 from app.tracking.search import Direction, Goal, RunOrder
@@ -47,13 +49,13 @@ async def _train(session: AsyncSession, rng: random.Random, experiment: str, ind
         progress = 1 - math.exp(-step / 12)
         noise = rng.gauss(0, 0.01)
         points += [
-            tracking_service.MetricPoint("loss", 1.2 * (1 - progress) + 0.1 + abs(noise), step),
-            tracking_service.MetricPoint("auc", 0.5 + 0.45 * quality * progress + noise, step),
-            tracking_service.MetricPoint("f1", 0.3 + 0.6 * quality * progress + noise, step),
-            tracking_service.MetricPoint("rmse", 40 - 25 * quality * progress + 10 * noise, step),
-            tracking_service.MetricPoint("latency_ms", 20 + depth * 3 + rng.random() * 5, step),
+            tracking_metrics.MetricPoint("loss", 1.2 * (1 - progress) + 0.1 + abs(noise), step),
+            tracking_metrics.MetricPoint("auc", 0.5 + 0.45 * quality * progress + noise, step),
+            tracking_metrics.MetricPoint("f1", 0.3 + 0.6 * quality * progress + noise, step),
+            tracking_metrics.MetricPoint("rmse", 40 - 25 * quality * progress + 10 * noise, step),
+            tracking_metrics.MetricPoint("latency_ms", 20 + depth * 3 + rng.random() * 5, step),
         ]
-    await tracking_service.log_metrics(session, actor=ACTOR, run_id=run.id, points=points)
+    await tracking_metrics.log_metrics(session, actor=ACTOR, run_id=run.id, points=points)
     status = RunStatus.FAILED if rng.random() < 0.05 else RunStatus.FINISHED
     await tracking_service.end_run(session, run_id=run.id, status=status, actor=ACTOR)
 
@@ -65,7 +67,7 @@ async def _register(
     # Three of the weakest runs make older versions (one reaches PRODUCTION, one
     # STAGING); then the best run replaces production: every stage appears.
     worst_first = Direction.ASC if goal == Goal.MAXIMIZE else Direction.DESC
-    weakest = await tracking_service.search_runs(
+    weakest = await tracking_reads.search_runs(
         session,
         experiment=experiment,
         order=RunOrder(metric=metric, direction=worst_first),

@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E40
 
 from app.db import Database, migrate  # noqa: E402
 from app.db.engine import _sqlite_engine  # noqa: E402
+from app.tracking import metrics as tracking_metrics  # noqa: E402
 from app.tracking import service as tracking_service  # noqa: E402
 from app.tracking.models import Metric  # noqa: E402
 
@@ -300,7 +301,7 @@ async def measure_ingestion(ws: Workspace, n_rows: int, budget_s: float) -> dict
         batch = 1000
         batches = [
             [
-                tracking_service.MetricPoint(r["key"], r["value"], r["step"], r["timestamp"])
+                tracking_metrics.MetricPoint(r["key"], r["value"], r["step"], r["timestamp"])
                 for r in _metric_rows(run_id, batch, seed=b)
             ]
             for b in range(max(1, n_rows // batch))
@@ -313,7 +314,7 @@ async def measure_ingestion(ws: Workspace, n_rows: int, budget_s: float) -> dict
                 break
             t0 = time.perf_counter()
             async with db.unit_of_work() as session:
-                await tracking_service.log_metrics(
+                await tracking_metrics.log_metrics(
                     session, actor="measure", run_id=run_id, points=points
                 )
             latencies.append(time.perf_counter() - t0)
@@ -474,11 +475,11 @@ async def _seed_dashboard(db: Database) -> dict[str, int]:
                     actor=ACTOR,
                 )
                 points = [
-                    tracking_service.MetricPoint(key, rng.random(), step)
+                    tracking_metrics.MetricPoint(key, rng.random(), step)
                     for step in range(10)
                     for key in METRIC_KEYS
                 ]
-                await tracking_service.log_metrics(
+                await tracking_metrics.log_metrics(
                     session, actor="measure", run_id=run.id, points=points
                 )
                 await tracking_service.end_run(

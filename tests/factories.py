@@ -5,6 +5,7 @@ from typing import Any
 from app.db import Database
 from app.registry import catalog, lifecycle
 from app.registry.stages import Stage
+from app.tracking import metrics as tracking_metrics
 from app.tracking import service as tracking_service
 from app.tracking.models import Run
 
@@ -26,8 +27,8 @@ async def make_run(
             session, experiment=experiment, params=params, tags=tags, actor=ACTOR, **kwargs
         )
         if metrics:
-            points = [tracking_service.MetricPoint(k, v, 0) for k, v in metrics.items()]
-            await tracking_service.log_metrics(session, actor=ACTOR, run_id=run.id, points=points)
+            points = [tracking_metrics.MetricPoint(k, v, 0) for k, v in metrics.items()]
+            await tracking_metrics.log_metrics(session, actor=ACTOR, run_id=run.id, points=points)
     return run
 
 

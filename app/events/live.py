@@ -8,7 +8,8 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from app.tracking.service import ENDED_RUNS, LOGGED_METRICS
+from app.tracking.metrics import LOGGED_METRICS
+from app.tracking.service import ENDED_RUNS
 
 END = object()
 OVERFLOW = object()

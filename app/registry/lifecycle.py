@@ -22,6 +22,7 @@ from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
 from app.registry.idempotency import Replay, retry_safe
 from app.registry.models import REASON_LIMIT, ModelVersion, RegisteredModel, StageTransition
 from app.registry.stages import Stage, is_allowed, path
+from app.tracking import reads as tracking_reads
 from app.tracking import service as tracking_service
 from app.tracking.models import Run
 from app.tracking.search import Aggregate, Goal, RunFilter
@@ -318,7 +319,7 @@ async def promote_best_run(
     artifact_path = artifact_service.normalize_path("artifactPath", artifact_path)
     if stage not in (Stage.STAGING, Stage.PRODUCTION):
         raise ValidationError("stage", "a promotion targets STAGING or PRODUCTION")
-    run = await tracking_service.best_run(
+    run = await tracking_reads.best_run(
         session,
         experiment=experiment,
         metric=metric,

@@ -1,18 +1,15 @@
-"""Experiments, runs, params, tags and metrics. Services flush; the unit of work commits."""
+"""Experiments and runs: create, start, end, params and tags. Services flush; the unit
+of work commits. Metric ingestion is in metrics.py, batch reads and search in reads.py."""
 
-import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.db.dialect import core_table, upsert_insert
-from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
+from app.db.pagination import Page, SortKey, fetch_page
 from app.db.types import check_datetime, stored, utcnow
 from app.errors import (
     AlreadyExistsError,
@@ -30,52 +27,19 @@ from app.events.service import record_event
 from app.tracking.models import (
     DESCRIPTION_LIMIT,
     KEY_LIMIT,
-    METRIC_BATCH_LIMIT,
     NAME_LIMIT,
     PARAM_VALUE_LIMIT,
     TAG_VALUE_LIMIT,
     Experiment,
-    LatestMetric,
-    Metric,
     Param,
     Run,
     RunStatus,
     RunTag,
 )
-from app.tracking.search import (
-    Aggregate,
-    Goal,
-    RunFilter,
-    RunOrder,
-    best_run_query,
-    ranked_runs_query,
-    runs_query,
-)
 
 PARAMS_PER_CALL_LIMIT = 1000
 # Keys in a unit of work's session.info, read after commit by the live metric feed.
-LOGGED_METRICS = "modelgraph.logged_metrics"
 ENDED_RUNS = "modelgraph.ended_runs"
-
-
-@dataclass(frozen=True)
-class MetricSeries:
-    """Many points of one key, as columns: the compact form of a batch."""
-
-    key: str
-    values: Sequence[float]
-    # None means 0, 1, 2, … for steps and now for timestamps.
-    steps: Sequence[int] | None = None
-    timestamps: Sequence[int] | None = None
-
-
-@dataclass(frozen=True)
-class MetricPoint:
-    key: str
-    value: float
-    step: int = 0
-    # Milliseconds since the epoch, as MLflow sends them; None means now.
-    timestamp: int | None = None
 
 
 def _check_experiment_fields(name: str, description: str | None, tags: dict[str, str]) -> None:
@@ -356,290 +320,3 @@ def _check_same_end(run: Run, status: RunStatus, end_time: datetime | None) -> N
             expected=end_time.isoformat(),
             actual=ended,
         )
-
-
-def _summarize(rows: list[dict]) -> list[dict]:
-    """Per key: the last point (highest step, then timestamp), and min and max of non-NaN values."""
-    summary: dict[str, dict] = {}
-    for row in rows:
-        s = summary.get(row["key"])
-        value = row["value"]
-        if s is None:
-            summary[row["key"]] = {**row, "min_value": value, "max_value": value}
-            continue
-        if (row["step"], row["timestamp"]) >= (s["step"], s["timestamp"]):
-            s.update(
-                value=value, is_nan=row["is_nan"], step=row["step"], timestamp=row["timestamp"]
-            )
-        if value is not None:
-            s["min_value"] = value if s["min_value"] is None else min(s["min_value"], value)
-            s["max_value"] = value if s["max_value"] is None else max(s["max_value"], value)
-    return list(summary.values())
-
-
-def _keep_extreme(
-    current: ColumnElement[Any], incoming: ColumnElement[Any], *, smaller: bool
-) -> ColumnElement[Any]:
-    better = incoming < current if smaller else incoming > current
-    return case(
-        (current.is_(None), incoming),
-        (incoming.is_(None), current),
-        (better, incoming),
-        else_=current,
-    )
-
-
-async def log_metrics(
-    session: AsyncSession,
-    *,
-    run_id: str,
-    points: Sequence[MetricPoint] = (),
-    series: Sequence[MetricSeries] = (),
-    actor: str,
-    max_points: int = METRIC_BATCH_LIMIT,
-) -> Run:
-    """Append a batch (points, and/or whole series per key) to the history and fold it
-    into LatestMetric, in bulk."""
-    total = len(points) + sum(len(s.values) for s in series)
-    check_count("points", total, max_points)
-    run = await require_run(session, run_id=run_id)
-    now_ms = int(time.time() * 1000)
-    rows = []
-    # Keys repeat across a batch: each distinct one is checked once.
-    checked: set[str] = set()
-    for i, p in enumerate(points):
-        if p.key not in checked:
-            check_key(f"points[{i}].key", p.key, KEY_LIMIT)
-            checked.add(p.key)
-        nan = p.value != p.value
-        rows.append(
-            {
-                "run_id": run_id,
-                "key": p.key,
-                "value": None if nan else p.value,
-                "is_nan": nan,
-                "step": p.step,
-                "timestamp": now_ms if p.timestamp is None else p.timestamp,
-            }
-        )
-    for i, s in enumerate(series):
-        check_key(f"series[{i}].key", s.key, KEY_LIMIT)
-        n = len(s.values)
-        steps = s.steps if s.steps is not None else range(n)
-        stamps = s.timestamps if s.timestamps is not None else [now_ms] * n
-        for name, column in (("steps", steps), ("timestamps", stamps)):
-            if len(column) != n:
-                raise ValidationError(
-                    f"series[{i}].{name}", f"has {len(column)} items but values has {n}"
-                )
-        rows += [
-            {
-                "run_id": run_id,
-                "key": s.key,
-                "value": None if v != v else v,
-                "is_nan": v != v,
-                "step": step,
-                "timestamp": ts,
-            }
-            for v, step, ts in zip(s.values, steps, stamps, strict=True)
-        ]
-    if not rows:
-        return run
-    # Core executemany: the ORM would add one INSERT ... RETURNING per row.
-    await session.execute(insert(core_table(Metric)), rows)
-    summary = sorted(_summarize(rows), key=lambda r: r["key"])  # lock order, as in log_params
-    for row in summary:
-        row["experiment_id"] = run.experiment_id
-    table = core_table(LatestMetric)
-    stmt = upsert_insert(session, table)
-    new = stmt.excluded
-    newer = (new.step > table.c.step) | (
-        (new.step == table.c.step) & (new.timestamp >= table.c.timestamp)
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["run_id", "key"],
-        set_={
-            "value": case((newer, new.value), else_=table.c.value),
-            "is_nan": case((newer, new.is_nan), else_=table.c.is_nan),
-            "step": case((newer, new.step), else_=table.c.step),
-            "timestamp": case((newer, new.timestamp), else_=table.c.timestamp),
-            "min_value": _keep_extreme(table.c.min_value, new.min_value, smaller=True),
-            "max_value": _keep_extreme(table.c.max_value, new.max_value, smaller=False),
-        },
-    )
-    await session.execute(stmt, summary)
-    # One row per batch, not per point: the audit says who logged how much, when.
-    await record_event(
-        session,
-        type=EventType.METRICS_LOGGED,
-        actor=actor,
-        payload={"runId": run_id, "points": len(rows), "keys": [r["key"] for r in summary]},
-    )
-    # For live views once this commits (runMetrics); nothing is sent if it rolls back.
-    session.info.setdefault(LOGGED_METRICS, []).append((run_id, rows))
-    return run
-
-
-async def search_runs(
-    session: AsyncSession,
-    *,
-    experiment: str,
-    run_filter: RunFilter | None = None,
-    order: RunOrder | None = None,
-    first: int,
-    after: str | None = None,
-) -> Page[Run]:
-    """A page of an experiment's runs that match `run_filter`, in `order`."""
-    exp = await require_experiment(session, name=experiment)
-    stmt, keys = runs_query(run_filter, order or RunOrder())
-    stmt = stmt.where(col(Run.experiment_id) == exp.id)
-    return await fetch_page(session, Run, stmt, keys, first=first, after=after)
-
-
-async def search_runs_per_experiment(
-    session: AsyncSession,
-    *,
-    experiment_ids: Sequence[int],
-    run_filter: RunFilter | None = None,
-    order: RunOrder | None = None,
-    first: int,
-    after: str | None = None,
-) -> dict[int, Page[Run]]:
-    """search_runs for many experiments (already looked up) in one statement: a list screen."""
-    stmt, keys = runs_query(run_filter, order or RunOrder())
-    return await fetch_pages_per_parent(
-        session,
-        Run,
-        stmt,
-        keys,
-        parent=Run.experiment_id,
-        parent_ids=experiment_ids,
-        first=first,
-        after=after,
-    )
-
-
-async def best_run(
-    session: AsyncSession,
-    *,
-    experiment: str,
-    metric: str,
-    goal: Goal = Goal.MAXIMIZE,
-    aggregate: Aggregate = Aggregate.LAST,
-    run_filter: RunFilter | None = None,
-) -> Run | None:
-    """The run with the best value of `metric`; runs without it are never best."""
-    check_length("metric", metric, KEY_LIMIT, required=True)
-    exp = await require_experiment(session, name=experiment)
-    stmt = best_run_query(stored(exp.id), metric, goal, aggregate, run_filter)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def best_runs_per_experiment(
-    session: AsyncSession,
-    *,
-    experiment_ids: Sequence[int],
-    metric: str,
-    goal: Goal = Goal.MAXIMIZE,
-    aggregate: Aggregate = Aggregate.LAST,
-    run_filter: RunFilter | None = None,
-) -> dict[int, Run]:
-    """best_run for many experiments (already looked up) in one statement: a list screen."""
-    check_length("metric", metric, KEY_LIMIT, required=True)
-    stmt, keys = ranked_runs_query(metric, goal, aggregate, run_filter)
-    pages = await fetch_pages_per_parent(
-        session,
-        Run,
-        stmt,
-        keys,
-        parent=col(LatestMetric.experiment_id),
-        parent_ids=experiment_ids,
-        first=1,
-        after=None,
-    )
-    return {eid: page.items[0] for eid, page in pages.items() if page.items}
-
-
-async def metric_history(
-    session: AsyncSession, *, run_id: str, key: str, first: int, after: str | None = None
-) -> Page[Any]:
-    """A run's points for `key` (rows of key, value, is_nan, step, timestamp), ordered by
-    step, then timestamp."""
-    keys = [SortKey(Metric.step), SortKey(Metric.timestamp), SortKey(Metric.id)]
-    # Plain rows, not ORM objects: a 10,000-point curve loads several times faster.
-    stmt = select(
-        col(Metric.key),
-        col(Metric.value),
-        col(Metric.is_nan),
-        col(Metric.step),
-        col(Metric.timestamp),
-    ).where(col(Metric.run_id) == run_id, col(Metric.key) == key)
-    return await fetch_page(session, None, stmt, keys, first=first, after=after)
-
-
-# Batch reads for per-request loaders: one statement per batch of keys.
-
-
-async def experiments_by_ids(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, Experiment]:
-    """Experiments by id."""
-    rows = (await session.execute(select(Experiment).where(col(Experiment.id).in_(ids)))).scalars()
-    return {stored(e.id): e for e in rows}
-
-
-async def runs_by_ids(session: AsyncSession, *, ids: Sequence[str]) -> dict[str, Run]:
-    """Runs by id."""
-    rows = (await session.execute(select(Run).where(col(Run.id).in_(ids)))).scalars()
-    return {r.id: r for r in rows}
-
-
-async def run_counts(session: AsyncSession, *, experiment_ids: Sequence[int]) -> dict[int, int]:
-    """Number of runs per experiment."""
-    stmt = (
-        select(col(Run.experiment_id), func.count())
-        .where(col(Run.experiment_id).in_(experiment_ids))
-        .group_by(col(Run.experiment_id))
-    )
-    return {experiment_id: n for experiment_id, n in (await session.execute(stmt)).all()}
-
-
-async def params_by_runs(
-    session: AsyncSession, *, run_ids: Sequence[str]
-) -> dict[str, list[tuple[str, str]]]:
-    """Each run's params, ordered by key."""
-    stmt = select(col(Param.run_id), col(Param.key), col(Param.value)).where(
-        col(Param.run_id).in_(run_ids)
-    )
-    out: dict[str, list[tuple[str, str]]] = {}
-    for run_id, key, value in (
-        await session.execute(stmt.order_by(col(Param.run_id), col(Param.key)))
-    ).all():
-        out.setdefault(run_id, []).append((key, value))
-    return out
-
-
-async def tags_by_runs(
-    session: AsyncSession, *, run_ids: Sequence[str]
-) -> dict[str, list[tuple[str, str]]]:
-    """Each run's tags, ordered by key."""
-    stmt = select(col(RunTag.run_id), col(RunTag.key), col(RunTag.value)).where(
-        col(RunTag.run_id).in_(run_ids)
-    )
-    out: dict[str, list[tuple[str, str]]] = {}
-    for run_id, key, value in (
-        await session.execute(stmt.order_by(col(RunTag.run_id), col(RunTag.key)))
-    ).all():
-        out.setdefault(run_id, []).append((key, value))
-    return out
-
-
-async def latest_metrics_by_runs(
-    session: AsyncSession, *, run_ids: Sequence[str]
-) -> dict[str, list[LatestMetric]]:
-    """Each run's latest metric values, ordered by key."""
-    stmt = select(LatestMetric).where(col(LatestMetric.run_id).in_(run_ids))
-    out: dict[str, list[LatestMetric]] = {}
-    for lm in (
-        await session.execute(stmt.order_by(col(LatestMetric.run_id), col(LatestMetric.key)))
-    ).scalars():
-        out.setdefault(lm.run_id, []).append(lm)
-    return out

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.db import Database
-from app.tracking import service as tracking_service
+from app.tracking import metrics as tracking_metrics
 from app.tracking.models import Metric
 from tests.factories import make_run
 
@@ -32,8 +32,8 @@ async def short_db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-def _batch(key: str) -> list[tracking_service.MetricPoint]:
-    return [tracking_service.MetricPoint(key, i / POINTS, i, None) for i in range(POINTS)]
+def _batch(key: str) -> list[tracking_metrics.MetricPoint]:
+    return [tracking_metrics.MetricPoint(key, i / POINTS, i, None) for i in range(POINTS)]
 
 
 async def _cancel_after(turns: int, coro: object) -> bool:
@@ -73,7 +73,7 @@ async def test_a_unit_of_work_cancelled_anywhere_commits_or_rolls_back_and_lets_
         # when a batch is cancelled after `turns` turns of the loop
         async def write(key: str = f"k{turns}") -> None:
             async with short_db.unit_of_work() as session:
-                await tracking_service.log_metrics(
+                await tracking_metrics.log_metrics(
                     session, run_id=run.id, points=_batch(key), actor="test"
                 )
 
@@ -82,10 +82,10 @@ async def test_a_unit_of_work_cancelled_anywhere_commits_or_rolls_back_and_lets_
         # then the batch is all there or not at all, the next write commits, and no
         # connection is left checked out or inside a transaction
         async with short_db.unit_of_work() as session:
-            await tracking_service.log_metrics(
+            await tracking_metrics.log_metrics(
                 session,
                 run_id=run.id,
-                points=[tracking_service.MetricPoint("after", 1.0, turns, None)],
+                points=[tracking_metrics.MetricPoint("after", 1.0, turns, None)],
                 actor="test",
             )
         async with short_db.read() as session:

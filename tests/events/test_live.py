@@ -1,7 +1,8 @@
 """The live metric feed: what a commit logged reaches the run's subscribers, bounded."""
 
 from app.events.live import END, OVERFLOW, MetricFeed
-from app.tracking.service import ENDED_RUNS, LOGGED_METRICS
+from app.tracking.metrics import LOGGED_METRICS
+from app.tracking.service import ENDED_RUNS
 
 
 def test_batches_reach_only_their_runs_subscribers_and_end_with_the_run():

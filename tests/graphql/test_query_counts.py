@@ -2,6 +2,7 @@
 
 from app.db import Database
 from app.registry import catalog
+from app.tracking import metrics as tracking_metrics
 from app.tracking import service as tracking_service
 
 DASHBOARD = """
@@ -41,11 +42,11 @@ async def seed_models(db: Database, count: int) -> None:
                     session, experiment=f"exp-{m % 4}", params={"lr": "0.1"}, actor="test"
                 )
                 points = [
-                    tracking_service.MetricPoint(key, 0.5 + v / 10, step)
+                    tracking_metrics.MetricPoint(key, 0.5 + v / 10, step)
                     for key in ("accuracy", "loss", "f1")
                     for step in range(3)
                 ]
-                await tracking_service.log_metrics(
+                await tracking_metrics.log_metrics(
                     session, actor="test", run_id=run.id, points=points
                 )
                 await catalog.register_version(

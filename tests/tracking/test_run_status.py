@@ -5,8 +5,10 @@ from sqlmodel import col
 
 from app.db import Database
 from app.events.models import Event, EventType
+from app.tracking import reads as tracking_reads
 from app.tracking import service as tracking_service
 from app.tracking.models import Run, RunStatus
+from app.tracking.search import RunFilter
 from tests.factories import ACTOR, make_run
 
 
@@ -16,7 +18,7 @@ async def test_status_read_through_the_orm_is_the_enum_member(db: Database) -> N
         await tracking_service.end_run(session, run_id=run.id, status=RunStatus.FAILED, actor=ACTOR)
 
     async with db.read() as session:
-        stored = await tracking_service.runs_by_ids(session, ids=[run.id])
+        stored = await tracking_reads.runs_by_ids(session, ids=[run.id])
 
     assert type(stored[run.id].status) is RunStatus
     assert stored[run.id].status is RunStatus.FAILED
@@ -43,10 +45,10 @@ async def test_status_filter_takes_enum_members(db: Database) -> None:
         )
 
     async with db.read() as session:
-        page = await tracking_service.search_runs(
+        page = await tracking_reads.search_runs(
             session,
             experiment="exp",
-            run_filter=tracking_service.RunFilter(statuses=(RunStatus.KILLED,)),
+            run_filter=RunFilter(statuses=(RunStatus.KILLED,)),
             first=10,
         )
 

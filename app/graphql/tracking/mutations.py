@@ -9,6 +9,7 @@ from app.graphql.registry import loaders as registry_loaders
 from app.graphql.scalars import EpochMillis, Long, LongList, MetricValue, MetricValueList
 from app.graphql.tracking import loaders
 from app.graphql.tracking.types import Experiment, Run
+from app.tracking import metrics as tracking_metrics
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
 
@@ -181,15 +182,15 @@ class TrackingMutation:
     )
     async def log_metrics(self, info: Ctx, input: LogMetricsInput) -> LogMetricsSuccess:
         points = [
-            tracking_service.MetricPoint(p.key, p.value, p.step, p.timestamp)
+            tracking_metrics.MetricPoint(p.key, p.value, p.step, p.timestamp)
             for p in input.points or ()
         ]
         series = [
-            tracking_service.MetricSeries(s.key, s.values, s.steps, s.timestamps)
+            tracking_metrics.MetricSeries(s.key, s.values, s.steps, s.timestamps)
             for s in input.series or ()
         ]
         async with info.context.unit_of_work() as session:
-            run = await tracking_service.log_metrics(
+            run = await tracking_metrics.log_metrics(
                 session,
                 run_id=str(input.run_id),
                 points=points,

@@ -11,6 +11,7 @@ from app.graphql.tracking.types import (
     domain_filter,
     domain_order,
 )
+from app.tracking import reads as tracking_reads
 from app.tracking import search
 from app.tracking import service as tracking_service
 
@@ -52,7 +53,7 @@ class TrackingQuery:
     ) -> Connection[Run]:
         size = info.context.page_size(first)
         async with info.context.read() as session:
-            page = await tracking_service.search_runs(
+            page = await tracking_reads.search_runs(
                 session,
                 experiment=experiment,
                 run_filter=domain_filter(filter),
@@ -76,7 +77,7 @@ class TrackingQuery:
         filter: RunFilter | None = None,
     ) -> Run | None:
         async with info.context.read() as session:
-            run = await tracking_service.best_run(
+            run = await tracking_reads.best_run(
                 session,
                 experiment=experiment,
                 metric=metric,

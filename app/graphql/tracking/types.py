@@ -19,7 +19,7 @@ from app.graphql.registry import types as registry_types
 from app.graphql.scalars import EpochMillis, Long, LongList, MetricValue, MetricValueList
 from app.graphql.tracking import loaders
 from app.tracking import models, search
-from app.tracking import service as tracking_service
+from app.tracking import reads as tracking_reads
 from app.tracking.models import RunStatus
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ class Run:
     ) -> Connection[MetricPoint]:
         size = info.context.history_page_size(first)
         async with info.context.read() as session:
-            page = await tracking_service.metric_history(
+            page = await tracking_reads.metric_history(
                 session, run_id=str(self.id), key=key, first=size, after=after
             )
         return to_connection(page, MetricPoint.of)
@@ -220,7 +220,7 @@ class Run:
     ) -> MetricSeries:
         size = info.context.history_page_size(first)
         async with info.context.read() as session:
-            page = await tracking_service.metric_history(
+            page = await tracking_reads.metric_history(
                 session, run_id=str(self.id), key=key, first=size, after=after
             )
         return MetricSeries.of(key, page)

@@ -11,7 +11,7 @@ from app.db import Database
 from app.events.models import Event
 from app.registry.models import StageTransition
 from app.registry.stages import Stage
-from app.tracking import service as tracking_service
+from app.tracking import metrics as tracking_metrics
 from tests.factories import make_run, make_version
 from tests.integrity import last_seq, snapshot
 
@@ -468,8 +468,8 @@ async def test_promote_aggregate_uses_the_metric_history(gql, db):
     a = await make_run(db, experiment="exp", metrics={"acc": 0.99})
     b = await make_run(db, experiment="exp", metrics={"acc": 0.9})
     async with db.unit_of_work() as session:
-        await tracking_service.log_metrics(
-            session, actor="test", run_id=a.id, points=[tracking_service.MetricPoint("acc", 0.5, 1)]
+        await tracking_metrics.log_metrics(
+            session, actor="test", run_id=a.id, points=[tracking_metrics.MetricPoint("acc", 0.5, 1)]
         )
 
     # when

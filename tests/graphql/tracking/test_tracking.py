@@ -10,6 +10,7 @@ from typing import Any
 
 from app.db import Database
 from app.registry.stages import Stage
+from app.tracking import metrics as tracking_metrics
 from app.tracking import service as tracking_service
 from app.tracking.models import RunStatus
 from tests.factories import ACTOR, make_version
@@ -51,12 +52,12 @@ async def seed_run(
             actor=ACTOR,
         )
         points = [
-            tracking_service.MetricPoint(key, float(value), step, 1_000 + step)
+            tracking_metrics.MetricPoint(key, float(value), step, 1_000 + step)
             for key, values in (history or {}).items()
             for step, value in enumerate(values)
         ]
         if points:
-            await tracking_service.log_metrics(session, actor="test", run_id=run.id, points=points)
+            await tracking_metrics.log_metrics(session, actor="test", run_id=run.id, points=points)
         if status is not None:
             await tracking_service.end_run(session, run_id=run.id, status=status, actor=ACTOR)
     return run.id
@@ -398,17 +399,17 @@ async def test_metric_history_is_ordered_by_step_then_timestamp(gql, db):
     # given: points sent out of order, and another key that must not appear
     run_id = await seed_run(db)
     async with db.unit_of_work() as session:
-        await tracking_service.log_metrics(
+        await tracking_metrics.log_metrics(
             session,
             actor="test",
             run_id=run_id,
             points=[
-                tracking_service.MetricPoint("loss", 5.0, 2, 100),
-                tracking_service.MetricPoint("loss", 2.0, 0, 300),
-                tracking_service.MetricPoint("acc", 0.1, 0, 50),
-                tracking_service.MetricPoint("loss", 4.0, 1, 50),
-                tracking_service.MetricPoint("loss", 3.0, 1, 20),
-                tracking_service.MetricPoint("loss", 1.0, 0, 100),
+                tracking_metrics.MetricPoint("loss", 5.0, 2, 100),
+                tracking_metrics.MetricPoint("loss", 2.0, 0, 300),
+                tracking_metrics.MetricPoint("acc", 0.1, 0, 50),
+                tracking_metrics.MetricPoint("loss", 4.0, 1, 50),
+                tracking_metrics.MetricPoint("loss", 3.0, 1, 20),
+                tracking_metrics.MetricPoint("loss", 1.0, 0, 100),
             ],
         )
 
@@ -431,9 +432,9 @@ async def test_metric_history_is_ordered_by_step_then_timestamp(gql, db):
 async def test_metric_history_pages_yield_every_point_once_in_order(gql, db):
     # given: 25 points, two per step for some steps
     run_id = await seed_run(db)
-    points = [tracking_service.MetricPoint("loss", float(i), i // 2, 1_000 + i) for i in range(25)]
+    points = [tracking_metrics.MetricPoint("loss", float(i), i // 2, 1_000 + i) for i in range(25)]
     async with db.unit_of_work() as session:
-        await tracking_service.log_metrics(
+        await tracking_metrics.log_metrics(
             session, actor="test", run_id=run_id, points=list(reversed(points))
         )
 
@@ -478,16 +479,16 @@ async def test_metric_series_gives_the_history_as_columns(gql, db):
     # given: points sent out of order, non-finite values among them
     run_id = await seed_run(db)
     async with db.unit_of_work() as session:
-        await tracking_service.log_metrics(
+        await tracking_metrics.log_metrics(
             session,
             actor="test",
             run_id=run_id,
             points=[
-                tracking_service.MetricPoint("loss", float("inf"), 2, 100),
-                tracking_service.MetricPoint("loss", float("nan"), 0, 300),
-                tracking_service.MetricPoint("acc", 0.1, 0, 50),
-                tracking_service.MetricPoint("loss", 0.25, 1, 50),
-                tracking_service.MetricPoint("loss", 1.0, 0, 100),
+                tracking_metrics.MetricPoint("loss", float("inf"), 2, 100),
+                tracking_metrics.MetricPoint("loss", float("nan"), 0, 300),
+                tracking_metrics.MetricPoint("acc", 0.1, 0, 50),
+                tracking_metrics.MetricPoint("loss", 0.25, 1, 50),
+                tracking_metrics.MetricPoint("loss", 1.0, 0, 100),
             ],
         )
 
@@ -512,9 +513,9 @@ async def test_metric_series_gives_the_history_as_columns(gql, db):
 async def test_metric_series_pages_yield_every_point_once_in_order(gql, db):
     # given
     run_id = await seed_run(db)
-    points = [tracking_service.MetricPoint("loss", float(i), i // 3, 1_000 + i) for i in range(20)]
+    points = [tracking_metrics.MetricPoint("loss", float(i), i // 3, 1_000 + i) for i in range(20)]
     async with db.unit_of_work() as session:
-        await tracking_service.log_metrics(
+        await tracking_metrics.log_metrics(
             session, actor="test", run_id=run_id, points=list(reversed(points))
         )
 

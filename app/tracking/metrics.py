@@ -1,0 +1,172 @@
+"""Metric ingestion, the hot path: Core statements in bulk, the history and the latest
+value per key written in one transaction."""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.dialect import core_table, upsert_insert
+from app.errors import (
+    ValidationError,
+    check_count,
+    check_key,
+)
+from app.events.models import EventType
+from app.events.service import record_event
+from app.tracking.models import (
+    KEY_LIMIT,
+    METRIC_BATCH_LIMIT,
+    LatestMetric,
+    Metric,
+    Run,
+)
+from app.tracking.service import require_run
+
+# A key in a unit of work's session.info, read after commit by the live metric feed.
+LOGGED_METRICS = "modelgraph.logged_metrics"
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """Many points of one key, as columns: the compact form of a batch."""
+
+    key: str
+    values: Sequence[float]
+    # None means 0, 1, 2, … for steps and now for timestamps.
+    steps: Sequence[int] | None = None
+    timestamps: Sequence[int] | None = None
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int = 0
+    # Milliseconds since the epoch, as MLflow sends them; None means now.
+    timestamp: int | None = None
+
+
+def _summarize(rows: list[dict]) -> list[dict]:
+    """Per key: the last point (highest step, then timestamp), and min and max of non-NaN values."""
+    summary: dict[str, dict] = {}
+    for row in rows:
+        s = summary.get(row["key"])
+        value = row["value"]
+        if s is None:
+            summary[row["key"]] = {**row, "min_value": value, "max_value": value}
+            continue
+        if (row["step"], row["timestamp"]) >= (s["step"], s["timestamp"]):
+            s.update(
+                value=value, is_nan=row["is_nan"], step=row["step"], timestamp=row["timestamp"]
+            )
+        if value is not None:
+            s["min_value"] = value if s["min_value"] is None else min(s["min_value"], value)
+            s["max_value"] = value if s["max_value"] is None else max(s["max_value"], value)
+    return list(summary.values())
+
+
+def _keep_extreme(
+    current: ColumnElement[Any], incoming: ColumnElement[Any], *, smaller: bool
+) -> ColumnElement[Any]:
+    better = incoming < current if smaller else incoming > current
+    return case(
+        (current.is_(None), incoming),
+        (incoming.is_(None), current),
+        (better, incoming),
+        else_=current,
+    )
+
+
+async def log_metrics(
+    session: AsyncSession,
+    *,
+    run_id: str,
+    points: Sequence[MetricPoint] = (),
+    series: Sequence[MetricSeries] = (),
+    actor: str,
+    max_points: int = METRIC_BATCH_LIMIT,
+) -> Run:
+    """Append a batch (points, and/or whole series per key) to the history and fold it
+    into LatestMetric, in bulk."""
+    total = len(points) + sum(len(s.values) for s in series)
+    check_count("points", total, max_points)
+    run = await require_run(session, run_id=run_id)
+    now_ms = int(time.time() * 1000)
+    rows = []
+    # Keys repeat across a batch: each distinct one is checked once.
+    checked: set[str] = set()
+    for i, p in enumerate(points):
+        if p.key not in checked:
+            check_key(f"points[{i}].key", p.key, KEY_LIMIT)
+            checked.add(p.key)
+        nan = p.value != p.value
+        rows.append(
+            {
+                "run_id": run_id,
+                "key": p.key,
+                "value": None if nan else p.value,
+                "is_nan": nan,
+                "step": p.step,
+                "timestamp": now_ms if p.timestamp is None else p.timestamp,
+            }
+        )
+    for i, s in enumerate(series):
+        check_key(f"series[{i}].key", s.key, KEY_LIMIT)
+        n = len(s.values)
+        steps = s.steps if s.steps is not None else range(n)
+        stamps = s.timestamps if s.timestamps is not None else [now_ms] * n
+        for name, column in (("steps", steps), ("timestamps", stamps)):
+            if len(column) != n:
+                raise ValidationError(
+                    f"series[{i}].{name}", f"has {len(column)} items but values has {n}"
+                )
+        rows += [
+            {
+                "run_id": run_id,
+                "key": s.key,
+                "value": None if v != v else v,
+                "is_nan": v != v,
+                "step": step,
+                "timestamp": ts,
+            }
+            for v, step, ts in zip(s.values, steps, stamps, strict=True)
+        ]
+    if not rows:
+        return run
+    # Core executemany: the ORM would add one INSERT ... RETURNING per row.
+    await session.execute(insert(core_table(Metric)), rows)
+    summary = sorted(_summarize(rows), key=lambda r: r["key"])  # lock order, as in log_params
+    for row in summary:
+        row["experiment_id"] = run.experiment_id
+    table = core_table(LatestMetric)
+    stmt = upsert_insert(session, table)
+    new = stmt.excluded
+    newer = (new.step > table.c.step) | (
+        (new.step == table.c.step) & (new.timestamp >= table.c.timestamp)
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={
+            "value": case((newer, new.value), else_=table.c.value),
+            "is_nan": case((newer, new.is_nan), else_=table.c.is_nan),
+            "step": case((newer, new.step), else_=table.c.step),
+            "timestamp": case((newer, new.timestamp), else_=table.c.timestamp),
+            "min_value": _keep_extreme(table.c.min_value, new.min_value, smaller=True),
+            "max_value": _keep_extreme(table.c.max_value, new.max_value, smaller=False),
+        },
+    )
+    await session.execute(stmt, summary)
+    # One row per batch, not per point: the audit says who logged how much, when.
+    await record_event(
+        session,
+        type=EventType.METRICS_LOGGED,
+        actor=actor,
+        payload={"runId": run_id, "points": len(rows), "keys": [r["key"] for r in summary]},
+    )
+    # For live views once this commits (runMetrics); nothing is sent if it rolls back.
+    session.info.setdefault(LOGGED_METRICS, []).append((run_id, rows))
+    return run
