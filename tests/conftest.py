@@ -202,17 +202,20 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 ADMIN = "test-admin"
 
 
-async def make_token(url: str, name: str, role: Role) -> str:
-    """A token made through the service on the database at `url`; its secret."""
-    database = Database(url)
-    try:
-        async with database.unit_of_work() as session:
+async def make_token(target: str | Database, name: str, role: Role) -> str:
+    """A token made through the service, on an open Database or the database at a URL
+    (opened for this alone); its secret."""
+    if isinstance(target, Database):
+        async with target.unit_of_work() as session:
             _token, secret = await auth_service.create_token(
                 session, name=name, role=role, actor="test"
             )
+        return secret
+    database = Database(target)
+    try:
+        return await make_token(database, name, role)
     finally:
         await database.dispose()
-    return secret
 
 
 @pytest.fixture
