@@ -203,7 +203,8 @@ def _sqlite_engine(
         cursor.close()
 
     # A deferred BEGIN that later upgrades to a write lock ignores busy_timeout and
-    # fails with "database is locked"; IMMEDIATE takes the lock up front (NOTES.md).
+    # fails with "database is locked"; IMMEDIATE takes the lock up front
+    # (docs/ARCHITECTURE.md, "SQLite and PostgreSQL").
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -228,7 +229,7 @@ class Database:
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
             # One writer connection: SQLite has one write lock anyway, and queueing in the
-            # pool instead of in busy_timeout cuts the tail latency (NOTES.md).
+            # pool instead of in busy_timeout cuts the tail latency (docs/ARCHITECTURE.md).
             self.write_engine = _sqlite_engine(
                 url,
                 busy_timeout_ms=busy_timeout_ms,

@@ -1,6 +1,6 @@
 """Query limits as validation rules, built once per set of limits so the validation cache
-keeps working (NOTES.md "Making strawberry fast"): depth, aliases and total cost. Tokens
-are limited by the parser itself (max_tokens), introspection nesting by graphql-core's
+keeps working (docs/ARCHITECTURE.md, "The GraphQL face"): depth, aliases and total cost.
+Tokens are limited by the parser itself (max_tokens), introspection nesting by graphql-core's
 MaxIntrospectionDepthRule; `limit_error_facts` gives their errors our codes.
 
 Validation runs in two passes (`Checks`): our rules alone first, each a linear walk, and
