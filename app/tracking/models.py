@@ -4,7 +4,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from app.db.types import EnumText, UTCDateTime, utcnow
@@ -20,6 +30,17 @@ DESCRIPTION_LIMIT = 10_000
 METRIC_BATCH_LIMIT = 10_000
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
+USER_LIMIT = 256
+DATASET_NAME_LIMIT = 500
+DATASET_DIGEST_LIMIT = 36
+DATASET_SOURCE_TYPE_LIMIT = 36
+DATASET_SOURCE_LIMIT = 65_535
+DATASET_SCHEMA_LIMIT = 1_048_575
+DATASET_PROFILE_LIMIT = 16_777_215
+INPUT_TAG_KEY_LIMIT = 255
+INPUT_TAG_VALUE_LIMIT = 500
+# The input tag that says what a dataset was used for ("training", "eval", ...).
+INPUT_CONTEXT_TAG = "mlflow.data.context"
 
 
 class RunStatus(StrEnum):
@@ -39,11 +60,26 @@ class Experiment(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+    # When its name, tags or lifecycle last changed; None: never since it was made.
+    updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Soft delete: a deleted experiment is hidden from lists by default, never lost.
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+    @property
+    def last_update_time(self) -> datetime:
+        return self.updated_at or self.created_at
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 class Run(SQLModel, table=True):
     __tablename__ = "run"
-    __table_args__ = (Index("ix_run_experiment_start", "experiment_id", "start_time", "id"),)
+    __table_args__ = (
+        Index("ix_run_experiment_start", "experiment_id", "start_time", "id"),
+        Index("ix_run_parent", "parent_run_id"),
+    )
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
     experiment_id: int = Field(
@@ -57,6 +93,17 @@ class Run(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
     end_time: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Who started it, as the client said (MLflow's user_id); not the token's actor.
+    user_id: str | None = Field(default=None, sa_column=Column(String(USER_LIMIT)))
+    # The run this one is nested in. No foreign key: SQLite cannot add one to an existing
+    # table without rebuilding it, and the service checks the parent exists when it is set.
+    parent_run_id: str | None = Field(default=None, sa_column=Column(String(32)))
+    # Soft delete: a deleted run is hidden from searches by default, never lost.
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 class Param(SQLModel, table=True):
@@ -127,3 +174,49 @@ class LatestMetric(SQLModel, table=True):
         if self.is_nan or self.value is None:
             return float("nan")
         return self.value
+
+
+class Dataset(SQLModel, table=True):
+    """A dataset as runs used it, identified within its experiment by name and digest."""
+
+    __tablename__ = "dataset"
+    __table_args__ = (
+        UniqueConstraint(
+            "experiment_id", "name", "digest", name="dataset_experiment_id_name_digest_key"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("experiment.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(sa_column=Column(String(DATASET_NAME_LIMIT), nullable=False))
+    digest: str = Field(sa_column=Column(String(DATASET_DIGEST_LIMIT), nullable=False))
+    source_type: str = Field(sa_column=Column(String(DATASET_SOURCE_TYPE_LIMIT), nullable=False))
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    # The schema and profile as the client sent them (JSON text), or None.
+    schema_: str | None = Field(default=None, sa_column=Column("schema", Text))
+    profile: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+
+
+class RunInput(SQLModel, table=True):
+    """A dataset a run used, with the input's tags (its context among them)."""
+
+    __tablename__ = "run_input"
+    __table_args__ = (Index("ix_run_input_dataset", "dataset_id"),)
+
+    run_id: str = Field(
+        sa_column=Column(String(32), ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    )
+    dataset_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("dataset.id", ondelete="CASCADE"), primary_key=True)
+    )
+    # The input tag INPUT_CONTEXT_TAG, copied out so searches on it are plain comparisons.
+    context: str | None = Field(default=None, sa_column=Column(String(INPUT_TAG_VALUE_LIMIT)))
+    tags: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
