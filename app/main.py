@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from app import mlflow
 from app.artifacts.store import BlobStore
 from app.auth import service as auth_service
 from app.auth.access import AccessControl
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             *artifact_routes.ROUTES,
+            *mlflow.routes(),
         ],
         middleware=[
             Middleware(
@@ -147,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 metrics=observed,
                 max_body_bytes=settings.max_body_bytes,
                 # Artifact uploads stream to the store under their own limit.
-                unbounded_prefixes=("/artifacts/",),
+                unbounded_prefixes=("/artifacts/", *mlflow.STREAMED_PREFIXES),
             )
         ],
         lifespan=lifespan,

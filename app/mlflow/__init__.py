@@ -1,0 +1,23 @@
+"""MLflow's REST API as a second face over the same services: the MLflow client, pointed
+at this server with MLFLOW_TRACKING_URI, works unchanged. A face: it translates MLflow's
+requests and answers, and every rule stays in the domain packages.
+
+Each endpoint module registers its endpoints (app.mlflow.wire.endpoint) when imported:
+import it here and name it in ENDPOINT_MODULES.
+"""
+
+from types import ModuleType
+
+from starlette.routing import Route
+
+from app.mlflow import wire
+
+ENDPOINT_MODULES: tuple[ModuleType, ...] = ()
+
+# Paths whose request bodies are artifact bytes, streamed under the artifact size limit
+# rather than the JSON body limit.
+STREAMED_PREFIXES = ("/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/")
+
+
+def routes() -> list[Route]:
+    return wire.routes(wire.ENDPOINTS)
