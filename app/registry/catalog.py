@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -19,6 +19,7 @@ from app.db.dialect import core_table, is_postgres, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page
 from app.db.types import utcnow
 from app.errors import (
+    AlreadyExistsError,
     ConflictError,
     NotFoundError,
     ValidationError,
@@ -26,7 +27,7 @@ from app.errors import (
     check_name,
     check_tags,
 )
-from app.events.models import EventType
+from app.events.models import Event, EventType
 from app.events.service import record_event
 from app.registry import idempotency
 from app.registry.idempotency import Replay, retry_safe
@@ -197,6 +198,87 @@ async def update_model(
     return model
 
 
+async def create_model(
+    session: AsyncSession,
+    *,
+    name: str,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    actor: str,
+) -> RegisteredModel:
+    """A new, empty registered model; AlreadyExistsError if the name is taken."""
+    check_name("name", name, MODEL_NAME_LIMIT)
+    check_length("description", description, DESCRIPTION_LIMIT)
+    tags = tags or {}
+    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    now = utcnow()
+    table = core_table(RegisteredModel)
+    stmt = (
+        upsert_insert(session, table)
+        .values(name=name, description=description, tags=tags, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(table.c.id)
+    )
+    if (await session.execute(stmt)).scalar_one_or_none() is None:
+        raise AlreadyExistsError("model", "name", name)
+    await record_event(
+        session,
+        type=EventType.MODEL_CREATED,
+        actor=actor,
+        model=name,
+        payload={"description": description, "tags": tags} if description or tags else None,
+    )
+    return await require_model(session, name=name, lock=True)
+
+
+async def set_model_tag(
+    session: AsyncSession, *, name: str, key: str, value: str, actor: str
+) -> RegisteredModel:
+    """Set one tag of a model (a MODEL_UPDATED event when it changes)."""
+    return await update_model(session, name=name, set_tags={key: value}, actor=actor)
+
+
+async def delete_model_tag(
+    session: AsyncSession, *, name: str, key: str, actor: str
+) -> RegisteredModel:
+    """Remove one tag of a model; NotFoundError if it has no such tag."""
+    model = await require_model(session, name=name, lock=True)
+    if key not in (model.tags or {}):
+        raise NotFoundError("model tag", "key", f"{name}/{key}")
+    return await update_model(session, name=name, remove_tags=[key], actor=actor)
+
+
+async def rename_model(
+    session: AsyncSession, *, name: str, new_name: str, actor: str
+) -> RegisteredModel:
+    """Give a model a new name. Its versions, aliases, policies and stage history follow
+    it (they hang on its id), and so do its past events: the outbox rows naming the old
+    name are rewritten to the new one in the same unit of work, then MODEL_RENAMED is
+    recorded under the new name with the old one in its payload."""
+    check_name("newName", new_name, MODEL_NAME_LIMIT)
+    model = await require_model(session, name=name, lock=True)
+    if new_name == name:
+        return model
+    if await get_model(session, name=new_name) is not None:
+        raise AlreadyExistsError("model", "newName", new_name)
+    model.name = new_name
+    model.updated_at = utcnow()
+    await session.flush()
+    await session.execute(
+        update(Event).where(col(Event.model) == name).values(model=new_name),
+        execution_options={"synchronize_session": False},
+    )
+    await record_event(
+        session,
+        type=EventType.MODEL_RENAMED,
+        actor=actor,
+        model=new_name,
+        reason=f"renamed from {name}",
+        payload={"previousName": name, "name": new_name},
+    )
+    return model
+
+
 # ---------------------------------------------------------------- versions
 
 
@@ -252,6 +334,8 @@ async def register_version(
     files: Sequence[tuple[str, str]] | None = None,
     description: str | None = None,
     tags: dict[str, str] | None = None,
+    run_link: str | None = None,
+    logged_model_id: str | None = None,
     idempotency_key: str | None = None,
     actor: str,
 ) -> Registration:
@@ -260,6 +344,8 @@ async def register_version(
     `runs:/<runId>/<path>` source."""
     check_length("source", source, SOURCE_LIMIT)
     check_length("description", description, DESCRIPTION_LIMIT)
+    check_length("runLink", run_link, SOURCE_LIMIT)
+    check_length("loggedModelId", logged_model_id, 64)
     tags = tags or {}
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
     if files is not None:
@@ -281,6 +367,8 @@ async def register_version(
         tags=tags,
         actor=actor,
         files=manifest,
+        run_link=run_link,
+        logged_model_id=logged_model_id,
     )
     assert version.id is not None, "a flushed version has its id"
     owned = [VersionFile(version_id=version.id, path=p, digest=d, size=n) for p, d, n in manifest]
@@ -343,6 +431,8 @@ async def add_version(
     tags: dict[str, str],
     actor: str,
     files: Manifest | None = None,
+    run_link: str | None = None,
+    logged_model_id: str | None = None,
 ) -> ModelVersion:
     """A new DEVELOPMENT version of `model`, whose row the caller has locked, owning
     `files` (path, digest, size: blobs the caller holds in this unit of work)."""
@@ -356,11 +446,16 @@ async def add_version(
     assert model.id is not None, "a locked model row has its id"
     now = utcnow()
     digest = artifact_service.manifest_digest(files)
+    # A deleted version's number is never given again.
+    number = max(current or 0, model.last_version or 0) + 1
+    model.last_version = number
     version = ModelVersion(
         model_id=model.id,
-        version=(current or 0) + 1,
+        version=number,
         run_id=run_id,
         source=source,
+        run_link=run_link,
+        logged_model_id=logged_model_id,
         digest=digest,
         stage=Stage.DEVELOPMENT,
         description=description,
@@ -380,7 +475,12 @@ async def add_version(
         model=model.name,
         version=version.version,
         to_stage=version.stage,
-        payload={"runId": run_id, "source": source, "digest": digest},
+        payload={
+            "runId": run_id,
+            "source": source,
+            "digest": digest,
+            **({"loggedModelId": logged_model_id} if logged_model_id else {}),
+        },
     )
     return version
 
@@ -410,6 +510,28 @@ async def update_version(
         version=version,
     )
     return found
+
+
+async def set_version_tag(
+    session: AsyncSession, *, model: str, version: int, key: str, value: str, actor: str
+) -> ModelVersion:
+    """Set one tag of a version (a VERSION_UPDATED event when it changes)."""
+    return await update_version(
+        session, model=model, version=version, set_tags={key: value}, actor=actor
+    )
+
+
+async def delete_version_tag(
+    session: AsyncSession, *, model: str, version: int, key: str, actor: str
+) -> ModelVersion:
+    """Remove one tag of a version; NotFoundError if it has no such tag."""
+    registered = await require_model(session, name=model, lock=True)
+    found = await require_version(session, model=registered, version=version)
+    if key not in (found.tags or {}):
+        raise NotFoundError("model version tag", "key", f"{model}/{version}/{key}")
+    return await update_version(
+        session, model=model, version=version, remove_tags=[key], actor=actor
+    )
 
 
 # ---------------------------------------------------------------- aliases

@@ -43,6 +43,10 @@ class RegisteredModel(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+    # The highest version number ever given, so a deleted version's number is never reused.
+    last_version: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
 
 
 class ModelVersion(SQLModel, table=True):
@@ -72,6 +76,10 @@ class ModelVersion(SQLModel, table=True):
         default=None, sa_column=Column(String(32), ForeignKey("run.id", ondelete="SET NULL"))
     )
     source: str | None = Field(default=None, sa_column=Column(String(SOURCE_LIMIT)))
+    # A link to the run that made it elsewhere (MLflow's run_link), as the caller gave it.
+    run_link: str | None = Field(default=None, sa_column=Column(String(SOURCE_LIMIT)))
+    # The logged model (MLflow 3 `models:/m-…`) the version was registered from, if any.
+    logged_model_id: str | None = Field(default=None, sa_column=Column(String(64)))
     digest: str | None = Field(default=None, sa_column=Column(String(128)))
     stage: Stage = Field(
         default=Stage.DEVELOPMENT, sa_column=Column(EnumText(Stage), nullable=False)

@@ -4,8 +4,9 @@ catalog.py, lifecycle.py, validations.py and policy.py."""
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import tuple_
+from sqlalchemy import func, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -81,6 +82,32 @@ async def latest_versions(
     """The highest-numbered version of each model (in `stage`, if given)."""
     pages = await versions_per_model(session, model_ids=model_ids, stage=stage, first=1, after=None)
     return {mid: page.items[0] for mid, page in pages.items() if page.items}
+
+
+async def latest_per_stage(
+    session: AsyncSession, *, model_ids: Sequence[int], stages: Sequence[Stage] | None = None
+) -> dict[int, list[ModelVersion]]:
+    """Each model's highest-numbered version in each stage (in `stages`, if given), by
+    stage order, in one statement: MLflow's "latest versions"."""
+    newest: Any = select(
+        col(ModelVersion.model_id).label("model_id"),
+        col(ModelVersion.stage).label("stage"),
+        func.max(ModelVersion.version).label("version"),
+    ).where(col(ModelVersion.model_id).in_(model_ids))
+    if stages is not None:
+        newest = newest.where(col(ModelVersion.stage).in_(list(stages)))
+    top = newest.group_by(col(ModelVersion.model_id), col(ModelVersion.stage)).subquery()
+    stmt = select(ModelVersion).join(
+        top,
+        (top.c.model_id == col(ModelVersion.model_id)) & (top.c.version == ModelVersion.version),
+    )
+    order = {stage: i for i, stage in enumerate(Stage)}
+    out: dict[int, list[ModelVersion]] = {}
+    for v in (await session.execute(stmt)).scalars():
+        out.setdefault(v.model_id, []).append(v)
+    for found in out.values():
+        found.sort(key=lambda v: order[v.stage])
+    return out
 
 
 async def versions_by_runs(
