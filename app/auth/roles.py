@@ -55,12 +55,19 @@ OPERATION_ROLES: dict[str, Role] = {
     "record_validation": W,
     "update_model": W,
     "update_model_version": W,
+    "set_model_tag": W,
+    "delete_model_tag": W,
+    "set_model_version_tag": W,
+    "delete_model_version_tag": W,
     # what runs in production
     "transition_model_version": D,
     "promote_best_run": D,
     "rollback_model": D,
     "set_model_alias": D,
     "delete_model_alias": D,
+    "rename_model": D,
+    "delete_model": D,
+    "delete_model_version": D,
     # who may do all of the above, and under which rules
     "set_promotion_policy": A,
     "api_tokens": A,
@@ -75,6 +82,13 @@ ROUTE_ROLES: dict[str, Role] = {
     "artifacts.download": R,
     "artifacts.upload": W,
     "artifacts.delete": W,
+    # MLflow 3 logged models (reads, and what training code writes), the artifact layer's
+    # capability probe.
+    "logged_models.read": R,
+    "logged_models.write": W,
+    "mlflow.server_info": R,
+    # MLflow REST calls with no GraphQL twin.
+    "mlflow.create_registered_model": W,
 }
 
 

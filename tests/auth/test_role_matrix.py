@@ -44,6 +44,13 @@ OPERATIONS: dict[str, str] = {
     "record_validation": 'mutation { recordValidation(input: {model: "m", version: 1, check: "ci", status: PASSED}) { __typename ...D } }',
     "update_model": 'mutation { updateModel(input: {name: "m", description: "d"}) { __typename ...D } }',
     "update_model_version": 'mutation { updateModelVersion(input: {model: "m", version: 1, description: "d"}) { __typename ...D } }',
+    "set_model_tag": 'mutation { setModelTag(input: {name: "m", key: "t", value: "v"}) { __typename ...D } }',
+    "delete_model_tag": 'mutation { deleteModelTag(input: {name: "m", key: "t"}) { __typename ...D } }',
+    "set_model_version_tag": 'mutation { setModelVersionTag(input: {model: "m", version: 1, key: "t", value: "v"}) { __typename ...D } }',
+    "delete_model_version_tag": 'mutation { deleteModelVersionTag(input: {model: "m", version: 1, key: "t"}) { __typename ...D } }',
+    "rename_model": 'mutation($name: String!) { renameModel(input: {name: "m", newName: $name}) { __typename ...D } }',
+    "delete_model": 'mutation { deleteModel(input: {name: "m"}) { __typename ...D } }',
+    "delete_model_version": 'mutation { deleteModelVersion(input: {model: "m", version: 1}) { __typename ...D } }',
     "transition_model_version": 'mutation { transitionModelVersion(input: {model: "m", version: 1, stage: STAGING}) { __typename ...D } }',
     "promote_best_run": 'mutation { promoteBestRun(input: {experiment: "exp", metric: "acc", model: "m"}) { __typename ...D } }',
     "rollback_model": 'mutation { rollbackModel(input: {model: "m"}) { __typename ...D } }',
@@ -66,11 +73,12 @@ MATRIX = {
     Role.WRITER: {
         "create_experiment", "start_run", "log_metrics", "log_params", "set_run_tags",
         "end_run", "register_model_version", "record_validation", "update_model",
-        "update_model_version",
+        "update_model_version", "set_model_tag", "delete_model_tag", "set_model_version_tag",
+        "delete_model_version_tag",
     },
     Role.DEPLOYER: {
         "transition_model_version", "promote_best_run", "rollback_model", "set_model_alias",
-        "delete_model_alias",
+        "delete_model_alias", "rename_model", "delete_model", "delete_model_version",
     },
     Role.ADMIN: {"set_promotion_policy", "api_tokens", "create_api_token", "revoke_api_token"},
 }  # fmt: skip

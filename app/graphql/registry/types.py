@@ -173,6 +173,12 @@ class ModelVersion:
         "registered before versions had files."
     )
     description: str | None
+    run_link: str | None = strawberry.field(
+        description="A link to the run that made it, where it was tracked (MLflow's run_link)."
+    )
+    logged_model_id: str | None = strawberry.field(
+        description="The MLflow 3 logged model it was registered from (`models:/<id>`), if any."
+    )
     created_at: datetime
     updated_at: datetime
     pk: strawberry.Private[int]
@@ -192,6 +198,8 @@ class ModelVersion:
             source=v.source,
             digest=v.digest,
             description=v.description,
+            run_link=v.run_link,
+            logged_model_id=v.logged_model_id,
             created_at=v.created_at,
             updated_at=v.updated_at,
             pk=stored(v.id),
