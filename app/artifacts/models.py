@@ -64,3 +64,24 @@ class VersionFile(SQLModel, table=True):
         sa_column=Column(String(DIGEST_LENGTH), ForeignKey("blob.digest"), nullable=False)
     )
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LoggedModelArtifact(SQLModel, table=True):
+    """A logged model's files (MLflow 3's model directory: MLmodel, weights, environment)."""
+
+    __tablename__ = "logged_model_artifact"
+    __table_args__ = (Index("ix_logged_model_artifact_digest", "digest"),)
+
+    model_id: str = Field(
+        sa_column=Column(
+            String(34), ForeignKey("logged_model.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    path: str = Field(sa_column=Column(String(PATH_LIMIT), primary_key=True))
+    digest: str = Field(
+        sa_column=Column(String(DIGEST_LENGTH), ForeignKey("blob.digest"), nullable=False)
+    )
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )

@@ -1,4 +1,5 @@
-"""Run artifacts and the blobs behind them: store, log, list, delete, collect, verify.
+"""Run and logged-model artifacts and the blobs behind them: store, log, list, delete,
+collect, verify.
 
 An upload is three steps, so garbage collection can never remove content something
 references: the bytes go to a temporary object; the digest is CLAIMED (its Blob row
@@ -21,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.artifacts.errors import BlobMissingError
-from app.artifacts.models import CHUNK_SIZE, PATH_LIMIT, Blob, RunArtifact, VersionFile
+from app.artifacts.models import (
+    CHUNK_SIZE,
+    PATH_LIMIT,
+    Blob,
+    LoggedModelArtifact,
+    RunArtifact,
+    VersionFile,
+)
 from app.artifacts.store import BLOBS, UPLOADS, BlobStore, Uploaded
 from app.db import Database
 from app.db.dialect import core_table, is_postgres, upsert_insert
@@ -29,6 +37,8 @@ from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError, ValidationError, check_count, check_name
 from app.events.models import EventType
 from app.events.service import record_event
+from app.registry.models import ModelVersion
+from app.tracking.logged_model_models import LoggedModel
 from app.tracking.models import Run
 
 SHA256_HEX = frozenset("0123456789abcdef")
@@ -145,15 +155,7 @@ async def log_artifact(
     its ARTIFACTS_LOGGED event."""
     path = normalize_path("path", path)
     await _get_run(session, run_id)
-    # Re-claim in this transaction: the row is now held against gc until commit, so the
-    # object checked below is still there when the reference becomes visible.
-    await claim(session, uploaded=uploaded)
-    if is_postgres(session):
-        await session.execute(
-            select(col(Blob.digest)).where(col(Blob.digest) == uploaded.digest).with_for_update()
-        )
-    if not await blobs.exists(uploaded.digest):
-        raise ConflictError("path", "the content was collected meanwhile; upload it again")
+    await _hold_uploaded(session, blobs, uploaded)
     existing = await session.get(RunArtifact, (run_id, path))
     if existing is None:
         count = await session.scalar(
@@ -180,6 +182,19 @@ async def log_artifact(
         },
     )
     return artifact
+
+
+async def _hold_uploaded(session: AsyncSession, blobs: BlobStore, uploaded: Uploaded) -> None:
+    """Re-claim `uploaded` in the caller's transaction: the row is then held against gc
+    until commit, so the object checked here is still there when a reference to it
+    becomes visible."""
+    await claim(session, uploaded=uploaded)
+    if is_postgres(session):
+        await session.execute(
+            select(col(Blob.digest)).where(col(Blob.digest) == uploaded.digest).with_for_update()
+        )
+    if not await blobs.exists(uploaded.digest):
+        raise ConflictError("path", "the content was collected meanwhile; upload it again")
 
 
 async def delete_artifact(
@@ -249,6 +264,176 @@ async def list_artifacts(
             | (func.substr(col(RunArtifact.path), 1, len(prefix) + 1) == prefix + "/")
         )
     return (await session.scalars(statement.order_by(col(RunArtifact.path)))).all()
+
+
+async def _get_logged_model(session: AsyncSession, model_id: str) -> LoggedModel:
+    model = await session.get(LoggedModel, model_id)
+    if model is None or model.deleted_at is not None:
+        raise NotFoundError("logged model", "modelId", model_id)
+    return model
+
+
+async def check_logged_model(session: AsyncSession, *, model_id: str) -> None:
+    """NotFoundError unless the logged model exists (and is not deleted)."""
+    await _get_logged_model(session, model_id)
+
+
+async def log_model_artifact(
+    session: AsyncSession,
+    blobs: BlobStore,
+    *,
+    model_id: str,
+    path: str,
+    uploaded: Uploaded,
+    actor: str,
+    max_files: int,
+) -> LoggedModelArtifact:
+    """Record `uploaded` at `path` among a logged model's files (replacing what was there),
+    with its ARTIFACTS_LOGGED event."""
+    path = normalize_path("path", path)
+    await _get_logged_model(session, model_id)
+    await _hold_uploaded(session, blobs, uploaded)
+    existing = await session.get(LoggedModelArtifact, (model_id, path))
+    if existing is None:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(LoggedModelArtifact)
+            .where(col(LoggedModelArtifact.model_id) == model_id)
+        )
+        check_count("files", int(count or 0) + 1, max_files)
+        artifact = LoggedModelArtifact(
+            model_id=model_id, path=path, digest=uploaded.digest, size=uploaded.size
+        )
+        session.add(artifact)
+    else:
+        existing.digest, existing.size, existing.created_at = (
+            uploaded.digest,
+            uploaded.size,
+            utcnow(),
+        )
+        artifact = existing
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.ARTIFACTS_LOGGED,
+        actor=actor,
+        payload={
+            "modelId": model_id,
+            "files": [{"path": path, "digest": uploaded.digest, "size": uploaded.size}],
+        },
+    )
+    return artifact
+
+
+async def delete_model_artifact(
+    session: AsyncSession, *, model_id: str, path: str, actor: str
+) -> LoggedModelArtifact:
+    """Remove one file from a logged model (versions that snapshotted it keep theirs)."""
+    path = normalize_path("path", path)
+    await _get_logged_model(session, model_id)
+    artifact = await session.get(LoggedModelArtifact, (model_id, path))
+    if artifact is None:
+        raise NotFoundError("artifact", "path", path)
+    await session.delete(artifact)
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.ARTIFACT_DELETED,
+        actor=actor,
+        payload={"modelId": model_id, "path": path, "digest": artifact.digest},
+    )
+    return artifact
+
+
+async def get_model_artifact(session: AsyncSession, *, model_id: str, path: str) -> Located:
+    path = normalize_path("path", path)
+    await _get_logged_model(session, model_id)
+    row = (
+        await session.execute(
+            select(col(LoggedModelArtifact.digest), col(LoggedModelArtifact.size), col(Blob.chunks))
+            .join(Blob, col(Blob.digest) == col(LoggedModelArtifact.digest))
+            .where(
+                col(LoggedModelArtifact.model_id) == model_id,
+                col(LoggedModelArtifact.path) == path,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("artifact", "path", path)
+    return Located(path=path, digest=row[0], size=row[1], chunks=row[2])
+
+
+async def list_model_artifacts(
+    session: AsyncSession, *, model_id: str, prefix: str | None = None
+) -> Sequence[LoggedModelArtifact]:
+    """The logged model's files under `prefix` (a folder, or one file), by path."""
+    await _get_logged_model(session, model_id)
+    statement = select(LoggedModelArtifact).where(col(LoggedModelArtifact.model_id) == model_id)
+    if prefix:
+        prefix = normalize_path("path", prefix)
+        statement = statement.where(
+            (col(LoggedModelArtifact.path) == prefix)
+            | (func.substr(col(LoggedModelArtifact.path), 1, len(prefix) + 1) == prefix + "/")
+        )
+    return (await session.scalars(statement.order_by(col(LoggedModelArtifact.path)))).all()
+
+
+async def get_version_file(session: AsyncSession, *, version_id: int, path: str) -> Located:
+    """One file of a model version, with what a verified read needs."""
+    path = normalize_path("path", path)
+    row = (
+        await session.execute(
+            select(col(VersionFile.digest), col(VersionFile.size), col(Blob.chunks))
+            .join(Blob, col(Blob.digest) == col(VersionFile.digest))
+            .where(col(VersionFile.version_id) == version_id, col(VersionFile.path) == path)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("artifact", "path", path)
+    return Located(path=path, digest=row[0], size=row[1], chunks=row[2])
+
+
+async def version_files(
+    session: AsyncSession, *, registered_model_id: int, version: int
+) -> tuple[int, list[VersionFile]]:
+    """The id and files (by path) of version `version` of the registered model with this
+    id, or NotFoundError."""
+    version_id = await session.scalar(
+        select(col(ModelVersion.id)).where(
+            col(ModelVersion.model_id) == registered_model_id,
+            col(ModelVersion.version) == version,
+        )
+    )
+    if version_id is None:
+        raise NotFoundError("model version", "version", f"{registered_model_id}/{version}")
+    found = await files_by_versions(session, version_ids=[version_id])
+    return version_id, found.get(version_id, [])
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A direct child of a folder: a file with its size, or a folder (size None)."""
+
+    path: str
+    is_dir: bool
+    size: int | None = None
+
+
+def folder_listing(files: Iterable[tuple[str, int]], prefix: str) -> list[Listed]:
+    """The direct children of folder `prefix` ("" for the root) among (path, size) of
+    files, by path. A file named exactly `prefix` is no folder: it has no children."""
+    start = len(prefix) + 1 if prefix else 0
+    entries: dict[str, Listed] = {}
+    for path, size in files:
+        if prefix and not path.startswith(prefix + "/"):
+            continue
+        name, slash, _rest = path[start:].partition("/")
+        child = path[:start] + name
+        if slash:
+            entries.setdefault(child, Listed(path=child, is_dir=True))
+        else:
+            entries[child] = Listed(path=child, is_dir=False, size=size)
+    return [entries[k] for k in sorted(entries)]
 
 
 async def hold_blobs(session: AsyncSession, *, digests: Iterable[str]) -> dict[str, int]:
@@ -365,6 +550,7 @@ async def collect_garbage(
                     col(Blob.last_seen) <= cutoff,
                     ~exists().where(col(RunArtifact.digest) == col(Blob.digest)),
                     ~exists().where(col(VersionFile.digest) == col(Blob.digest)),
+                    ~exists().where(col(LoggedModelArtifact.digest) == col(Blob.digest)),
                 )
             )
         )
@@ -377,6 +563,7 @@ async def collect_garbage(
                 col(Blob.last_seen) <= cutoff,
                 ~exists().where(col(RunArtifact.digest) == digest),
                 ~exists().where(col(VersionFile.digest) == digest),
+                ~exists().where(col(LoggedModelArtifact.digest) == digest),
             )
             if is_postgres(session):
                 statement = statement.with_for_update()
