@@ -24,7 +24,7 @@ from app.tracking.models import (
     Metric,
     Run,
 )
-from app.tracking.service import require_run
+from app.tracking.service import require_active_run
 
 # A key in a unit of work's session.info, read after commit by the live metric feed.
 LOGGED_METRICS = "modelgraph.logged_metrics"
@@ -94,7 +94,7 @@ async def log_metrics(
     into LatestMetric, in bulk."""
     total = len(points) + sum(len(s.values) for s in series)
     check_count("points", total, max_points)
-    run = await require_run(session, run_id=run_id)
+    run = await require_active_run(session, run_id=run_id)
     now_ms = int(time.time() * 1000)
     rows = []
     # Keys repeat across a batch: each distinct one is checked once.

@@ -26,6 +26,7 @@ NAME_LIMIT = 256
 KEY_LIMIT = 250
 PARAM_VALUE_LIMIT = 6000
 TAG_VALUE_LIMIT = 8000
+EXPERIMENT_TAG_VALUE_LIMIT = 20_000
 DESCRIPTION_LIMIT = 10_000
 METRIC_BATCH_LIMIT = 10_000
 DEFAULT_EXPERIMENT_ID = 0
@@ -41,6 +42,8 @@ INPUT_TAG_KEY_LIMIT = 255
 INPUT_TAG_VALUE_LIMIT = 500
 # The input tag that says what a dataset was used for ("training", "eval", ...).
 INPUT_CONTEXT_TAG = "mlflow.data.context"
+# The run tag MLflow clients nest runs with; the run's parent_run_id follows it.
+PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
 class RunStatus(StrEnum):

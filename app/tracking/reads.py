@@ -2,17 +2,18 @@
 the GraphQL loaders (one statement per batch)."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.db.dialect import is_postgres
 from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
 from app.db.types import stored
-from app.errors import (
-    check_length,
-)
+from app.errors import ValidationError, check_length
+from app.tracking.filters import Entity, parse_filter, parse_order_by
 from app.tracking.models import (
     KEY_LIMIT,
     Experiment,
@@ -27,11 +28,95 @@ from app.tracking.search import (
     Goal,
     RunFilter,
     RunOrder,
+    RunSearch,
+    ViewType,
     best_run_query,
+    matching_runs_query,
+    metric_led_queries,
     ranked_runs_query,
     runs_query,
 )
 from app.tracking.service import require_experiment
+
+# Which statement of a metric-led search a page token continues: the runs with the
+# metric, or those without it.
+_WITH, _WITHOUT = "w.", "o."
+
+
+def parse_search(
+    *,
+    filter: str | None,
+    order_by: Sequence[str] | None = None,
+    view: ViewType = ViewType.ACTIVE_ONLY,
+    filter_field: str = "filter",
+    order_field: str = "orderBy",
+) -> RunSearch:
+    """A search from MLflow's filter and order_by strings, or a ValidationError."""
+    return RunSearch(
+        clauses=parse_filter(filter, field=filter_field),
+        order=parse_order_by(order_by, field=order_field),
+        view=view,
+    )
+
+
+async def search_runs_matching(
+    session: AsyncSession,
+    *,
+    search: RunSearch,
+    experiment_ids: Sequence[int] | None,
+    first: int,
+    after: str | None = None,
+    after_field: str = "after",
+) -> Page[Run]:
+    """A page of the runs of these experiments (every experiment when None) that match,
+    across experiments. Ordered by a metric first, it reads the runs with that metric
+    from the same index as bestRun, then those without it."""
+    sqlite = not is_postgres(session)
+    if not search.order or search.order[0].entity != Entity.METRIC:
+        stmt, keys = matching_runs_query(search, experiment_ids, sqlite=sqlite)
+        return await fetch_page(session, Run, stmt, keys, first=first, after=after)
+    (having, having_keys), (lacking, lacking_keys) = metric_led_queries(
+        search, experiment_ids, sqlite=sqlite
+    )
+    if after is not None and not after.startswith((_WITH, _WITHOUT)):
+        raise ValidationError(after_field, "is not a cursor this list gave out")
+    with_page: Page[Run] | None = None
+    if after is None or after.startswith(_WITH):
+        cursor = after[len(_WITH) :] if after else None
+        with_page = await fetch_page(session, Run, having, having_keys, first=first, after=cursor)
+        if with_page.has_next:
+            return _MergedPage.of([(_WITH, with_page)], has_next=True)
+        first -= len(with_page.items)
+        lacking_after = None
+    else:
+        lacking_after = after[len(_WITHOUT) :]
+    rest = await fetch_page(session, Run, lacking, lacking_keys, first=first, after=lacking_after)
+    parts = [(_WITH, with_page)] if with_page is not None else []
+    return _MergedPage.of([*parts, (_WITHOUT, rest)], has_next=rest.has_next)
+
+
+@dataclass
+class _MergedPage(Page[Run]):
+    """Pages of several statements read one after the other; each item's cursor says
+    which statement it came from."""
+
+    cursors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, parts: list[tuple[str, Page[Run]]], *, has_next: bool) -> "_MergedPage":
+        items: list[Run] = []
+        cursors: list[str] = []
+        for prefix, page in parts:
+            items += page.items
+            cursors += [prefix + page.cursor(i) for i in range(len(page.items))]
+        return cls(items=items, has_next=has_next, cursors=cursors)
+
+    def cursor(self, index: int) -> str:
+        return self.cursors[index]
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
 
 
 async def search_runs(
@@ -147,10 +232,10 @@ async def runs_by_ids(session: AsyncSession, *, ids: Sequence[str]) -> dict[str,
 
 
 async def run_counts(session: AsyncSession, *, experiment_ids: Sequence[int]) -> dict[int, int]:
-    """Number of runs per experiment."""
+    """Number of runs (not deleted) per experiment."""
     stmt = (
         select(col(Run.experiment_id), func.count())
-        .where(col(Run.experiment_id).in_(experiment_ids))
+        .where(col(Run.experiment_id).in_(experiment_ids), col(Run.deleted_at).is_(None))
         .group_by(col(Run.experiment_id))
     )
     return {experiment_id: n for experiment_id, n in (await session.execute(stmt)).all()}
@@ -196,4 +281,17 @@ async def latest_metrics_by_runs(
         await session.execute(stmt.order_by(col(LatestMetric.run_id), col(LatestMetric.key)))
     ).scalars():
         out.setdefault(lm.run_id, []).append(lm)
+    return out
+
+
+async def children_by_runs(
+    session: AsyncSession, *, run_ids: Sequence[str], include_deleted: bool = False
+) -> dict[str, list[Run]]:
+    """The runs nested directly in each run, oldest first."""
+    stmt = select(Run).where(col(Run.parent_run_id).in_(run_ids))
+    if not include_deleted:
+        stmt = stmt.where(col(Run.deleted_at).is_(None))
+    out: dict[str, list[Run]] = {}
+    for run in (await session.execute(stmt.order_by(col(Run.start_time), col(Run.id)))).scalars():
+        out.setdefault(stored(run.parent_run_id), []).append(run)
     return out

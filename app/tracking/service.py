@@ -21,15 +21,19 @@ from app.errors import (
     check_length,
     check_name,
     check_tags,
+    storable,
 )
 from app.events.models import EventType
 from app.events.service import record_event
 from app.tracking.models import (
     DESCRIPTION_LIMIT,
+    EXPERIMENT_TAG_VALUE_LIMIT,
     KEY_LIMIT,
     NAME_LIMIT,
     PARAM_VALUE_LIMIT,
+    PARENT_RUN_TAG,
     TAG_VALUE_LIMIT,
+    USER_LIMIT,
     Experiment,
     Param,
     Run,
@@ -45,7 +49,7 @@ ENDED_RUNS = "modelgraph.ended_runs"
 def _check_experiment_fields(name: str, description: str | None, tags: dict[str, str]) -> None:
     check_name("name", name, NAME_LIMIT)
     check_length("description", description, DESCRIPTION_LIMIT)
-    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=EXPERIMENT_TAG_VALUE_LIMIT)
 
 
 async def get_experiment(session: AsyncSession, *, name: str) -> Experiment | None:
@@ -65,12 +69,25 @@ async def require_experiment(
     return experiment
 
 
+async def require_experiment_by_id(
+    session: AsyncSession, *, experiment_id: int, field: str = "experimentId"
+) -> Experiment:
+    """The experiment with this id, or NotFoundError naming `field`."""
+    experiment = await session.get(Experiment, experiment_id)
+    if experiment is None:
+        raise NotFoundError("experiment", field, experiment_id)
+    return experiment
+
+
 async def list_experiments(
-    session: AsyncSession, *, first: int, after: str | None
+    session: AsyncSession, *, first: int, after: str | None, include_deleted: bool = False
 ) -> Page[Experiment]:
-    """Experiments in creation order."""
+    """Experiments in creation order; deleted ones only when asked."""
     keys = [SortKey(Experiment.id)]
-    return await fetch_page(session, Experiment, select(Experiment), keys, first=first, after=after)
+    stmt = select(Experiment)
+    if not include_deleted:
+        stmt = stmt.where(col(Experiment.deleted_at).is_(None))
+    return await fetch_page(session, Experiment, stmt, keys, first=first, after=after)
 
 
 async def _insert_experiment(
@@ -125,28 +142,56 @@ async def ensure_experiment(session: AsyncSession, *, name: str, actor: str) -> 
     return await require_experiment(session, name=name)
 
 
+def check_active_experiment(experiment: Experiment, field: str = "experiment") -> None:
+    """Refuse to add to a deleted experiment (restore it first)."""
+    if experiment.deleted_at is not None:
+        raise ConflictError(
+            field,
+            f"experiment {experiment.name!r} is deleted; restore it to add runs to it",
+            expected="active",
+            actual="deleted",
+        )
+
+
 async def start_run(
     session: AsyncSession,
     *,
-    experiment: str,
+    experiment: str | None = None,
+    experiment_id: int | None = None,
     name: str | None = None,
     params: dict[str, str] | None = None,
     tags: dict[str, str] | None = None,
     start_time: datetime | None = None,
+    user_id: str | None = None,
+    parent_run_id: str | None = None,
     actor: str,
 ) -> Run:
-    """A new RUNNING run in `experiment` (created if missing), with its params and tags."""
+    """A new RUNNING run in `experiment` (by name, created if missing) or in the existing
+    `experiment_id`, with its params and tags, nested in `parent_run_id` (or in the run
+    the tag PARENT_RUN_TAG names)."""
     check_name("name", name, NAME_LIMIT, required=False)
+    check_length("userId", user_id, USER_LIMIT)
     params, tags = params or {}, tags or {}
     _check_params(params)
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
-    exp = await ensure_experiment(session, name=experiment, actor=actor)
+    if experiment_id is not None:
+        exp = await require_experiment_by_id(session, experiment_id=experiment_id)
+    elif experiment is not None:
+        exp = await ensure_experiment(session, name=experiment, actor=actor)
+    else:
+        raise ValidationError("experiment", "is required")
+    check_active_experiment(exp)
+    parent_run_id = parent_run_id or tags.get(PARENT_RUN_TAG)
+    if parent_run_id is not None:
+        await require_run(session, run_id=parent_run_id, field="parentRunId")
     run = Run(
         id=uuid.uuid4().hex,
         experiment_id=stored(exp.id),
         name=name,
         status=RunStatus.RUNNING,
         start_time=check_datetime("startTime", start_time) or utcnow(),
+        user_id=user_id,
+        parent_run_id=parent_run_id,
     )
     session.add(run)
     await session.flush()
@@ -164,16 +209,30 @@ async def start_run(
         session,
         type=EventType.RUN_STARTED,
         actor=actor,
-        payload={"runId": run.id, "experiment": exp.name},
+        payload={"runId": run.id, "experiment": exp.name, "parentRunId": parent_run_id},
     )
     return run
 
 
 async def require_run(session: AsyncSession, *, run_id: str, field: str = "runId") -> Run:
     """The run with this id, or NotFoundError naming `field`."""
-    run = await session.get(Run, run_id)
+    # Text no database can hold (NUL, a lone surrogate) names no run either.
+    run = await session.get(Run, run_id) if "\x00" not in run_id and storable(run_id) else None
     if run is None:
         raise NotFoundError("run", field, run_id)
+    return run
+
+
+async def require_active_run(session: AsyncSession, *, run_id: str, field: str = "runId") -> Run:
+    """require_run, refusing a deleted run: what it logged stays as it was until restored."""
+    run = await require_run(session, run_id=run_id, field=field)
+    if run.deleted_at is not None:
+        raise ConflictError(
+            field,
+            f"run {run_id} is deleted; restore it to change it",
+            expected="active",
+            actual="deleted",
+        )
     return run
 
 
@@ -189,7 +248,7 @@ async def log_params(
 ) -> Run:
     """Write-once params: a new key is stored, the same value again is a no-op."""
     _check_params(params)
-    run = await require_run(session, run_id=run_id)
+    run = await require_active_run(session, run_id=run_id)
     if not params:
         return run
     inserted = await session.execute(
@@ -231,9 +290,16 @@ async def set_run_tags(
 ) -> Run:
     """Set (or overwrite) tags on a run; tags already at these values are left alone."""
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
-    run = await require_run(session, run_id=run_id)
+    run = await require_active_run(session, run_id=run_id)
     if not tags:
         return run
+    if PARENT_RUN_TAG in tags and tags[PARENT_RUN_TAG] != run.parent_run_id:
+        parent = tags[PARENT_RUN_TAG]
+        if parent == run_id:
+            raise ValidationError(f"tags[{PARENT_RUN_TAG}].value", "a run cannot be its own parent")
+        await require_run(session, run_id=parent, field=f"tags[{PARENT_RUN_TAG}].value")
+        run.parent_run_id = parent
+        await session.flush()
     current = dict(
         (
             await session.execute(
@@ -277,7 +343,7 @@ async def end_run(
     if status == RunStatus.RUNNING:
         raise ValidationError("status", "must be FINISHED, FAILED or KILLED")
     end_time = check_datetime("endTime", end_time)
-    run = await require_run(session, run_id=run_id)
+    run = await require_active_run(session, run_id=run_id)
     previous = run.status
     if previous != RunStatus.RUNNING:
         _check_same_end(run, status, end_time)
