@@ -96,6 +96,12 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        self.store_integrity_failures = Counter(
+            "modelgraph_store_integrity_failures",
+            "Downloads refused or cut short because a stored blob is missing or corrupt",
+            ["problem"],
+            registry=r,
+        )
 
     def path_label(self, path: str) -> str:
         return path if path in self.paths else "other"
@@ -106,6 +112,12 @@ class Metrics:
 
 class BodyTooLarge(Exception):
     pass
+
+
+class CutShort(Exception):
+    """Raised by a streamed response body that must stop before its Content-Length (its
+    reason logged where it was known): the connection closes short, so the client sees a
+    failed transfer, never a clean end on wrong bytes, and no traceback is logged."""
 
 
 def request_id_of(scope: Scope) -> str:
@@ -181,6 +193,10 @@ class RequestMiddleware:
             if _declared_length(scope) > limit:
                 raise BodyTooLarge
             await self.app(scope, bounded_receive, send_with_id)
+        except CutShort:
+            # The response started; returning without completing it makes the server
+            # close the connection.
+            pass
         except BodyTooLarge:
             self.metrics.body_too_large.inc()
             if not status["sent"]:

@@ -6,6 +6,7 @@ Errors are `{"error": {"code", "message", "field"?}}` with the status a client c
 
 import base64
 import binascii
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +29,7 @@ from app.errors import (
     UnavailableError,
     ValidationError,
 )
+from app.observability import CutShort, Metrics
 
 
 class _AnyPath(PathConvertor):
@@ -38,6 +40,7 @@ class _AnyPath(PathConvertor):
 
 
 register_url_convertor("artifact_path", _AnyPath())
+log = logging.getLogger("modelgraph.artifacts")
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _STATUS: list[tuple[type[DomainError], int]] = [
@@ -247,22 +250,34 @@ async def _send(request: Request, found: service.Located) -> Response:
     # The first chunk is read and checked before the status goes out, so a missing or
     # corrupt blob is a JSON error. A later bad chunk raises mid-body: the connection is
     # cut short of its Content-Length, never ended cleanly on wrong bytes.
+    metrics = request.app.state.metrics
     try:
         first = await anext(parts)
+    except (BlobMissingError, BlobCorruptError) as error:
+        metrics.store_integrity_failures.labels(error.code.lower()).inc()
+        log.error("download of %s refused: %s", request.url.path, error.message)
+        return error_response(error)
     except DomainError as error:
         return error_response(error)
     return StreamingResponse(
-        _then(first, parts),
+        _then(first, parts, request.url.path, metrics),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",
     )
 
 
-async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _then(
+    first: bytes, rest: AsyncIterator[bytes], path: str, metrics: Metrics
+) -> AsyncIterator[bytes]:
     yield first
-    async for part in rest:
-        yield part
+    try:
+        async for part in rest:
+            yield part
+    except (BlobMissingError, BlobCorruptError) as error:
+        metrics.store_integrity_failures.labels(error.code.lower()).inc()
+        log.error("download of %s cut short: %s", path, error.message)
+        raise CutShort from error
 
 
 ROUTES = [

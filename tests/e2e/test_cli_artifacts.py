@@ -8,13 +8,14 @@ import json
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.artifacts.models import CHUNK_SIZE
 from app.artifacts.service import manifest_digest
 from app.cli.exits import EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_OK
 from app.client import Artifacts, DigestMismatch
-from tests.e2e.conftest import Auth, cli, gql
+from tests.e2e.conftest import Auth, auth_headers, cli, gql
 
 START = (
     'mutation { startRun(input: {experiment: "art"}) { ... on StartRunSuccess { run { id } } } }'
@@ -264,3 +265,39 @@ def test_gc_removes_an_unreferenced_blob_and_keeps_referenced_ones(base, env, st
     assert (back / "kept.bin").read_bytes() == kept.read_bytes()
     code, out, _ = mg(env, "artifacts", "verify", "--json")
     assert (code, json.loads(out)["checked"]) == (EXIT_OK, 1)
+
+
+def _drain(response: httpx.Response, into: bytearray) -> None:
+    for part in response.iter_raw():
+        into += part
+
+
+def test_a_blob_corrupt_past_its_first_chunk_cuts_the_download_short(base, env, store, tmp_path):
+    """The status is sent once the first chunk checks out; damage found later cannot turn
+    into an error status, so the connection is closed short of its Content-Length: the
+    client sees a failed transfer, never a complete file of wrong bytes. The server logs
+    one line, counts it, and prints no traceback (the fixture checks at stop)."""
+    run = new_run(base)
+    local = write_tree(tmp_path / "out")
+    code, _, err = mg(env, "artifacts", "upload", "--run", run, str(local), "--url", base)
+    assert code == EXIT_OK, err
+    data = FILES["model/weights.bin"]
+    damaged = bytearray(data)
+    damaged[CHUNK_SIZE + 7] ^= 0xFF
+    blob_file(store, hashlib.sha256(data).hexdigest()).write_bytes(bytes(damaged))
+
+    url = f"{base}/artifacts/runs/{run}/model/weights.bin"
+    received = bytearray()
+    with (
+        httpx.Client(headers=auth_headers(), timeout=30, trust_env=False) as http,
+        http.stream("GET", url) as response,
+    ):
+        assert response.status_code == 200
+        assert int(response.headers["content-length"]) == len(data)
+        with pytest.raises(httpx.RemoteProtocolError):
+            _drain(response, received)
+    # Only verified chunks went out.
+    assert len(received) == CHUNK_SIZE
+    assert bytes(received) == data[:CHUNK_SIZE]
+    metrics = httpx.get(f"{base}/metrics", trust_env=False).text
+    assert 'modelgraph_store_integrity_failures_total{problem="blob_corrupt"} 1.0' in metrics
