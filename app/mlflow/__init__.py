@@ -10,9 +10,9 @@ from types import ModuleType
 
 from starlette.routing import Route
 
-from app.mlflow import wire
+from app.mlflow import artifacts, logged_models, registry, wire
 
-ENDPOINT_MODULES: tuple[ModuleType, ...] = ()
+ENDPOINT_MODULES: tuple[ModuleType, ...] = (logged_models, artifacts, registry)
 
 # Paths whose request bodies are artifact bytes, streamed under the artifact size limit
 # rather than the JSON body limit.
