@@ -67,13 +67,25 @@ def chunk_digests(data: bytes, chunk_size: int = CHUNK_SIZE) -> bytes:
     )
 
 
+# S3 moves an object with CopyObject, which takes at most 5 GiB in one request; the upload
+# itself is multipart and has no such bound, but settling it under its digest would fail.
+S3_COPY_LIMIT = 5 * 1024**3
+
+
 class BlobStore:
     def __init__(
-        self, store: Any = None, *, url: str, opener: Callable[[], Any] | None = None
+        self,
+        store: Any = None,
+        *,
+        url: str,
+        opener: Callable[[], Any] | None = None,
+        max_object_bytes: int | None = None,
     ) -> None:
         self._store = store
         self._opener = opener
         self.url = url
+        # The largest object this store can settle, whatever the size setting says.
+        self.max_object_bytes = max_object_bytes
 
     @property
     def store(self) -> Any:
@@ -99,7 +111,7 @@ class BlobStore:
 
             return cls(url=url, opener=local)
         if parsed.scheme == "s3":
-            return cls(S3Store.from_url(url), url=url)
+            return cls(S3Store.from_url(url), url=url, max_object_bytes=S3_COPY_LIMIT)
         raise ValueError(f"artifact store URL must be file:// or s3://, not {url!r}")
 
     @classmethod
@@ -113,6 +125,8 @@ class BlobStore:
     ) -> Uploaded:
         """Stream `data` to a new temporary object, hashing it whole and per chunk. A
         failure (the source raising, the size limit, the store) removes what was written."""
+        if self.max_object_bytes is not None and self.max_object_bytes < max_bytes:
+            max_bytes = self.max_object_bytes
         temp = f"{UPLOADS}{uuid.uuid4().hex}"
         whole = hashlib.sha256()
         chunks: list[bytes] = []

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.artifacts import service
 from app.artifacts.errors import BlobCorruptError, BlobMissingError, TooLargeError
 from app.artifacts.models import CHUNK_SIZE, Blob, RunArtifact
-from app.artifacts.store import UPLOADS, BlobStore, blob_key
+from app.artifacts.store import S3_COPY_LIMIT, UPLOADS, BlobStore, blob_key
 from app.errors import ValidationError
 from app.events.models import Event, EventType
 from tests.factories import make_run
@@ -105,6 +105,17 @@ async def test_declared_digest_mismatch_is_refused_and_leaves_nothing(db, blobs)
 async def test_size_limit_is_refused_and_leaves_nothing(db, blobs):
     with pytest.raises(TooLargeError) as refused:
         await service.store_content(db, blobs, pieces(DATA), max_bytes=CHUNK_SIZE)
+    assert refused.value.limit == CHUNK_SIZE
+    assert await objects(blobs, "") == []
+
+
+async def test_the_store_own_object_limit_bounds_the_setting(db, blobs, store_url):
+    """S3 settles an upload with one CopyObject (at most 5 GiB): a larger file is refused
+    by name and limit at upload, never accepted and then lost at settling."""
+    assert blobs.max_object_bytes == (S3_COPY_LIMIT if store_url.startswith("s3") else None)
+    blobs.max_object_bytes = CHUNK_SIZE
+    with pytest.raises(TooLargeError) as refused:
+        await service.store_content(db, blobs, pieces(DATA), max_bytes=10 * CHUNK_SIZE)
     assert refused.value.limit == CHUNK_SIZE
     assert await objects(blobs, "") == []
 
