@@ -10,6 +10,7 @@ byte (INVALID_STATE, which the client does not retry: a retry cannot mend stored
 or, past the first chunk, cuts the response short of its Content-Length; never wrong
 bytes."""
 
+import logging
 import mimetypes
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -28,9 +29,11 @@ from app.mlflow.uris import (
     parse_artifact_path,
 )
 from app.mlflow.wire import Call, MlflowError, endpoint, invalid
+from app.observability import CutShort, Metrics
 from app.tracking.logged_model_models import LoggedModel
 from app.tracking.models import Run
 
+log = logging.getLogger("modelgraph.artifacts")
 SERVICE = "mlflow-artifacts"
 SERVER_INFO = {
     "store_type": "SqlStore",
@@ -155,19 +158,31 @@ async def _send(call: Call, found: service.Located) -> Response:
     parts = blobs.open(found.digest, size=found.size, chunks=found.chunks)
     # The first chunk is read and checked before the status goes out: a missing or
     # corrupt blob is an error answer, not a 200 with wrong bytes.
+    metrics: Metrics = call.state.metrics
+    path = call.request.url.path
     try:
         first = await anext(parts)
     except (BlobMissingError, BlobCorruptError) as error:
+        metrics.store_integrity_failures.labels(error.code.lower()).inc()
+        log.error("download of %s refused: %s", path, error.message)
         raise MlflowError("INVALID_STATE", error.message) from None
     return StreamingResponse(
-        _then(first, parts), status_code=200, headers=headers, media_type=media_type
+        _then(first, parts, path, metrics), status_code=200, headers=headers, media_type=media_type
     )
 
 
-async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _then(
+    first: bytes, rest: AsyncIterator[bytes], path: str, metrics: Metrics
+) -> AsyncIterator[bytes]:
     yield first
-    async for part in rest:
-        yield part
+    try:
+        async for part in rest:
+            yield part
+    except (BlobMissingError, BlobCorruptError) as error:
+        # Past the status: the connection is cut short of its Content-Length.
+        metrics.store_integrity_failures.labels(error.code.lower()).inc()
+        log.error("download of %s cut short: %s", path, error.message)
+        raise CutShort from error
 
 
 @endpoint(

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from app.artifacts.models import CHUNK_SIZE
 from app.artifacts.store import blob_key
 
 START = 'mutation { startRun(input: {experiment: "exp"}) { ... on StartRunSuccess { run { id experiment { id } } } } }'
@@ -109,6 +111,31 @@ def test_corrupt_blob_is_refused_never_served(mlflow_server, tmp_path):
         missing = http.get(url)
         assert (missing.status_code, missing.json()["error_code"]) == (400, "INVALID_STATE")
         assert "missing" in missing.json()["message"]
+
+
+def test_corruption_past_the_first_chunk_cuts_the_download_short(mlflow_server, tmp_path):
+    exp, run = start_run(mlflow_server)
+    data = os.urandom(CHUNK_SIZE + 1000)
+    url = f"{PROXY}/{exp}/{run}/artifacts/big.bin"
+    with client(mlflow_server) as http:
+        assert http.put(url, content=data).status_code == 200
+        stored = tmp_path / "blobs" / blob_key(hashlib.sha256(data).hexdigest())
+        damaged = bytearray(stored.read_bytes())
+        damaged[CHUNK_SIZE + 10] ^= 0xFF
+        stored.write_bytes(bytes(damaged))
+        received = bytearray()
+
+        def drain() -> None:
+            with http.stream("GET", url) as response:
+                assert response.status_code == 200
+                for part in response.iter_bytes():
+                    received.extend(part)
+
+        with pytest.raises(httpx.RemoteProtocolError):
+            drain()
+    # the good first chunk at most, never a byte of the damaged one
+    assert bytes(received) == data[: len(received)]
+    assert len(received) <= CHUNK_SIZE
 
 
 REFUSALS = [
