@@ -32,7 +32,6 @@ STAGE_NAMES = {
 STAGES = {name.lower(): stage for stage, name in STAGE_NAMES.items()}
 MODELS_SEARCH_MAX = 1000
 VERSIONS_SEARCH_MAX = 200_000
-LOGGED_MODEL_SOURCE = "models:/"
 
 
 def _stage(text: str) -> Stage:
@@ -73,14 +72,17 @@ def version_json(name: str, v: ModelVersion, aliases: Sequence[str]) -> dict[str
         "creation_timestamp": millis(v.created_at),
         "last_updated_timestamp": millis(v.updated_at),
         "current_stage": STAGE_NAMES[v.stage],
-        "description": v.description or "",
         "source": v.source or "",
-        "run_id": v.run_id or "",
         "status": "READY",
         "tags": _tags(v.tags),
         "aliases": list(aliases),
         "run_link": v.run_link or "",
     }
+    # Absent, not empty, when unset: the client reads an empty run_id as a run id.
+    if v.description is not None:
+        out["description"] = v.description
+    if v.run_id is not None:
+        out["run_id"] = v.run_id
     if v.logged_model_id:
         out["model_id"] = v.logged_model_id
     return out
@@ -100,23 +102,26 @@ async def _models_json(
     ids = [m.id for m in models if m.id is not None]
     latest = await reads.latest_per_stage(session, model_ids=ids)
     aliases = await reads.aliases_by_models(session, model_ids=ids)
+    # Every model's latest versions in one batch (one alias read for all of them).
+    pairs = [(m.name, v) for m in models for v in latest.get(m.id or 0, [])]
+    shown_versions = iter(await _versions_json(session, pairs))
     out = []
     for m in models:
         mine = latest.get(m.id or 0, [])
-        out.append(
-            {
-                "name": m.name,
-                "creation_timestamp": millis(m.created_at),
-                "last_updated_timestamp": millis(m.updated_at),
-                "description": m.description or "",
-                "latest_versions": await _versions_json(session, [(m.name, v) for v in mine]),
-                "tags": _tags(m.tags),
-                "aliases": [
-                    {"alias": alias, "version": str(v.version)}
-                    for alias, v in aliases.get(m.id or 0, [])
-                ],
-            }
-        )
+        shown: dict[str, Any] = {
+            "name": m.name,
+            "creation_timestamp": millis(m.created_at),
+            "last_updated_timestamp": millis(m.updated_at),
+            "latest_versions": [next(shown_versions) for _ in mine],
+            "tags": _tags(m.tags),
+            "aliases": [
+                {"alias": alias, "version": str(v.version)}
+                for alias, v in aliases.get(m.id or 0, [])
+            ],
+        }
+        if m.description is not None:
+            shown["description"] = m.description
+        out.append(shown)
     return out
 
 
@@ -316,17 +321,6 @@ async def get_latest_versions_get(call: Call) -> dict[str, Any]:
 # ---------------------------------------------------------------- model versions
 
 
-def _logged_model_id(call: Call, source: str | None) -> str | None:
-    given = call.text("model_id")
-    if given:
-        return given
-    if source and source.startswith(LOGGED_MODEL_SOURCE):
-        rest = source.removeprefix(LOGGED_MODEL_SOURCE).split("/", 1)[0]
-        if rest.startswith("m-"):
-            return rest
-    return None
-
-
 @endpoint("POST", "model-versions/create", operation="register_model_version")
 async def create_model_version(call: Call) -> dict[str, Any]:
     name = call.required_text("name")
@@ -343,7 +337,8 @@ async def create_model_version(call: Call) -> dict[str, Any]:
             description=call.text("description"),
             tags=_tag_dict(call),
             run_link=call.text("run_link") or None,
-            logged_model_id=_logged_model_id(call, source),
+            # A models:/<id> source (or model_id) registers that logged model's files.
+            logged_model_id=call.text("model_id") or None,
             actor=call.principal.actor,
         )
         return {"model_version": await _one_version_json(session, name, registration.version)}

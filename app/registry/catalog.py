@@ -40,6 +40,7 @@ from app.registry.models import (
     RegisteredModel,
 )
 from app.registry.stages import Stage
+from app.tracking import logged_models
 from app.tracking import service as tracking_service
 from app.tracking.models import DESCRIPTION_LIMIT, KEY_LIMIT, TAG_VALUE_LIMIT, Run
 
@@ -341,17 +342,25 @@ async def register_version(
 ) -> Registration:
     """A new DEVELOPMENT version of `model` (created if missing), numbered next, owning
     `files` ((path, digest) of stored blobs) or, without them, the files of a
-    `runs:/<runId>/<path>` source."""
+    `runs:/<runId>/<path>` source, or those of the READY logged model it is registered
+    from (`logged_model_id`, or a `models:/<model id>` source)."""
     check_length("source", source, SOURCE_LIMIT)
     check_length("description", description, DESCRIPTION_LIMIT)
     check_length("runLink", run_link, SOURCE_LIMIT)
-    check_length("loggedModelId", logged_model_id, 64)
     tags = tags or {}
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
+    if logged_model_id is not None:
+        logged_model_id = logged_models.check_model_id("loggedModelId", logged_model_id)
+    elif source is not None:
+        logged_model_id = logged_models.parse_model_source(source)
     if files is not None:
         manifest = await _uploaded_files(session, files)
     elif source is not None and source.startswith(RUN_SOURCE):
         manifest = await _run_files(session, source)
+    elif logged_model_id is not None:
+        manifest = await logged_models.logged_model_manifest(
+            session, model_id=logged_model_id, field="source"
+        )
     else:
         manifest = []
     run = None

@@ -3,6 +3,7 @@ the client reads back, and what GraphQL and a subscribed watcher see of the same
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from mlflow.entities.model_registry import ModelVersion as MlflowVersion
@@ -104,7 +105,7 @@ def test_versions_create_get_update_tag_search_and_download_uri(mlflow_server, m
         "d1",
     )
     assert first.tags == {"framework": "sk"}
-    assert second.version == "2"
+    assert (second.version, second.run_id, second.description) == ("2", None, None)
 
     mlflow_client.update_model_version("reg-b", "2", description="better")
     mlflow_client.set_model_version_tag("reg-b", "2", "validated", "yes")
@@ -362,3 +363,73 @@ def test_bad_input_gets_mlflow_codes_never_a_5xx(mlflow_server):
 def test_rest_exception_type(mlflow_client):
     with pytest.raises(RestException):
         mlflow_client.get_model_version("none", "1")
+
+
+START = (
+    'mutation { startRun(input: {experiment: "exp"}) '
+    "{ ... on StartRunSuccess { run { id experiment { id } } } } }"
+)
+PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+FILES = "query($n: String!) { modelVersion(model: $n, version: 1) { digest files { path size } } }"
+
+
+def test_a_version_from_runs_source_owns_a_snapshot_of_the_runs_files(
+    mlflow_server, mlflow_client, tmp_path
+):
+    import httpx
+    import mlflow
+
+    run = mlflow_server.gql(START)["startRun"]["run"]
+    root = f"{run['experiment']['id']}/{run['id']}/artifacts"
+    with httpx.Client(
+        base_url=mlflow_server.url,
+        headers={"Authorization": f"Bearer {mlflow_server.token}"},
+        timeout=30,
+    ) as http:
+        for path, body in (("model/MLmodel", b"flavors: {}\n"), ("model/w.bin", b"\x00" * 99)):
+            assert http.put(f"{PROXY}/{root}/{path}", content=body).status_code == 200
+        assert http.put(f"{PROXY}/{root}/other.txt", content=b"not in it").status_code == 200
+
+    mlflow_client.create_registered_model("snap")
+    version = mlflow_client.create_model_version(
+        "snap", f"runs:/{run['id']}/model", run_id=run["id"]
+    )
+    assert (version.version, version.run_id) == ("1", run["id"])
+
+    uri = mlflow_client.get_model_version_download_uri("snap", "1")
+    got = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path)))
+    assert sorted(p.name for p in got.rglob("*") if p.is_file()) == ["MLmodel", "w.bin"]
+    assert (got / "MLmodel").read_bytes() == b"flavors: {}\n"
+    graph = mlflow_server.gql(FILES, n="snap")["modelVersion"]
+    assert graph["files"] == [{"path": "MLmodel", "size": 12}, {"path": "w.bin", "size": 99}]
+    assert graph["digest"]
+
+
+def test_a_version_from_a_logged_model_owns_its_files(mlflow_server, mlflow_client, tmp_path):
+    import mlflow
+    from mlflow.entities import LoggedModelStatus
+
+    run = mlflow_server.gql(START)["startRun"]["run"]
+    logged = mlflow_client.create_logged_model(run["experiment"]["id"], name="model")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors: {}\n")
+    (folder / "python_model.pkl").write_bytes(b"\x80\x04pickle")
+    mlflow_client.log_model_artifacts(logged.model_id, str(folder))
+    mlflow_client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+
+    mlflow_client.create_registered_model("from-logged")
+    version = mlflow_client.create_model_version(
+        "from-logged", f"models:/{logged.model_id}", model_id=logged.model_id
+    )
+    assert version.source == f"models:/{logged.model_id}"
+    shown = mlflow_server.gql(
+        '{ modelVersion(model: "from-logged", version: 1) { loggedModelId } }'
+    )["modelVersion"]
+    assert shown == {"loggedModelId": logged.model_id}
+
+    uri = mlflow_client.get_model_version_download_uri("from-logged", "1")
+    got = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "d")))
+    assert sorted(p.name for p in got.rglob("*") if p.is_file()) == ["MLmodel", "python_model.pkl"]
+    files = mlflow_server.gql(FILES, n="from-logged")["modelVersion"]["files"]
+    assert [f["path"] for f in files] == ["MLmodel", "python_model.pkl"]
