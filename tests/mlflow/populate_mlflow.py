@@ -159,7 +159,10 @@ def main() -> None:
     model_files = {}
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{info2.model_id}", dst_path=tmp))
-        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        # registered_model_meta is written by the client's download, not kept by the server.
+        for path in sorted(
+            p for p in local.rglob("*") if p.is_file() and p.name != "registered_model_meta"
+        ):
             model_files[path.relative_to(local).as_posix()] = hashlib.sha256(
                 path.read_bytes()
             ).hexdigest()
