@@ -378,6 +378,20 @@ async def list_model_artifacts(
     return (await session.scalars(statement.order_by(col(LoggedModelArtifact.path)))).all()
 
 
+async def artifacts_by_models(
+    session: AsyncSession, *, model_ids: Sequence[str]
+) -> dict[str, list[LoggedModelArtifact]]:
+    """Each logged model's files, by path."""
+    out: dict[str, list[LoggedModelArtifact]] = {}
+    for row in await session.scalars(
+        select(LoggedModelArtifact)
+        .where(col(LoggedModelArtifact.model_id).in_(list(model_ids)))
+        .order_by(col(LoggedModelArtifact.model_id), col(LoggedModelArtifact.path))
+    ):
+        out.setdefault(row.model_id, []).append(row)
+    return out
+
+
 async def get_version_file(session: AsyncSession, *, version_id: int, path: str) -> Located:
     """One file of a model version, with what a verified read needs."""
     path = normalize_path("path", path)

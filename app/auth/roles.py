@@ -44,6 +44,8 @@ OPERATION_ROLES: dict[str, Role] = {
     "events": R,
     "lifecycle_events": R,
     "run_metrics": R,
+    "logged_model": R,
+    "logged_models": R,
     # training code and CI reporting
     "create_experiment": W,
     "start_run": W,
@@ -87,6 +89,10 @@ ROUTE_ROLES: dict[str, Role] = {
     "logged_models.read": R,
     "logged_models.write": W,
     "mlflow.server_info": R,
+    # MLflow tracking calls with no GraphQL twin of the same name: reads (search), and
+    # the run and experiment changes training code makes (WRITER, as logging is).
+    "tracking.read": R,
+    "tracking.write": W,
     # MLflow REST calls with no GraphQL twin.
     "mlflow.create_registered_model": W,
 }

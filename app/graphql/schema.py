@@ -29,13 +29,14 @@ from app.graphql.registry import types as registry_types
 from app.graphql.registry.mutations import RegistryMutation
 from app.graphql.registry.queries import RegistryQuery
 from app.graphql.scalars import SCALAR_MAP
+from app.graphql.tracking.logged_models import LoggedModelQuery
 from app.graphql.tracking.mutations import TrackingMutation
 from app.graphql.tracking.queries import TrackingQuery
 from app.graphql.tracking.subscriptions import TrackingSubscription
 
 
 @strawberry.type
-class Query(TrackingQuery, RegistryQuery, EventsQuery, AuthQuery):
+class Query(TrackingQuery, LoggedModelQuery, RegistryQuery, EventsQuery, AuthQuery):
     pass
 
 

@@ -393,6 +393,14 @@ async def details(session: AsyncSession, *, model_ids: Sequence[str]) -> dict[st
     return out
 
 
+async def logged_models_by_ids(
+    session: AsyncSession, *, ids: Sequence[str]
+) -> dict[str, LoggedModel]:
+    """Logged models by id (deleted ones too: the caller decides whether to show them)."""
+    rows = await session.scalars(select(LoggedModel).where(col(LoggedModel.id).in_(list(ids))))
+    return {m.id: m for m in rows}
+
+
 async def outputs_by_runs(
     session: AsyncSession, *, run_ids: Sequence[str]
 ) -> dict[str, list[tuple[str, int]]]:

@@ -29,6 +29,8 @@ OPERATIONS: dict[str, str] = {
     "model_version": '{ modelVersion(model: "m", version: 1) { version } }',
     "check_promotion": '{ checkPromotion(model: "m", version: 1, stage: STAGING) { unmet { condition } } }',
     "events": "{ events { nodes { type } } }",
+    "logged_model": '{ loggedModel(id: "m-00000000000000000000000000000000") { id } }',
+    "logged_models": '{ loggedModels(experiment: "exp") { nodes { id } } }',
     "api_tokens": "{ apiTokens { nodes { name } } }",
     # From the first event, so an allowed watcher gets one at once.
     "lifecycle_events": "subscription($start: String) { lifecycleEvents(after: $start) { type } }",
@@ -69,6 +71,7 @@ MATRIX = {
     Role.READER: {
         "viewer", "experiments", "experiment", "run", "runs", "best_run", "models", "model",
         "model_version", "check_promotion", "events", "lifecycle_events", "run_metrics",
+        "logged_model", "logged_models",
     },
     Role.WRITER: {
         "create_experiment", "start_run", "log_metrics", "log_params", "set_run_tags",

@@ -14,6 +14,9 @@ from mlflow.exceptions import MlflowException, RestException
 
 EXPERIMENT = 'mutation { createExperiment(input: {name: "exp"}) { ... on CreateExperimentSuccess { experiment { id } } } }'
 PIP = ["mlflow-skinny==3.17.2"]
+GRAPH = """query($exp: String!) { loggedModels(experiment: $exp) { nodes {
+    id name status params { key value } tags { key value }
+    files { path digest size downloadUrl } } } }"""
 
 
 class AddN(mlflow.pyfunc.PythonModel):
@@ -76,8 +79,19 @@ def test_create_upload_finalize_load_and_search(mlflow_server, mlflow_client, tm
     )
     assert ([m.name for m in rest], rest.token) == (["other"], None)
 
-    # the graph holds the files by digest
+    # the graph shows the same model, its files by digest
     pickle = (local / "python_model.pkl").read_bytes()
+    shown = mlflow_server.gql(GRAPH, exp="exp")["loggedModels"]["nodes"]
+    assert [(m["id"], m["name"], m["status"]) for m in shown] == [
+        (other.model_id, "other", "PENDING"),
+        (model.model_id, "adder", "READY"),
+    ]
+    assert shown[1]["params"] == [{"key": "n", "value": "2"}]
+    assert shown[1]["tags"] == [{"key": "stage", "value": "candidate"}]
+    files = {f["path"]: f for f in shown[1]["files"]}
+    assert files["python_model.pkl"]["digest"] == hashlib.sha256(pickle).hexdigest()
+    assert files["python_model.pkl"]["size"] == len(pickle)
+    assert files["MLmodel"]["downloadUrl"].endswith(f"/models/{model.model_id}/artifacts/MLmodel")
     mlflow_client.delete_logged_model(other.model_id)
     with pytest.raises(MlflowException) as gone:
         mlflow_client.get_logged_model(other.model_id)
