@@ -234,9 +234,21 @@ class Importer:
             )
         self._count("experiments", created)
         self.phase = f"experiment {source['name']}"
+        outputs: dict[str, list[tuple[str, int]]] = {}
         async for run in self.reader.runs(source["experiment_id"]):
             info = run["info"]
             await self._guard("run", info["run_id"], partial(self._run, experiment, run))
+            made = run.get("outputs", {}).get("model_outputs", [])
+            if made:
+                outputs[info["run_id"]] = [(o["model_id"], int(o.get("step", 0))) for o in made]
+        async for model in self.reader.logged_models(source["experiment_id"]):
+            await self._guard(
+                "loggedModel",
+                model["info"]["model_id"],
+                partial(self._logged_model, experiment, model),
+            )
+        for run_id, made in outputs.items():
+            await self._guard("runOutputs", run_id, partial(self._outputs, run_id, made))
         if source.get("lifecycle_stage") == "deleted":
             async with self.db.unit_of_work() as session:
                 experiment = await session.merge(experiment)
@@ -249,7 +261,8 @@ class Importer:
             self._count("deletedExperiments", deleted)
 
     async def _run(self, experiment: Any, source: dict[str, Any]) -> None:
-        from app.tracking import imports
+        from app.tracking import datasets, imports
+        from app.tracking.datasets import DatasetInput
         from app.tracking.models import RunStatus
 
         info, data = source["info"], source.get("data", {})
@@ -266,6 +279,10 @@ class Importer:
                 parent_run_id=_tags(data.get("tags")).get("mlflow.parentRunId"),
                 actor=self.actor,
             )
+            if run.deleted_at is not None:
+                # Deleted here (by an earlier import or since): left exactly as it is.
+                self._count("runs", False)
+                return
             params = {p["key"]: p.get("value", "") for p in data.get("params", [])}
             new_params = await imports.add_missing_params(
                 session, run_id=run.id, params=params, actor=self.actor
@@ -273,6 +290,22 @@ class Importer:
             new_tags = await imports.add_missing_tags(
                 session, run_id=run.id, tags=_tags(data.get("tags")), actor=self.actor
             )
+            inputs = [
+                DatasetInput(
+                    name=d["dataset"]["name"],
+                    digest=d["dataset"]["digest"],
+                    source_type=d["dataset"].get("source_type", ""),
+                    source=d["dataset"].get("source", ""),
+                    schema=d["dataset"].get("schema") or None,
+                    profile=d["dataset"].get("profile") or None,
+                    tags=_tags(d.get("tags")),
+                )
+                for d in source.get("inputs", {}).get("dataset_inputs", [])
+            ]
+            if inputs:
+                # Idempotent: an input the run already has is left as it is.
+                await datasets.log_inputs(session, run_id=run.id, inputs=inputs, actor=self.actor)
+        self._count("datasetInputs", created, len(inputs))
         self._count("runs", created)
         self._count("params", True, new_params)
         self._count("runTags", True, new_tags)
@@ -316,6 +349,77 @@ class Importer:
                     session, run_id=run_id, at=None, actor=self.actor
                 )
             self._count("deletedRuns", deleted)
+
+    async def _logged_model(self, experiment: Any, source: dict[str, Any]) -> None:
+        from app.artifacts import service as artifacts
+        from app.tracking import imports
+        from app.tracking.logged_model_models import LoggedModelStatus
+
+        info, data = source["info"], source.get("data", {})
+        model_id = info["model_id"]
+        async with self.db.unit_of_work() as session:
+            _model, created = await imports.import_logged_model(
+                session,
+                model_id=model_id,
+                experiment=experiment,
+                name=info.get("name") or model_id,
+                source_run_id=info.get("source_run_id") or None,
+                model_type=info.get("model_type") or None,
+                params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+                tags=_tags(info.get("tags")),
+                created_at=_ms(info.get("creation_timestamp_ms")),
+                actor=self.actor,
+            )
+        self._count("loggedModels", created)
+        root = self.reader.proxied_path(info.get("artifact_uri") or "")
+        if root is None:
+            self._skip("loggedModelFiles", model_id, f"{info.get('artifact_uri')} is not proxied")
+        else:
+            async with self.db.read() as session:
+                have = {
+                    a.path for a in await artifacts.list_model_artifacts(session, model_id=model_id)
+                }
+            for entry in await self.reader.walk_artifacts(root):
+                if entry["path"] in have:
+                    continue
+                uploaded = await artifacts.store_content(
+                    self.db,
+                    self.blobs,
+                    self.reader.download(root, entry["path"]),
+                    max_bytes=self.max_bytes,
+                )
+                async with self.db.unit_of_work() as session:
+                    await artifacts.log_model_artifact(
+                        session,
+                        self.blobs,
+                        model_id=model_id,
+                        path=entry["path"],
+                        uploaded=uploaded,
+                        actor=self.actor,
+                        max_files=self.max_files,
+                    )
+                self._count("loggedModelFiles", True)
+        status = {
+            "LOGGED_MODEL_READY": LoggedModelStatus.READY,
+            "LOGGED_MODEL_UPLOAD_FAILED": LoggedModelStatus.FAILED,
+        }.get(info.get("status", ""), LoggedModelStatus.PENDING)
+        async with self.db.unit_of_work() as session:
+            await imports.finish_logged_model(
+                session,
+                model_id=model_id,
+                status=status,
+                updated_at=_ms(info.get("last_updated_timestamp_ms")),
+                actor=self.actor,
+            )
+
+    async def _outputs(self, run_id: str, made: list[tuple[str, int]]) -> None:
+        from app.tracking import logged_models
+        from app.tracking.logged_model_models import LoggedModel
+
+        async with self.db.unit_of_work() as session:
+            known = [(m, step) for m, step in made if await session.get(LoggedModel, m)]
+            # Idempotent: an output already recorded at this step is left as it is.
+            await logged_models.log_outputs(session, run_id=run_id, outputs=known, actor=self.actor)
 
     async def _run_files(self, run_id: str, artifact_uri: str) -> None:
         from app.artifacts import service as artifacts

@@ -23,12 +23,22 @@ from app.db.types import stored, utcnow
 from app.errors import ConflictError, ValidationError, check_length, check_name, check_tags
 from app.events.models import EventType
 from app.events.service import record_event
+from app.tracking import logged_models
 from app.tracking import metrics as tracking_metrics
 from app.tracking import service as tracking_service
+from app.tracking.logged_model_models import (
+    LOGGED_MODEL_TAG_VALUE_LIMIT,
+    MODEL_TYPE_LIMIT,
+    LoggedModel,
+    LoggedModelParam,
+    LoggedModelStatus,
+    LoggedModelTag,
+)
 from app.tracking.models import (
     KEY_LIMIT,
     METRIC_BATCH_LIMIT,
     NAME_LIMIT,
+    PARAM_VALUE_LIMIT,
     TAG_VALUE_LIMIT,
     USER_LIMIT,
     Experiment,
@@ -266,5 +276,91 @@ async def mark_run_deleted(
         type=EventType.RUN_DELETED,
         actor=actor,
         payload={"runId": run_id, "imported": True},
+    )
+    return True
+
+
+async def import_logged_model(
+    session: AsyncSession,
+    *,
+    model_id: str,
+    experiment: Experiment,
+    name: str,
+    source_run_id: str | None,
+    model_type: str | None,
+    params: dict[str, str],
+    tags: dict[str, str],
+    created_at: datetime | None,
+    actor: str,
+) -> tuple[LoggedModel, bool]:
+    """The logged model with the source's id, created PENDING (its files come next, then
+    `finish_logged_model`) at its original time when missing; (it, whether it was created).
+    The source run is linked when modelgraph has it."""
+    model_id = logged_models.check_model_id("modelId", model_id)
+    check_name("name", name, NAME_LIMIT)
+    existing = await session.get(LoggedModel, model_id)
+    if existing is not None:
+        if existing.experiment_id != experiment.id:
+            raise ConflictError(
+                "modelId", f"logged model {model_id} already exists in another experiment"
+            )
+        return existing, False
+    check_length("modelType", model_type, MODEL_TYPE_LIMIT)
+    check_tags("params", params, key_limit=KEY_LIMIT, value_limit=PARAM_VALUE_LIMIT)
+    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=LOGGED_MODEL_TAG_VALUE_LIMIT)
+    if source_run_id is not None and await session.get(Run, source_run_id) is None:
+        source_run_id = None
+    at = created_at or utcnow()
+    model = LoggedModel(
+        id=model_id,
+        experiment_id=stored(experiment.id),
+        name=name,
+        source_run_id=source_run_id,
+        model_type=model_type or None,
+        status=LoggedModelStatus.PENDING,
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(model)
+    await session.flush()
+    session.add_all(LoggedModelParam(model_id=model_id, key=k, value=v) for k, v in params.items())
+    session.add_all(LoggedModelTag(model_id=model_id, key=k, value=v) for k, v in tags.items())
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.LOGGED_MODEL_CREATED,
+        actor=actor,
+        payload={
+            "modelId": model_id,
+            "name": name,
+            "experimentId": experiment.id,
+            "sourceRunId": source_run_id,
+            "imported": True,
+        },
+    )
+    return model, True
+
+
+async def finish_logged_model(
+    session: AsyncSession,
+    *,
+    model_id: str,
+    status: LoggedModelStatus,
+    updated_at: datetime | None,
+    actor: str,
+) -> bool:
+    """Give an imported PENDING logged model the source's final status (READY or FAILED)
+    once its files are here; whether it changed."""
+    model = await logged_models.get_logged_model(session, model_id=model_id, lock=True)
+    if model.status != LoggedModelStatus.PENDING or status == LoggedModelStatus.PENDING:
+        return False
+    model.status = status
+    model.updated_at = max(updated_at or utcnow(), model.created_at)
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.LOGGED_MODEL_UPDATED,
+        actor=actor,
+        payload={"modelId": model_id, "status": str(status), "from": "PENDING", "imported": True},
     )
     return True

@@ -17,13 +17,15 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlmodel import col
 
+from app.artifacts import service as artifact_service
 from app.cli.import_mlflow import import_mlflow
 from app.config import Settings
 from app.db import Database
 from app.db.tables import metadata
 from app.events.models import Event
 from app.registry.models import ModelVersion, RegisteredModel
-from app.tracking.models import Experiment, Run
+from app.tracking.logged_model_models import LoggedModel
+from app.tracking.models import Dataset, Experiment, Run, RunInput
 from tests.conftest import GraphQLClient
 from tests.mlflow.real_server import ROOT, RealMlflow, free_port, mlflow_python
 
@@ -173,6 +175,20 @@ async def test_full_copy_as_graphql_shows_it(
     async with db.read() as session:
         child = await session.get_one(Run, facts["runs"]["train-1-fold-0"]["id"])
         assert child.parent_run_id == train["id"]
+        used = (
+            await session.execute(
+                select(col(Dataset.name), col(RunInput.context))
+                .join(RunInput, col(RunInput.dataset_id) == col(Dataset.id))
+                .where(col(RunInput.run_id) == train["id"])
+            )
+        ).all()
+        assert [tuple(u) for u in used] == [("digits-train", "training")]
+        # The MLflow 3 logged model under its own id, READY, with MLflow's bytes.
+        logged = await session.get_one(LoggedModel, facts["logged_model_id_2"])
+        assert logged.status == "READY"
+        assert logged.source_run_id == facts["runs"]["train-2"]["id"]
+        logged_files = await artifact_service.list_model_artifacts(session, model_id=logged.id)
+        assert {f.path: f.digest for f in logged_files} == facts["logged_model_2_files"]
         discarded = await session.get_one(Run, facts["runs"]["discarded"]["id"])
         assert discarded.deleted_at is not None
         gone = (
