@@ -27,6 +27,10 @@ BLOBS = "blobs/"
 UPLOADS = "uploads/"
 # Parts of a multipart upload to S3: each is held in memory until sent.
 PART_SIZE = 8 * 1024 * 1024
+# Parts written concurrently, each held in memory until written: an upload's memory is
+# bounded by PART_SIZE * PARTS_IN_FLIGHT whatever the file's size (obstore's default of
+# 12 held ~100 MiB per upload when the body arrived faster than the store took it).
+PARTS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,13 @@ class BlobStore:
                 yield piece
 
         try:
-            await obstore.put_async(self.store, temp, hashed(), chunk_size=PART_SIZE)
+            await obstore.put_async(
+                self.store,
+                temp,
+                hashed(),
+                chunk_size=PART_SIZE,
+                max_concurrency=PARTS_IN_FLIGHT,
+            )
         except BaseException:
             await self.discard(temp)
             raise
