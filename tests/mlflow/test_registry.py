@@ -433,3 +433,39 @@ def test_a_version_from_a_logged_model_owns_its_files(mlflow_server, mlflow_clie
     assert sorted(p.name for p in got.rglob("*") if p.is_file()) == ["MLmodel", "python_model.pkl"]
     files = mlflow_server.gql(FILES, n="from-logged")["modelVersion"]["files"]
     assert [f["path"] for f in files] == ["MLmodel", "python_model.pkl"]
+
+
+def _add_one_model():
+    import mlflow.pyfunc
+
+    class Model(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input: list[int], params=None) -> list[int]:
+            return [x + 1 for x in model_input]
+
+    return Model()
+
+
+def test_load_model_by_number_alias_and_stage(mlflow_server, mlflow_client, tmp_path):
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.entities import LoggedModelStatus
+
+    saved = tmp_path / "saved"
+    mlflow.pyfunc.save_model(str(saved), python_model=_add_one_model())
+    run = mlflow_server.gql(START)["startRun"]["run"]
+    logged = mlflow_client.create_logged_model(run["experiment"]["id"], name="model")
+    mlflow_client.log_model_artifacts(logged.model_id, str(saved))
+    mlflow_client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    mlflow_client.create_registered_model("served")
+    mlflow_client.create_model_version(
+        "served", f"models:/{logged.model_id}", model_id=logged.model_id
+    )
+    mlflow_client.set_registered_model_alias("served", "champion", "1")
+    mlflow_client.transition_model_version_stage("served", "1", "Production")
+
+    uris = ("models:/served/1", "models:/served@champion", "models:/served/Production")
+    for n, uri in enumerate(uris):
+        into = tmp_path / f"loaded-{n}"
+        into.mkdir()
+        loaded = mlflow.pyfunc.load_model(uri, dst_path=str(into))
+        assert loaded.predict([1, 41]) == [2, 42], uri
