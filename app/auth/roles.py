@@ -44,8 +44,6 @@ OPERATION_ROLES: dict[str, Role] = {
     "events": R,
     "lifecycle_events": R,
     "run_metrics": R,
-    "logged_model": R,
-    "logged_models": R,
     # training code and CI reporting
     "create_experiment": W,
     "start_run": W,

@@ -10,9 +10,9 @@ from types import ModuleType
 
 from starlette.routing import Route
 
-from app.mlflow import artifacts, logged_models, registry, wire
+from app.mlflow import artifacts, logged_models, registry, tracking, wire
 
-ENDPOINT_MODULES: tuple[ModuleType, ...] = (logged_models, artifacts, registry)
+ENDPOINT_MODULES: tuple[ModuleType, ...] = (logged_models, artifacts, registry, tracking)
 
 # Paths whose request bodies are artifact bytes, streamed under the artifact size limit
 # rather than the JSON body limit.

@@ -152,13 +152,16 @@ class _Reader:
     def fail(self, token: _Token, message: str) -> ValidationError:
         return ValidationError(self.field, f"{message} at {token.at} ({token.text!r})")
 
-    def identifier(self) -> tuple[Entity, str]:
-        """`prefix.key`, the key possibly quoted or dotted."""
+    def identifier(self, bare: frozenset[str] = frozenset()) -> tuple[Entity, str]:
+        """`prefix.key`, the key possibly quoted or dotted; a name in `bare` alone is an
+        attribute."""
         first = self.take()
         if first.kind != "word":
             raise self.fail(first, "expected an identifier such as metrics.accuracy")
-        entity = PREFIXES.get(first.text.lower())
         dot = self.peek()
+        if first.text in bare and (dot is None or dot.text != "."):
+            return Entity.ATTRIBUTE, first.text
+        entity = PREFIXES.get(first.text.lower())
         if entity is None or dot is None or dot.text != ".":
             raise self.fail(
                 first,
@@ -358,3 +361,113 @@ def like_to_glob(pattern: str) -> str:
     special characters stand for themselves."""
     special = {"*": "[*]", "?": "[?]", "[": "[[]", "%": "*", "_": "?"}
     return "".join(special.get(c, c) for c in pattern)
+
+
+# Experiments: their attributes (bare or prefixed, as MLflow clients write them) and tags.
+EXPERIMENT_STRING_ATTRIBUTES = frozenset({"name"})
+EXPERIMENT_NUMERIC_ATTRIBUTES = frozenset({"creation_time", "last_update_time", "experiment_id"})
+EXPERIMENT_ATTRIBUTES = EXPERIMENT_STRING_ATTRIBUTES | EXPERIMENT_NUMERIC_ATTRIBUTES
+
+
+def _experiment_clause(reader: _Reader) -> Clause:
+    start = reader.peek()
+    assert start is not None
+    entity, key = reader.identifier(EXPERIMENT_ATTRIBUTES)
+    op = _operator(reader)
+    what = f"{entity.value}.{key}"
+    if entity == Entity.TAG:
+        _allowed(reader, start, what, op, KEY_VALUE_OPS)
+        if op.startswith("IS"):
+            return Clause(entity, key, op, None)
+        return Clause(entity, key, op, _strings(reader) if op.endswith("IN") else _string(reader))
+    if entity != Entity.ATTRIBUTE or key not in EXPERIMENT_ATTRIBUTES:
+        names = ", ".join(sorted(EXPERIMENT_ATTRIBUTES))
+        raise reader.fail(start, f"experiments are searched by {names} and tags.<key>")
+    if key in EXPERIMENT_NUMERIC_ATTRIBUTES:
+        _allowed(reader, start, what, op, COMPARISONS)
+        token = reader.peek()
+        # experiment_id is a number written as a string by some clients.
+        if key == "experiment_id" and token is not None and token.kind == "string":
+            text = _string(reader)
+            try:
+                return Clause(entity, key, op, float(int(text)))
+            except ValueError:
+                raise reader.fail(token, "expected an experiment id") from None
+        return Clause(entity, key, op, _number(reader))
+    _allowed(reader, start, what, op, STRING_OPS)
+    return Clause(entity, key, op, _strings(reader) if op.endswith("IN") else _string(reader))
+
+
+def parse_experiment_filter(text: str | None, *, field: str = "filter") -> tuple[Clause, ...]:
+    """An experiment search filter: `name`, `creation_time`, `last_update_time`,
+    `experiment_id` (bare or as attributes.<name>) and `tags.<key>`, joined by AND."""
+    if text is None or not text.strip():
+        return ()
+    if len(text) > FILTER_LIMIT:
+        raise ValidationError(
+            field, f"is {len(text)} characters, the limit is {FILTER_LIMIT}", FILTER_LIMIT
+        )
+    tokens = _tokens(text, field)
+    _refuse_or(tokens, field)
+    reader = _Reader(tokens, field)
+    clauses = [_experiment_clause(reader)]
+    while reader.peek() is not None:
+        token = reader.take()
+        if not (token.kind == "word" and token.text.upper() == "AND"):
+            raise reader.fail(token, "expected AND between clauses")
+        clauses.append(_experiment_clause(reader))
+    return tuple(clauses)
+
+
+def parse_experiment_order_by(
+    items: Sequence[str] | None, *, field: str = "order_by"
+) -> tuple[OrderItem, ...]:
+    """`name`, `creation_time`, `last_update_time` or `experiment_id`, ASC or DESC."""
+    out = []
+    for i, item in enumerate(items or []):
+        at = f"{field}[{i}]"
+        tokens = _tokens(item, at)
+        if not tokens:
+            raise ValidationError(at, "is empty")
+        reader = _Reader(tokens, at)
+        entity, key = reader.identifier(EXPERIMENT_ATTRIBUTES)
+        if entity != Entity.ATTRIBUTE or key not in EXPERIMENT_ATTRIBUTES:
+            names = ", ".join(sorted(EXPERIMENT_ATTRIBUTES))
+            raise ValidationError(at, f"experiments are ordered by {names}")
+        ascending = not reader.word("DESC")
+        if ascending:
+            reader.word("ASC")
+        extra = reader.peek()
+        if extra is not None:
+            raise reader.fail(extra, "expected nothing after ASC or DESC")
+        out.append(OrderItem(entity, key, ascending))
+    if len(out) > ORDER_BY_LIMIT:
+        raise ValidationError(field, f"has {len(out)} items, the limit is {ORDER_BY_LIMIT}")
+    return tuple(out)
+
+
+def like_matches(value: str, pattern: str, *, ignore_case: bool = False) -> bool:
+    """Whether `value` matches the LIKE `pattern` (% any run, _ one character)."""
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    return re.fullmatch(regex, value, flags) is not None
+
+
+def text_matches(value: str | None, op: str, expected: Value) -> bool:
+    """A string clause (= != LIKE ILIKE IN NOT IN IS NULL IS NOT NULL) on one value, in
+    Python; None is a missing value, which only IS NULL matches."""
+    if op == "IS NULL":
+        return value is None
+    if value is None:
+        return False
+    if op == "IS NOT NULL":
+        return True
+    if op in ("IN", "NOT IN"):
+        assert isinstance(expected, tuple)
+        return (value in expected) == (op == "IN")
+    assert isinstance(expected, str)
+    if op == "=":
+        return value == expected
+    if op == "!=":
+        return value != expected
+    return like_matches(value, expected, ignore_case=op == "ILIKE")

@@ -13,7 +13,14 @@ from app.db.dialect import is_postgres
 from app.db.pagination import Page, SortKey, fetch_page, fetch_pages_per_parent
 from app.db.types import stored
 from app.errors import ValidationError, check_length
-from app.tracking.filters import Entity, parse_filter, parse_order_by
+from app.tracking.filters import (
+    Clause,
+    Entity,
+    OrderItem,
+    parse_filter,
+    parse_order_by,
+    text_matches,
+)
 from app.tracking.models import (
     KEY_LIMIT,
     Experiment,
@@ -31,6 +38,8 @@ from app.tracking.search import (
     RunSearch,
     ViewType,
     best_run_query,
+    compare_sql,
+    from_millis,
     matching_runs_query,
     metric_led_queries,
     ranked_runs_query,
@@ -295,3 +304,59 @@ async def children_by_runs(
     for run in (await session.execute(stmt.order_by(col(Run.start_time), col(Run.id)))).scalars():
         out.setdefault(stored(run.parent_run_id), []).append(run)
     return out
+
+
+def _experiment_column(key: str) -> Any:
+    return {
+        "name": col(Experiment.name),
+        "experiment_id": col(Experiment.id),
+        "creation_time": col(Experiment.created_at),
+        "last_update_time": func.coalesce(col(Experiment.updated_at), col(Experiment.created_at)),
+    }[key]
+
+
+async def search_experiments(
+    session: AsyncSession,
+    *,
+    clauses: Sequence[Clause] = (),
+    order: Sequence[OrderItem] = (),
+    view: ViewType = ViewType.ACTIVE_ONLY,
+    offset: int = 0,
+    first: int,
+) -> tuple[list[Experiment], bool]:
+    """A page of the experiments that match (attributes in SQL, tags on the rows read),
+    newest first unless `order` says; and whether more follow."""
+    stmt = select(Experiment)
+    if view == ViewType.ACTIVE_ONLY:
+        stmt = stmt.where(col(Experiment.deleted_at).is_(None))
+    elif view == ViewType.DELETED_ONLY:
+        stmt = stmt.where(col(Experiment.deleted_at).is_not(None))
+    tag_clauses = [c for c in clauses if c.entity == Entity.TAG]
+    for clause in clauses:
+        if clause.entity != Entity.ATTRIBUTE:
+            continue
+        column = _experiment_column(clause.key)
+        value: Any = clause.value
+        if clause.key in ("creation_time", "last_update_time"):
+            assert isinstance(value, float)
+            value = from_millis(value)
+        elif clause.key == "experiment_id":
+            assert isinstance(value, float)
+            value = int(value)
+        stmt = stmt.where(compare_sql(column, clause.op, value, sqlite=not is_postgres(session)))
+    ordering = [
+        _experiment_column(o.key).asc() if o.ascending else _experiment_column(o.key).desc()
+        for o in order
+    ]
+    if not order:
+        ordering = [col(Experiment.created_at).desc()]
+    stmt = stmt.order_by(*ordering, col(Experiment.id))
+    if not tag_clauses:
+        rows = list((await session.execute(stmt.offset(offset).limit(first + 1))).scalars())
+    else:
+        rows = [
+            e
+            for e in (await session.execute(stmt)).scalars()
+            if all(text_matches((e.tags or {}).get(c.key), c.op, c.value) for c in tag_clauses)
+        ][offset : offset + first + 1]
+    return rows[:first], len(rows) > first

@@ -390,3 +390,14 @@ def metric_led_queries(
         lacking_keys += more
     tiebreak = _tiebreak(search.order)
     return (having, keys + tiebreak), (lacking, lacking_keys + tiebreak)
+
+
+def compare_sql(column: Any, op: str, value: Any, *, sqlite: bool) -> ColumnElement[bool]:
+    """A parsed clause's operator on one column: a comparison or a text match."""
+    if op in _COMPARE_SIGNS:
+        return _compare(column, _COMPARE_SIGNS[op], value)
+    return _text_compare(column, op, value, sqlite=sqlite)
+
+
+def from_millis(value: float) -> datetime:
+    return _millis(value)

@@ -5,6 +5,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from app.graphql.context import Context
+from app.tracking import datasets as tracking_datasets
 from app.tracking import reads as tracking_reads
 
 
@@ -68,4 +69,16 @@ def best_run(ctx: Context) -> DataLoader[tuple[Any, ...], Any]:
             aggregate=aggregate,
             run_filter=run_filter,
         ),
+    )
+
+
+def children_by_run(ctx: Context) -> DataLoader[str, list[Any]]:
+    return ctx.loader(
+        "children_by_run", lambda s, ids: tracking_reads.children_by_runs(s, run_ids=ids), list
+    )
+
+
+def inputs_by_run(ctx: Context) -> DataLoader[str, list[Any]]:
+    return ctx.loader(
+        "inputs_by_run", lambda s, ids: tracking_datasets.inputs_by_runs(s, run_ids=ids), list
     )

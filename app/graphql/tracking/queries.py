@@ -18,13 +18,21 @@ from app.tracking import service as tracking_service
 
 @strawberry.type
 class TrackingQuery:
-    @strawberry.field(description="Experiments in creation order.")
+    @strawberry.field(
+        description="Experiments in creation order; deleted ones only with includeDeleted."
+    )
     async def experiments(
-        self, info: Ctx, first: int | None = None, after: str | None = None
+        self,
+        info: Ctx,
+        first: int | None = None,
+        after: str | None = None,
+        include_deleted: bool = False,
     ) -> Connection[Experiment]:
         size = info.context.page_size(first)
         async with info.context.read() as session:
-            page = await tracking_service.list_experiments(session, first=size, after=after)
+            page = await tracking_service.list_experiments(
+                session, first=size, after=after, include_deleted=include_deleted
+            )
         return to_connection(page, Experiment.of)
 
     @strawberry.field

@@ -157,6 +157,38 @@ class MetricSeries:
         )
 
 
+@strawberry.type(
+    description="A dataset as runs used it: the same name and digest is the same data."
+)
+class Dataset:
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = strawberry.field(description="As the client sent it (JSON text).")
+    profile: str | None
+
+    @classmethod
+    def of(cls, d: models.Dataset) -> "Dataset":
+        return cls(
+            name=d.name,
+            digest=d.digest,
+            source_type=d.source_type,
+            source=d.source,
+            schema=d.schema_,
+            profile=d.profile,
+        )
+
+
+@strawberry.type(description="A dataset a run used, and what for.")
+class RunInput:
+    dataset: Dataset
+    context: str | None = strawberry.field(
+        description='What the run used it for ("training", "evaluation", ...), if said.'
+    )
+    tags: list[KeyValue]
+
+
 @strawberry.type
 class Run:
     id: strawberry.ID = strawberry.field(description="32 hex characters, as MLflow's run_id.")
@@ -164,7 +196,14 @@ class Run:
     status: RunStatus
     start_time: datetime
     end_time: datetime | None
+    user_id: str | None = strawberry.field(description="Who started it, as the client said.")
+    deleted: bool = strawberry.field(
+        description="Deleted runs are hidden from lists and searches unless asked for, and "
+        "can be restored."
+    )
+    deleted_at: datetime | None
     experiment_id: strawberry.Private[int]
+    parent_run_id: strawberry.Private[str | None]
 
     @classmethod
     def of(cls, run: models.Run) -> "Run":
@@ -174,7 +213,33 @@ class Run:
             status=run.status,
             start_time=run.start_time,
             end_time=run.end_time,
+            user_id=run.user_id,
+            deleted=run.deleted,
+            deleted_at=run.deleted_at,
             experiment_id=run.experiment_id,
+            parent_run_id=run.parent_run_id,
+        )
+
+    @strawberry.field(description="The run this one is nested in, if any.")
+    async def parent(self, info: Ctx) -> "Run | None":
+        if self.parent_run_id is None:
+            return None
+        found = await loaders.run_by_id(info.context).load(self.parent_run_id)
+        return Run.of(found) if found else None
+
+    @strawberry.field(description="The runs nested directly in this one, oldest first.")
+    async def children(self, info: Ctx) -> list["Run"]:
+        found = await loaders.children_by_run(info.context).load(str(self.id))
+        return charged([Run.of(r) for r in found])
+
+    @strawberry.field(description="The datasets this run used (lineage: the data behind a model).")
+    async def inputs(self, info: Ctx) -> list[RunInput]:
+        found = await loaders.inputs_by_run(info.context).load(str(self.id))
+        return charged(
+            [
+                RunInput(dataset=Dataset.of(i.dataset), context=i.context, tags=from_items(i.tags))
+                for i in found
+            ]
         )
 
     @strawberry.field
@@ -255,6 +320,14 @@ class Experiment:
     name: str
     description: str | None
     created_at: datetime
+    last_update_time: datetime = strawberry.field(
+        description="When its name, tags or lifecycle last changed (its creation if never)."
+    )
+    deleted: bool = strawberry.field(
+        description="Deleted experiments (and the runs deleted with them) are hidden unless "
+        "asked for, and can be restored."
+    )
+    deleted_at: datetime | None
     tag_map: strawberry.Private[dict[str, str]]
 
     @classmethod
@@ -264,6 +337,9 @@ class Experiment:
             name=e.name,
             description=e.description,
             created_at=e.created_at,
+            last_update_time=e.last_update_time,
+            deleted=e.deleted,
+            deleted_at=e.deleted_at,
             tag_map=e.tags or {},
         )
 
