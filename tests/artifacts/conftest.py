@@ -62,7 +62,8 @@ def _boto_credentials() -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["local", "s3"])
+# The S3 variant talks to moto's server in a subprocess: end-to-end, so not in the fast tier.
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.e2e)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "local":
         return (tmp_path / "artifacts").as_uri()
