@@ -58,9 +58,14 @@ def _tag_dict(call: Call, name: str = "tags") -> dict[str, str]:
     return out
 
 
+VERSION_MAX = 2**31 - 1  # the column is a 32-bit integer
+
+
 def _version_number(call: Call) -> int:
     number = call.integer("version", required=True)
     assert number is not None
+    if not 1 <= number <= VERSION_MAX:
+        raise invalid(f"Invalid value {number} for parameter 'version': from 1 to {VERSION_MAX}")
     return number
 
 

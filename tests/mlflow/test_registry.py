@@ -347,6 +347,7 @@ def test_bad_input_gets_mlflow_codes_never_a_5xx(mlflow_server):
     with httpx.Client(headers=headers, timeout=30) as http:
         calls = [
             http.get(f"{base}/model-versions/get", params={"name": "x", "version": "abc"}),
+            http.get(f"{base}/model-versions/get", params={"name": "x", "version": str(2**31)}),
             http.get(f"{base}/registered-models/get"),
             http.post(f"{base}/registered-models/create", json={"name": ""}),
             http.get(f"{base}/registered-models/search", params={"page_token": "!!"}),
