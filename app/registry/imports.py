@@ -188,6 +188,11 @@ async def import_stage(
     steps = path(found.stage, stage)
     if steps is None:  # every stage reaches every other in the lifecycle table
         raise ConflictError("stage", f"no allowed path from {found.stage} to {stage}")
+    if stage == Stage.PRODUCTION:
+        current = await catalog.production_version(session, model=registered)
+        if current is not None and await _last_change(session, current) > at:
+            # Promoted here after MLflow's move: modelgraph's own history wins.
+            return []
     moves: list[StageTransition] = []
     reason = f"imported from {source_name}: {stage.value} since {at.isoformat()}"
     for step in steps:

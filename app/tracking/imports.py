@@ -35,6 +35,7 @@ from app.tracking.logged_model_models import (
     LoggedModelTag,
 )
 from app.tracking.models import (
+    DESCRIPTION_LIMIT,
     KEY_LIMIT,
     METRIC_BATCH_LIMIT,
     NAME_LIMIT,
@@ -48,6 +49,8 @@ from app.tracking.models import (
     RunStatus,
     RunTag,
 )
+
+NOTE_TAG = "mlflow.note.content"
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,10 @@ async def import_experiment(
     existing = await tracking_service.get_experiment(session, name=name)
     if existing is not None:
         return existing, False
-    experiment = Experiment(name=name, tags=tags)
+    # MLflow keeps an experiment's description as this tag.
+    description = tags.get(NOTE_TAG) or None
+    check_length("description", description, DESCRIPTION_LIMIT)
+    experiment = Experiment(name=name, tags=tags, description=description)
     if created_at is not None:
         experiment.created_at = created_at
     session.add(experiment)
