@@ -470,3 +470,31 @@ def test_load_model_by_number_alias_and_stage(mlflow_server, mlflow_client, tmp_
         into.mkdir()
         loaded = mlflow.pyfunc.load_model(uri, dst_path=str(into))
         assert loaded.predict([1, 41]) == [2, 42], uri
+
+
+def test_concurrent_promotions_through_the_face_leave_one_production_version(
+    mlflow_server, mlflow_client
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    mlflow_client.create_registered_model("race")
+    for _ in range(8):
+        mlflow_client.create_model_version("race", "s3://bucket/r")
+    url = f"{mlflow_server.url}/api/2.0/mlflow/model-versions/transition-stage"
+    headers = {"Authorization": f"Bearer {mlflow_server.token}"}
+
+    def promote(version: int) -> int:
+        body = {"name": "race", "version": str(version), "stage": "Production"}
+        return httpx.post(url, json=body, headers=headers, timeout=60).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(promote, range(1, 9)))
+
+    assert codes == [200] * 8
+    final = stages(mlflow_server, "race")
+    assert list(final.values()).count("PRODUCTION") == 1
+    assert list(final.values()).count("ARCHIVED") == 7
+    into_production = [e for e in events(mlflow_server, "race") if e["toStage"] == "PRODUCTION"]
+    assert len(into_production) == 8
