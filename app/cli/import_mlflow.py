@@ -309,7 +309,18 @@ class Importer:
         self._count("runs", created)
         self._count("params", True, new_params)
         self._count("runTags", True, new_tags)
-        for key in sorted({m["key"] for m in data.get("metrics", [])}):
+        latest = {
+            m["key"]: (int(m.get("step", 0)), int(m.get("timestamp", 0)))
+            for m in data.get("metrics", [])
+        }
+        here: dict[str, tuple[int, int]] = {}
+        if not created:
+            async with self.db.read() as session:
+                here = await imports.latest_positions(session, run_id=run_id)
+        for key in sorted(latest):
+            if here.get(key) == latest[key]:
+                # Its latest point is already here: nothing was appended since.
+                continue
             history = await self.reader.metric_history(run_id, key)
             points = [
                 imports.Point(

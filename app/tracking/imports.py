@@ -43,6 +43,7 @@ from app.tracking.models import (
     TAG_VALUE_LIMIT,
     USER_LIMIT,
     Experiment,
+    LatestMetric,
     Metric,
     Param,
     Run,
@@ -370,3 +371,15 @@ async def finish_logged_model(
         payload={"modelId": model_id, "status": str(status), "from": "PENDING", "imported": True},
     )
     return True
+
+
+async def latest_positions(session: AsyncSession, *, run_id: str) -> dict[str, tuple[int, int]]:
+    """(step, timestamp) of the latest point of each of the run's metrics here: a key whose
+    source latest is at the same position has nothing new to import (points are appended
+    at later steps or times; one logged since at an earlier position would be missed)."""
+    rows = await session.execute(
+        select(col(LatestMetric.key), col(LatestMetric.step), col(LatestMetric.timestamp)).where(
+            col(LatestMetric.run_id) == run_id
+        )
+    )
+    return {key: (step, timestamp) for key, step, timestamp in rows.all()}
