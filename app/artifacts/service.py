@@ -412,6 +412,9 @@ async def version_files(
 ) -> tuple[int, list[VersionFile]]:
     """The id and files (by path) of version `version` of the registered model with this
     id, or NotFoundError."""
+    if not (0 < registered_model_id < 2**31 and 0 < version < 2**31):
+        # Past the columns' range: no such version (and no out-of-range parameter).
+        raise NotFoundError("model version", "version", f"{registered_model_id}/{version}")
     version_id = await session.scalar(
         select(col(ModelVersion.id)).where(
             col(ModelVersion.model_id) == registered_model_id,

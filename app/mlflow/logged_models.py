@@ -10,6 +10,7 @@ from typing import Any
 
 from app.mlflow.uris import logged_model_artifact_uri
 from app.mlflow.wire import Call, double, endpoint, invalid, millis
+from app.tracking import logged_model_reads as reads
 from app.tracking import logged_models as service
 from app.tracking.logged_model_models import LoggedModel, LoggedModelStatus
 
@@ -72,7 +73,7 @@ def _status(value: Any) -> LoggedModelStatus:
     )
 
 
-def model_json(model: LoggedModel, details: service.Details) -> dict[str, Any]:
+def model_json(model: LoggedModel, details: reads.Details) -> dict[str, Any]:
     """A LoggedModel message in proto-JSON."""
     info: dict[str, Any] = {
         "model_id": model.id,
@@ -112,7 +113,7 @@ def model_json(model: LoggedModel, details: service.Details) -> dict[str, Any]:
 
 async def _answer(call: Call, models: Sequence[LoggedModel]) -> list[dict[str, Any]]:
     async with call.db.read() as session:
-        found = await service.details(session, model_ids=[m.id for m in models])
+        found = await reads.details(session, model_ids=[m.id for m in models])
     return [model_json(m, found[m.id]) for m in models]
 
 
@@ -237,7 +238,7 @@ def _token(offset: int) -> str:
     return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def _orders(call: Call) -> list[service.Order]:
+def _orders(call: Call) -> list[reads.Order]:
     orders = []
     for i, item in enumerate(call.objects("order_by")):
         name = item.get("field_name")
@@ -248,7 +249,7 @@ def _orders(call: Call) -> list[service.Order]:
         ascending = item.get("ascending", True)
         if not isinstance(ascending, bool):
             raise invalid(f"Invalid value for parameter 'order_by[{i}].ascending': a boolean")
-        orders.append(service.Order(field=name, ascending=ascending))
+        orders.append(reads.Order(field=name, ascending=ascending))
     return orders
 
 
@@ -260,7 +261,7 @@ async def search_logged_models(call: Call) -> dict[str, Any]:
     limit = call.integer("max_results", default=DEFAULT_MAX_RESULTS) or DEFAULT_MAX_RESULTS
     offset = _offset(call.text("page_token"))
     async with call.db.read() as session:
-        models, more = await service.search_logged_models(
+        models, more = await reads.search_logged_models(
             session,
             experiment_ids=experiment_ids,
             filter=call.text("filter"),

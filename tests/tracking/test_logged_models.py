@@ -14,6 +14,7 @@ from app.artifacts import service as artifact_service
 from app.artifacts.store import BlobStore
 from app.errors import ConflictError, NotFoundError, ValidationError
 from app.events.models import Event, EventType
+from app.tracking import logged_model_reads as reads
 from app.tracking import logged_models as service
 from app.tracking import metrics as tracking_metrics
 from app.tracking.logged_model_models import LoggedModelStatus
@@ -53,7 +54,7 @@ async def test_create_finalize_tags_params_and_events(db):
         )
     assert done.status == LoggedModelStatus.READY
     async with db.read() as session:
-        found = (await service.details(session, model_ids=[model.id]))[model.id]
+        found = (await reads.details(session, model_ids=[model.id]))[model.id]
         events = list(await session.scalars(select(Event).order_by(Event.seq)))
     assert found.params == {"C": "1.0", "penalty": "l2"}
     assert found.tags == {"team": "b"}
@@ -106,7 +107,7 @@ async def test_deleted_model_is_hidden_not_lost(db):
         with pytest.raises(NotFoundError):
             await service.get_logged_model(session, model_id=model.id)
         kept = await service.get_logged_model(session, model_id=model.id, allow_deleted=True)
-        listed, _ = await service.search_logged_models(session, experiment_ids=[run.experiment_id])
+        listed, _ = await reads.search_logged_models(session, experiment_ids=[run.experiment_id])
     assert kept.deleted_at is not None
     assert listed == []
 
@@ -132,7 +133,7 @@ async def test_metrics_are_the_runs_at_the_output_step_and_searchable(db):
         )
     exp = [run.experiment_id]
     async with db.read() as session:
-        found = (await service.details(session, model_ids=[good.id]))[good.id]
+        found = (await reads.details(session, model_ids=[good.id]))[good.id]
         assert {(m.key, m.value, m.step) for m in found.metrics} == {
             ("acc", 0.9, 0),
             ("loss", 0.3, 0),
@@ -140,7 +141,7 @@ async def test_metrics_are_the_runs_at_the_output_step_and_searchable(db):
         assert found.outputs == [(run.id, 0)]
 
         async def names(text: str | None, **kw) -> list[str]:
-            models, _ = await service.search_logged_models(
+            models, _ = await reads.search_logged_models(
                 session, experiment_ids=exp, filter=text, **kw
             )
             return [m.name for m in models]
@@ -152,13 +153,13 @@ async def test_metrics_are_the_runs_at_the_output_step_and_searchable(db):
         assert await names("params.C = '1' AND tags.team = 'a'") == ["model"]
         assert await names("status = 'LOGGED_MODEL_READY'") == ["model"]
         assert await names("attributes.name IN ('model', 'other')") == ["other", "model"]
-        assert await names(None, order_by=[service.Order("metrics.acc", ascending=False)]) == [
+        assert await names(None, order_by=[reads.Order("metrics.acc", ascending=False)]) == [
             "model",
             "other",
         ]
-        assert await names(None, order_by=[service.Order("name")]) == ["model", "other"]
-        first, more = await service.search_logged_models(session, experiment_ids=exp, limit=1)
-        rest, done = await service.search_logged_models(
+        assert await names(None, order_by=[reads.Order("name")]) == ["model", "other"]
+        first, more = await reads.search_logged_models(session, experiment_ids=exp, limit=1)
+        rest, done = await reads.search_logged_models(
             session, experiment_ids=exp, limit=1, offset=1
         )
     assert (len(first), more, len(rest), done) == (1, True, 1, False)
@@ -174,14 +175,33 @@ async def test_metrics_are_the_runs_at_the_output_step_and_searchable(db):
         ("name = 'a' OR name = 'b'", "invalid clause"),
         ("status = 'DONE'", "not a logged model status"),
         ("metrics.acc LIKE 1", "takes = != < <= > >="),
+        ("creation_timestamp > 1e30", "epoch milliseconds"),
+        ("creation_timestamp > nan", "epoch milliseconds"),
     ],
 )
 async def test_bad_filters_are_refused_by_name(db, text, says):
     async with db.read() as session:
         with pytest.raises(ValidationError) as refused:
-            await service.search_logged_models(session, experiment_ids=[], filter=text)
+            await reads.search_logged_models(session, experiment_ids=[], filter=text)
     assert refused.value.field == "filter"
     assert says in refused.value.message
+
+
+async def test_out_of_range_numbers_are_refused_by_name(db):
+    run = await make_run(db)
+    model = await create(db, run, name="model")
+    async with db.read() as session:
+        with pytest.raises(ValidationError) as page:
+            await reads.search_logged_models(session, experiment_ids=[], offset=2**70)
+        with pytest.raises(NotFoundError):
+            await artifact_service.version_files(session, registered_model_id=2**40, version=1)
+    assert page.value.field == "pageToken"
+    with pytest.raises(ValidationError) as step:
+        async with db.unit_of_work() as session:
+            await service.log_outputs(
+                session, run_id=run.id, outputs=[(model.id, 2**64)], actor=ACTOR
+            )
+    assert step.value.field == "models[0].step"
 
 
 async def pieces(data: bytes) -> AsyncIterator[bytes]:

@@ -21,7 +21,7 @@ from app.graphql.pagination import Connection, to_connection
 from app.graphql.scalars import EpochMillis, Long, MetricValue
 from app.graphql.tracking import loaders as tracking_loaders
 from app.graphql.tracking.types import Experiment, Run
-from app.tracking import logged_models as service
+from app.tracking import logged_model_reads as reads
 from app.tracking import service as tracking_service
 from app.tracking.logged_model_models import LoggedModel as LoggedModelRow
 from app.tracking.logged_model_models import LoggedModelStatus
@@ -35,8 +35,8 @@ strawberry.enum(
 def _details(ctx: Any) -> Any:
     return ctx.loader(
         "logged_model_details",
-        lambda s, ids: service.details(s, model_ids=ids),
-        service.Details,
+        lambda s, ids: reads.details(s, model_ids=ids),
+        reads.Details,
     )
 
 
@@ -49,7 +49,7 @@ def _files(ctx: Any) -> Any:
 
 
 def _by_id(ctx: Any) -> Any:
-    return ctx.loader("logged_model_by_id", lambda s, ids: service.logged_models_by_ids(s, ids=ids))
+    return ctx.loader("logged_model_by_id", lambda s, ids: reads.logged_models_by_ids(s, ids=ids))
 
 
 @strawberry.type(description="A metric of a logged model: its run's value at the output step.")
@@ -215,7 +215,7 @@ class LoggedModelQuery:
         async with info.context.read() as session:
             found = await tracking_service.require_experiment(session, name=experiment)
             assert found.id is not None, "a stored experiment has its id"
-            models, more = await service.search_logged_models(
+            models, more = await reads.search_logged_models(
                 session,
                 experiment_ids=[found.id],
                 filter=filter,
