@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TextIO
 
-from app.cli.exits import EXIT_CONNECTION, EXIT_ERROR, EXIT_OK
+from app.cli.exits import EXIT_CONNECTION, EXIT_ERROR, EXIT_OK, exit_code
 from app.cli.token import cli_actor
 from app.client.mlflow_rest import MlflowReader, MlflowSourceError
 
@@ -689,6 +689,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from app.config import Settings
+    from app.errors import DomainError
 
     token = args.mlflow_token or os.environ.get("MLFLOW_TRACKING_TOKEN") or None
     try:
@@ -705,6 +706,9 @@ def run(args: argparse.Namespace) -> int:
     except MlflowSourceError as exc:
         print(f"modelgraph import-mlflow: {exc.message}", file=sys.stderr)
         return EXIT_CONNECTION
+    except DomainError as exc:
+        print(f"modelgraph import-mlflow: {exc.message}", file=sys.stderr)
+        return exit_code(exc.code)
     if args.json:
         print(json.dumps(summary.as_json()))
     else:
