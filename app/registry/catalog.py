@@ -50,7 +50,7 @@ RESERVED_ALIAS = re.compile(r"latest|v\d+", re.IGNORECASE)
 
 
 async def _load_version(session: AsyncSession, stored: dict[str, Any]) -> ModelVersion:
-    return await session.get_one(ModelVersion, stored["version"])
+    return await idempotency.answered(session, ModelVersion, stored["version"])
 
 
 async def _freeze_version(session: AsyncSession, version: ModelVersion) -> dict[str, Any]:

@@ -177,6 +177,19 @@ async def _once(
     return result
 
 
+async def answered(session: AsyncSession, cls: type[M], key: Any) -> M:
+    """The row a keyed call's first answer named, for a retry to answer with again; a
+    ConflictError when it has been deleted since (the first answer cannot be repeated)."""
+    found = await session.get(cls, key)
+    if found is None:
+        raise ConflictError(
+            "idempotencyKey",
+            f"the {cls.__name__} this key's first answer named has been deleted since; "
+            "use a new key for a new request",
+        )
+    return found
+
+
 # ---------------------------------------------------------------- the frozen answer
 
 

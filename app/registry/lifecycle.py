@@ -208,7 +208,7 @@ async def _move(
 async def _load_moves(
     session: AsyncSession, stored: dict[str, Any]
 ) -> tuple[ModelVersion, list[StageTransition]]:
-    version = await session.get_one(ModelVersion, stored["version"])
+    version = await idempotency.answered(session, ModelVersion, stored["version"])
     transitions = (
         await session.execute(
             select(StageTransition)

@@ -15,7 +15,7 @@ from app.tracking.models import KEY_LIMIT
 
 
 async def _load(session: AsyncSession, stored: dict[str, Any]) -> Validation:
-    return await session.get_one(Validation, stored["validation"])
+    return await idempotency.answered(session, Validation, stored["validation"])
 
 
 async def _freeze(session: AsyncSession, validation: Validation) -> dict[str, Any]:

@@ -264,3 +264,22 @@ async def test_walk_archives_other_staging_versions_only_when_asked(db):
     async with db.read() as session:
         stages = (await session.execute(select(ModelVersion.version, ModelVersion.stage))).all()
     assert sorted(stages) == [(1, Stage.ARCHIVED), (2, Stage.ARCHIVED), (3, Stage.STAGING)]
+
+
+async def test_a_retry_whose_first_answer_was_deleted_is_a_conflict_not_a_crash(db):
+    async def register() -> int:
+        async with db.unit_of_work() as session:
+            done = await catalog.register_version(
+                session, model="m", source="s3://b/m", idempotency_key="k1", actor=ACTOR
+            )
+            return done.version.version
+
+    assert await register() == 1
+    assert await register() == 1  # a retry: the first answer
+    async with db.unit_of_work() as session:
+        await removal.delete_version(session, model="m", version=1, actor=ACTOR)
+    state = await snapshot(db)
+    with pytest.raises(ConflictError) as refused:
+        await register()
+    assert refused.value.field == "idempotencyKey"
+    assert await snapshot(db) == state
