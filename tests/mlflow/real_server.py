@@ -120,7 +120,9 @@ class RealMlflow:
                 "1",
             ],
             cwd=self.folder,
-            env=mlflow_env(self.url),
+            # No background job runner (GenAI evaluation jobs, seven huey consumers):
+            # nothing here uses it, and it would cost the 2-core machine a core at start.
+            env={**mlflow_env(self.url), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             stdout=log,
             stderr=subprocess.STDOUT,
             # Its own process group: the server's uvicorn child is stopped with it.
