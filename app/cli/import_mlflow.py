@@ -565,10 +565,8 @@ class Importer:
         from app.registry import imports
 
         number = int(source["version"])
-        if number in have:
-            self._count("versions", False)
-            return
-        files = await self._version_files(source)
+        # A version already here keeps its files: they are not downloaded again.
+        files = [] if number in have else await self._version_files(source)
         async with self.db.unit_of_work() as session:
             _version, created = await imports.import_version(
                 session,

@@ -58,6 +58,10 @@ async def import_model(
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
     existing = await catalog.get_model(session, name=name)
     if existing is not None:
+        missing = {k: v for k, v in tags.items() if k not in (existing.tags or {})}
+        if missing:
+            # Tags added at the source since: added here (a key here keeps its value).
+            existing = await catalog.update_model(session, name=name, set_tags=missing, actor=actor)
         return existing, False
     model = RegisteredModel(name=name, description=description or None, tags=tags)
     if created_at is not None:
@@ -114,6 +118,12 @@ async def import_version(
                 f"{found.source!r}, not {source!r}",
                 expected=source,
                 actual=found.source,
+            )
+        new_tags = {k: v for k, v in tags.items() if k not in (found.tags or {})}
+        if new_tags:
+            # Tags added at the source since: added here (a key here keeps its value).
+            found = await catalog.update_version(
+                session, model=model, version=version, set_tags=new_tags, actor=actor
             )
         return found, False
     if run_id is not None and await session.get(Run, run_id) is None:

@@ -3,7 +3,7 @@ like populate_mlflow.py): `late_history.py a FACTS.json` then `late_history.py b
 
 a: experiment imp-late with a run still RUNNING (3 points), model imp-late version 1.
 b: that run logs 2 more points and ends; a second run; version 1 moves to Staging;
-   version 2; alias `next` on version 2."""
+   version 2; alias `next` on version 2; a model tag and a tag on version 1."""
 
 import json
 import sys
@@ -46,6 +46,8 @@ def main() -> None:
             "imp-late", source=f"runs:/{second.info.run_id}", run_id=second.info.run_id
         )
         client.set_registered_model_alias("imp-late", "next", "2")
+        client.set_registered_model_tag("imp-late", "added", "later")
+        client.set_model_version_tag("imp-late", "1", "checked", "yes")
         facts["second_id"] = second.info.run_id
         facts["end_time"] = client.get_run(run_id).info.end_time
         facts["v1_updated"] = client.get_model_version("imp-late", "1").last_updated_timestamp

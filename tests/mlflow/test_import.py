@@ -301,6 +301,20 @@ async def test_history_added_in_mlflow_later_is_copied_on_the_next_import(
             ).all()
         )
         assert stages == {1: "STAGING", 2: "DEVELOPMENT"}
+        model = (
+            await session.execute(
+                select(RegisteredModel).where(col(RegisteredModel.name) == "imp-late")
+            )
+        ).scalar_one()
+        assert model.tags == {"added": "later"}
+        first_version = (
+            await session.execute(
+                select(ModelVersion).where(
+                    col(ModelVersion.model_id) == model.id, col(ModelVersion.version) == 1
+                )
+            )
+        ).scalar_one()
+        assert first_version.tags == {"checked": "yes"}
 
 
 def _cli(*args: str, database_url: str, blobs: Path) -> subprocess.CompletedProcess[str]:
