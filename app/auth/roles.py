@@ -44,6 +44,9 @@ OPERATION_ROLES: dict[str, Role] = {
     "events": R,
     "lifecycle_events": R,
     "run_metrics": R,
+    "search_runs": R,
+    "logged_model": R,
+    "logged_models": R,
     # training code and CI reporting
     "create_experiment": W,
     "start_run": W,
@@ -51,6 +54,14 @@ OPERATION_ROLES: dict[str, Role] = {
     "log_params": W,
     "set_run_tags": W,
     "end_run": W,
+    "update_run": W,
+    "delete_run": W,
+    "restore_run": W,
+    "delete_run_tag": W,
+    "log_inputs": W,
+    "update_experiment": W,
+    "delete_experiment": W,
+    "restore_experiment": W,
     "register_model_version": W,
     "record_validation": W,
     "update_model": W,
@@ -87,10 +98,6 @@ ROUTE_ROLES: dict[str, Role] = {
     "logged_models.read": R,
     "logged_models.write": W,
     "mlflow.server_info": R,
-    # MLflow tracking calls with no GraphQL twin of the same name: reads (search), and
-    # the run and experiment changes training code makes (WRITER, as logging is).
-    "tracking.read": R,
-    "tracking.write": W,
     # MLflow REST calls with no GraphQL twin.
     "mlflow.create_registered_model": W,
 }

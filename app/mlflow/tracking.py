@@ -321,7 +321,7 @@ async def search_experiments(call: Call) -> dict[str, Any]:
     return answer
 
 
-@endpoint("POST", "experiments/delete", operation="tracking.write")
+@endpoint("POST", "experiments/delete", operation="delete_experiment")
 async def delete_experiment(call: Call) -> dict[str, Any]:
     experiment_id = _experiment_id(call)
     async with call.db.unit_of_work() as session:
@@ -331,7 +331,7 @@ async def delete_experiment(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "experiments/restore", operation="tracking.write")
+@endpoint("POST", "experiments/restore", operation="restore_experiment")
 async def restore_experiment(call: Call) -> dict[str, Any]:
     experiment_id = _experiment_id(call)
     async with call.db.unit_of_work() as session:
@@ -341,7 +341,7 @@ async def restore_experiment(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "experiments/update", operation="tracking.write")
+@endpoint("POST", "experiments/update", operation="update_experiment")
 async def update_experiment(call: Call) -> dict[str, Any]:
     experiment_id = _experiment_id(call)
     new_name = call.text("new_name")
@@ -357,7 +357,7 @@ async def update_experiment(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "experiments/set-experiment-tag", operation="tracking.write")
+@endpoint("POST", "experiments/set-experiment-tag", operation="update_experiment")
 async def set_experiment_tag(call: Call) -> dict[str, Any]:
     experiment_id = _experiment_id(call)
     key = call.required_text("key")
@@ -369,7 +369,7 @@ async def set_experiment_tag(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "experiments/delete-experiment-tag", operation="tracking.write")
+@endpoint("POST", "experiments/delete-experiment-tag", operation="update_experiment")
 async def delete_experiment_tag(call: Call) -> dict[str, Any]:
     experiment_id = _experiment_id(call)
     key = call.required_text("key")
@@ -409,7 +409,7 @@ async def get_run(call: Call) -> dict[str, Any]:
     return await _run_answer(call, call.run_id())
 
 
-@endpoint("POST", "runs/update", operation="tracking.write")
+@endpoint("POST", "runs/update", operation="update_run")
 async def update_run(call: Call) -> dict[str, Any]:
     run_id = call.run_id()
     status_text = call.text("status")
@@ -441,7 +441,7 @@ async def update_run(call: Call) -> dict[str, Any]:
     return {"run_info": run_info_json(run)}
 
 
-@endpoint("POST", "runs/delete", operation="tracking.write")
+@endpoint("POST", "runs/delete", operation="delete_run")
 async def delete_run(call: Call) -> dict[str, Any]:
     run_id = call.run_id()
     async with call.db.unit_of_work() as session:
@@ -449,7 +449,7 @@ async def delete_run(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "runs/restore", operation="tracking.write")
+@endpoint("POST", "runs/restore", operation="restore_run")
 async def restore_run(call: Call) -> dict[str, Any]:
     run_id = call.run_id()
     async with call.db.unit_of_work() as session:
@@ -607,7 +607,7 @@ async def set_tag(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "runs/delete-tag", operation="tracking.write")
+@endpoint("POST", "runs/delete-tag", operation="delete_run_tag")
 async def delete_tag(call: Call) -> dict[str, Any]:
     run_id = call.run_id()
     key = call.required_text("key")
@@ -616,7 +616,7 @@ async def delete_tag(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "runs/log-inputs", operation="tracking.write")
+@endpoint("POST", "runs/log-inputs", operation="log_inputs")
 async def log_inputs(call: Call) -> dict[str, Any]:
     run_id = call.run_id()
     inputs = []
@@ -661,7 +661,7 @@ async def log_inputs(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint("POST", "runs/search", operation="tracking.read")
+@endpoint("POST", "runs/search", operation="search_runs")
 async def search_runs(call: Call) -> dict[str, Any]:
     experiment_ids = _experiment_ids(call)
     first = _max_results(call, SEARCH_RUNS_DEFAULT, SEARCH_RUNS_LIMIT)

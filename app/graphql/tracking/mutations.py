@@ -8,6 +8,7 @@ from app.graphql.payloads import payload
 from app.graphql.registry import loaders as registry_loaders
 from app.graphql.scalars import EpochMillis, Long, LongList, MetricValue, MetricValueList
 from app.graphql.tracking import loaders
+from app.graphql.tracking.lifecycle_mutations import TrackingLifecycleMutation
 from app.graphql.tracking.types import Experiment, Run
 from app.tracking import metrics as tracking_metrics
 from app.tracking import service as tracking_service
@@ -36,6 +37,10 @@ class StartRunInput:
     params: list[KeyValueInput] | None = None
     tags: list[KeyValueInput] | None = None
     start_time: datetime | None = strawberry.field(default=None, description="Default: now.")
+    parent_run_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The run this one is nested in."
+    )
+    user_id: str | None = None
 
 
 @strawberry.type
@@ -43,7 +48,7 @@ class StartRunSuccess:
     run: Run
 
 
-StartRunPayload = payload("StartRunPayload", StartRunSuccess)
+StartRunPayload = payload("StartRunPayload", StartRunSuccess, lookups=True)
 
 
 @strawberry.input
@@ -133,7 +138,7 @@ EndRunPayload = payload("EndRunPayload", EndRunSuccess, lookups=True)
 
 
 @strawberry.type
-class TrackingMutation:
+class TrackingMutation(TrackingLifecycleMutation):
     @strawberry.mutation(graphql_type=CreateExperimentPayload)
     async def create_experiment(
         self, info: Ctx, input: CreateExperimentInput
@@ -165,6 +170,8 @@ class TrackingMutation:
                 params=params,
                 tags=tags,
                 start_time=input.start_time,
+                parent_run_id=str(input.parent_run_id) if input.parent_run_id else None,
+                user_id=input.user_id,
                 actor=info.context.actor,
             )
         # The answer is what the unit of work holds, not a re-read: the run's params and
