@@ -206,9 +206,9 @@ class Importer:
             self.summary.failed.append(
                 {"kind": "experiment", "name": name, "reason": "not found in the source"}
             )
-        for experiment in found:
-            if named and experiment["name"] not in wanted:
-                continue
+        chosen = [e for e in found if not named or e["name"] in wanted]
+        for i, experiment in enumerate(chosen, 1):
+            self.phase = f"experiment {i}/{len(chosen)} {experiment['name']}"
             await self._guard(
                 "experiment", experiment["name"], partial(self._experiment, experiment)
             )
@@ -233,7 +233,6 @@ class Importer:
                 actor=self.actor,
             )
         self._count("experiments", created)
-        self.phase = f"experiment {source['name']}"
         outputs: dict[str, list[tuple[str, int]]] = {}
         async for run in self.reader.runs(source["experiment_id"]):
             info = run["info"]
@@ -479,7 +478,8 @@ class Importer:
                     {"kind": "model", "name": name, "reason": "not found in the source"}
                 )
             found = [m for m in found if m["name"] in set(wanted)]
-        for model in found:
+        for i, model in enumerate(found, 1):
+            self.phase = f"model {i}/{len(found)} {model['name']}"
             tags = _tags(model.get("tags"))
             if tags.get("mlflow.prompt.is_prompt") == "true":
                 self._skip("model", model["name"], "an MLflow prompt, not a model")
@@ -491,7 +491,6 @@ class Importer:
         from app.registry.stages import Stage
 
         name = source["name"]
-        self.phase = f"model {name}"
         async with self.db.unit_of_work() as session:
             _model, created = await imports.import_model(
                 session,

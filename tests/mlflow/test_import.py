@@ -347,6 +347,8 @@ def test_the_command_shows_progress_and_a_summary(
     assert summary["failed"] == []
     # Not a terminal: plain progress lines with the counts, no carriage returns.
     assert "\r" not in done.stderr
+    assert "experiment 1/1 imp-beta: " in done.stderr
+    assert "model 1/1 imp-other: " in done.stderr
     assert "done: experiments 1  runs 1" in done.stderr
 
     again = _cli(*args, database_url=database_url, blobs=blobs)
