@@ -456,4 +456,7 @@ async def delete_model_version_tag(call: Call) -> dict[str, Any]:
 async def get_model_version_download_uri(call: Call) -> dict[str, Any]:
     async with call.db.read() as session:
         _, found = await _require_version(session, call)
-    return {"artifact_uri": uris.version_artifact_uri(found.model_id, found.version)}
+        # A version registered with files kept elsewhere (an s3:// source) is fetched
+        # from there, as MLflow does; every other version from its own files here.
+        elsewhere = await reads.external_source(session, version=found)
+    return {"artifact_uri": elsewhere or uris.version_artifact_uri(found.model_id, found.version)}

@@ -10,6 +10,7 @@ from sqlalchemy import func, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.artifacts.models import VersionFile
 from app.db.pagination import Page, SortKey, fetch_pages_per_parent
 from app.db.types import check_datetime
 from app.errors import ValidationError
@@ -108,6 +109,23 @@ async def latest_per_stage(
     for found in out.values():
         found.sort(key=lambda v: order[v.stage])
     return out
+
+
+# Sources that name files kept elsewhere, which a client can fetch itself.
+EXTERNAL_SCHEMES = ("s3://", "gs://", "wasbs://", "abfss://", "hdfs://", "http://", "https://")
+
+
+async def external_source(session: AsyncSession, *, version: ModelVersion) -> str | None:
+    """Where a version's files are when it owns none here: its source, when that names
+    another store (s3://, gs://, https://…). None when it owns files (served from here)
+    or its source names nothing a client could fetch."""
+    source = version.source or ""
+    if not source.startswith(EXTERNAL_SCHEMES):
+        return None
+    owned = (
+        await session.execute(select(func.count()).where(col(VersionFile.version_id) == version.id))
+    ).scalar_one()
+    return None if owned else source
 
 
 async def versions_by_runs(
