@@ -43,8 +43,16 @@ SERVER_INFO = {
 }
 
 
+def _parse(path: str) -> RunArtifacts | LoggedModelArtifacts | VersionArtifacts | None:
+    try:
+        return parse_artifact_path(path)
+    except ValueError:
+        # A part that str.isdigit() takes for a number but int() does not ("²").
+        return None
+
+
 def _where(path: str) -> RunArtifacts | LoggedModelArtifacts | VersionArtifacts:
-    location = parse_artifact_path(path)
+    location = _parse(path)
     if location is None:
         raise MlflowError(
             "RESOURCE_DOES_NOT_EXIST",
@@ -81,7 +89,7 @@ def _immutable(location: VersionArtifacts) -> MlflowError:
 @endpoint("GET", "artifacts", operation="artifacts.download", service=SERVICE)
 async def list_artifacts(call: Call) -> dict[str, Any]:
     path = (call.text("path") or "").strip("/")
-    location = parse_artifact_path(path) if path else None
+    location = _parse(path) if path else None
     if location is None:
         # Above any run's or model's tree (the store root, an experiment): nothing listed.
         return {"files": []}

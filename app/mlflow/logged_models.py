@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import app.http.artifacts  # noqa: F401  (registers the `artifact_path` URL convertor)
 from app.mlflow.uris import logged_model_artifact_uri
 from app.mlflow.wire import Call, double, endpoint, invalid, millis
 from app.tracking import logged_model_reads as reads
@@ -177,7 +178,7 @@ async def set_logged_model_tags(call: Call) -> dict[str, Any]:
     return await _one(call, model)
 
 
-@endpoint("DELETE", "logged-models/{model_id}/tags/{tag_key:path}", operation=WRITE)
+@endpoint("DELETE", "logged-models/{model_id}/tags/{tag_key:artifact_path}", operation=WRITE)
 async def delete_logged_model_tag(call: Call) -> dict[str, Any]:
     model_id = _model_id(call)
     async with call.db.unit_of_work() as session:
