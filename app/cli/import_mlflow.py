@@ -368,7 +368,7 @@ class Importer:
         info, data = source["info"], source.get("data", {})
         model_id = info["model_id"]
         async with self.db.unit_of_work() as session:
-            _model, created = await imports.import_logged_model(
+            model, created = await imports.import_logged_model(
                 session,
                 model_id=model_id,
                 experiment=experiment,
@@ -381,6 +381,8 @@ class Importer:
                 actor=self.actor,
             )
         self._count("loggedModels", created)
+        if model.deleted_at is not None:
+            return  # deleted here: left exactly as it is
         root = self.reader.proxied_path(info.get("artifact_uri") or "")
         if root is None:
             self._skip("loggedModelFiles", model_id, f"{info.get('artifact_uri')} is not proxied")
@@ -427,7 +429,12 @@ class Importer:
         from app.tracking.logged_model_models import LoggedModel
 
         async with self.db.unit_of_work() as session:
-            known = [(m, step) for m, step in made if await session.get(LoggedModel, m)]
+            found = {m: await session.get(LoggedModel, m) for m, _step in made}
+            known = [
+                (m, step)
+                for m, step in made
+                if (model := found[m]) is not None and model.deleted_at is None
+            ]
             # Idempotent: an output already recorded at this step is left as it is.
             await logged_models.log_outputs(session, run_id=run_id, outputs=known, actor=self.actor)
 
