@@ -4,6 +4,7 @@ search across experiments in MLflow's grammar; refusals are typed."""
 
 from app.db import Database
 from app.registry import catalog
+from app.tracking import datasets
 from tests.factories import ACTOR, make_run
 
 RUN_FIELDS = "id name status deleted userId parent { id } children { id }"
@@ -233,3 +234,60 @@ async def test_a_filter_it_cannot_read_is_an_invalid_input_error(db: Database, g
     assert error["extensions"]["code"] == "INVALID_INPUT"
     assert error["extensions"]["field"] == "filter"
     assert "Invalid clause(s) in filter string" in error["message"]
+
+
+SEARCH_SCREEN = """
+query($first: Int!) {
+  searchRuns(filter: "metrics.acc >= 0", first: $first) {
+    nodes {
+      id userId deleted
+      parent { id name }
+      children { id }
+      inputs { context dataset { name digest } }
+      metrics { key value }
+    }
+  }
+}
+"""
+
+
+async def screen_statements(gql, sql_counter, first: int) -> int:
+    sql_counter.reset()
+    data = await gql(SEARCH_SCREEN, first=first)
+    nodes = data["searchRuns"]["nodes"]
+    assert len(nodes) == first
+    assert all(n["inputs"] for n in nodes)
+    return sql_counter.count
+
+
+async def test_a_search_screen_with_parents_children_and_inputs_takes_the_same_statements_for_3_and_30_runs(
+    db: Database, gql, sql_counter
+) -> None:
+    # given 30 nested runs, each with a metric and a dataset input
+    parent = await make_run(db, metrics={"acc": 0.0})
+    async with db.unit_of_work() as session:
+        await datasets.log_inputs(
+            session,
+            run_id=parent.id,
+            inputs=[
+                datasets.DatasetInput("d", "0", "local", "/d", tags={"mlflow.data.context": "t"})
+            ],
+            actor=ACTOR,
+        )
+    for i in range(29):
+        run = await make_run(db, metrics={"acc": i / 100}, parent_run_id=parent.id)
+        async with db.unit_of_work() as session:
+            await datasets.log_inputs(
+                session,
+                run_id=run.id,
+                inputs=[datasets.DatasetInput("d", str(i), "local", "/d")],
+                actor=ACTOR,
+            )
+
+    # when the screen is read for 3 runs and for 30
+    small = await screen_statements(gql, sql_counter, 3)
+    large = await screen_statements(gql, sql_counter, 30)
+
+    # then both take the same number of statements: one per loader batch
+    assert small == large
+    assert large <= 8, sql_counter.statements
