@@ -43,6 +43,17 @@ BASE_PG_URL = os.environ.get("MODELGRAPH_TEST_DATABASE_URL")
 PG_URL = _worker_url(BASE_PG_URL)
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A run that leaves e2e out (the fast tier) does not import tests/e2e at all: every
+    test there is e2e, and importing them (the official MLflow client, sklearn) cost each
+    xdist worker seconds before the first test ran."""
+    if "not e2e" in (config.option.markexpr or "") and (
+        collection_path == E2E or E2E in collection_path.parents
+    ):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Everything under tests/e2e runs a real server or CLI subprocess.
     for item in items:
