@@ -7,9 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from app.artifacts.store import BlobStore
 
@@ -29,6 +27,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
+    # Imported here: a run without the S3 variants (the fast tier) does not pay for moto.
+    from moto.server import ThreadedMotoServer
+
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -49,6 +50,8 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_url(s3_endpoint: str) -> str:
     """A fresh bucket for one test, as a store URL with a prefix."""
+    import boto3
+
     bucket = f"b{uuid.uuid4().hex[:16]}"
     boto3.client("s3", endpoint_url=s3_endpoint, **_boto_credentials()).create_bucket(Bucket=bucket)
     return f"s3://{bucket}/artifacts"
@@ -62,7 +65,7 @@ def _boto_credentials() -> dict[str, str]:
     }
 
 
-# The S3 variant talks to moto's server in a subprocess: end-to-end, so not in the fast tier.
+# The S3 variant talks HTTP to moto's S3 server on 127.0.0.1: end-to-end, not in the fast tier.
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.e2e)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "local":
