@@ -1,12 +1,15 @@
 """A training script's calls through the official MLflow client against a real server:
 what the client reads back, and what GraphQL shows of the same changes."""
 
+import asyncio
 import math
 
 import mlflow
 import pytest
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
+
+from tests.e2e.ws import Subscriber
 
 RUN = """
 query($id: ID!) {
@@ -305,3 +308,42 @@ def test_metric_history_pages(mlflow_server, mlflow_client):
     assert [m.step for m in mlflow_client.get_metric_history(run.info.run_id, "h")] == list(
         range(30)
     )
+
+
+WATCH_METRICS = """
+subscription($run: ID!) { runMetrics(runId: $run) { points { key value step } } }
+"""
+
+
+def test_a_watcher_sees_the_points_the_client_logs(mlflow_server, mlflow_client):
+    run = mlflow_client.create_run("0")
+    run_id = run.info.run_id
+
+    async def watch() -> tuple[list[dict], list[dict], dict]:
+        async with Subscriber(mlflow_server.server.ws, WATCH_METRICS, {"run": run_id}) as live:
+            # The subscription is live once it answers: log until the first batch arrives.
+            for step in range(50):
+                await asyncio.to_thread(mlflow_client.log_metric, run_id, "warmup", 0.0, step=step)
+                try:
+                    await asyncio.wait_for(live.next(), 0.5)
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                pytest.fail("no live metrics")
+            await asyncio.to_thread(
+                mlflow_client.log_batch,
+                run_id,
+                metrics=[Metric("loss", 1.0 / (i + 1), 0, i) for i in range(3)],
+            )
+            batch = (await live.next())["runMetrics"]["points"]
+            await asyncio.to_thread(mlflow_client.log_metric, run_id, "acc", 0.5, step=7)
+            single = (await live.next())["runMetrics"]["points"]
+            await asyncio.to_thread(mlflow_client.set_terminated, run_id)
+            return batch, single, await live.message()
+
+    batch, single, end = asyncio.run(watch())
+
+    assert batch == [{"key": "loss", "value": 1.0 / (i + 1), "step": i} for i in range(3)]
+    assert single == [{"key": "acc", "value": 0.5, "step": 7}]
+    assert end["type"] == "complete"
