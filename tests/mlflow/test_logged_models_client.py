@@ -154,14 +154,24 @@ def test_sklearn_autolog_logs_params_metrics_and_model(mlflow_env, mlflow_client
     assert list(loaded.predict(x)) == list(y)
 
 
-@pytest.mark.parametrize("source", ["runs", "models"])
+@pytest.mark.parametrize("source", ["runs", "models", "log_model"])
 def test_registered_versions_load_by_number_alias_and_stage(mlflow_env, mlflow_client, source):
     mlflow.set_experiment("exp")
+    registered = "adder" if source == "log_model" else None
     with mlflow.start_run() as run:
-        info = mlflow.pyfunc.log_model(name="model", python_model=AddN(10), pip_requirements=PIP)
-    uri = f"runs:/{run.info.run_id}/model" if source == "runs" else info.model_uri
-    version = mlflow.register_model(uri, "adder")
-    assert version.version == "1"
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=AddN(10),
+            pip_requirements=PIP,
+            registered_model_name=registered,
+        )
+    if source == "log_model":
+        assert info.registered_model_version == "1"
+    else:
+        uri = f"runs:/{run.info.run_id}/model" if source == "runs" else info.model_uri
+        assert mlflow.register_model(uri, "adder").version == "1"
+    linked = mlflow_env.gql('{ modelVersion(model: "adder", version: 1) { loggedModelId } }')
+    assert linked["modelVersion"]["loggedModelId"] == info.model_id
     mlflow_client.set_registered_model_alias("adder", "champion", "1")
     with pytest.warns(FutureWarning, match="stages"):  # deprecated by MLflow, still used
         mlflow_client.transition_model_version_stage("adder", "1", "Production")
