@@ -15,7 +15,8 @@ searchable (`current_stage` is refused, as MLflow refuses it).
 
 The parser is pure; the searches read the candidate rows (narrowed in SQL by an exact
 name or run id when the filter has one), filter and order them here, and page by offset:
-a registry holds thousands of entries, not millions."""
+a registry holds thousands of entries, not millions. LIKE means what it means in run
+search (app.tracking.filters.like_matches)."""
 
 import functools
 import re
@@ -28,6 +29,7 @@ from sqlmodel import col, select
 
 from app.errors import ValidationError
 from app.registry.models import ModelVersion, RegisteredModel
+from app.tracking.filters import like_matches
 
 FILTER_LIMIT = 10_000
 
@@ -212,11 +214,6 @@ def _value(
     return _unquote(text)
 
 
-def _like(pattern: str, value: str, *, insensitive: bool) -> bool:
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if insensitive else 0)) is not None
-
-
 def holds(clause: Clause, actual: Any) -> bool:
     """Whether a value (None: the tag or attribute is missing) meets the clause."""
     op, want = clause.op, clause.value
@@ -241,7 +238,7 @@ def holds(clause: Clause, actual: Any) -> bool:
         return text == want
     if op == "!=":
         return text != want
-    return _like(want, text, insensitive=op == "ILIKE")
+    return like_matches(text, want, ignore_case=op == "ILIKE")
 
 
 # ---------------------------------------------------------------- ordering
