@@ -435,8 +435,15 @@ async def update_run(call: Call) -> dict[str, Any]:
         if status == RunStatus.RUNNING:
             run = await lifecycle.resume_run(session, run_id=run_id, actor=actor)
         elif status is not None:
+            # A run ended again with the status it ended with (set_terminated after
+            # end_run) keeps its first end time, as a retry would.
+            same = run.status == status
             run = await tracking_service.end_run(
-                session, run_id=run_id, status=status, end_time=end_time, actor=actor
+                session,
+                run_id=run_id,
+                status=status,
+                end_time=None if same else end_time,
+                actor=actor,
             )
     return {"run_info": run_info_json(run)}
 

@@ -89,11 +89,16 @@ async def test_ending_an_ended_run_differently_is_invalid_state(
     run = await make_run(db)
     ended = await post(client, "runs/update", {"run_id": run.id, "status": "FINISHED"})
 
+    same = await post(
+        client, "runs/update", {"run_id": run.id, "status": "FINISHED", "end_time": 2**40}
+    )
     again = await post(client, "runs/update", {"run_id": run.id, "status": "FAILED"})
     scheduled = await post(client, "runs/update", {"run_id": run.id, "status": "SCHEDULED"})
 
     assert ended.status_code == 200
     assert ended.json()["run_info"]["status"] == "FINISHED"
+    assert same.status_code == 200
+    assert same.json()["run_info"]["end_time"] == ended.json()["run_info"]["end_time"]
     assert again.status_code == 400
     assert again.json()["error_code"] == "INVALID_STATE"
     assert scheduled.json()["error_code"] == "INVALID_PARAMETER_VALUE"
