@@ -499,3 +499,33 @@ def test_concurrent_promotions_through_the_face_leave_one_production_version(
     assert list(final.values()).count("ARCHIVED") == 7
     into_production = [e for e in events(mlflow_server, "race") if e["toStage"] == "PRODUCTION"]
     assert len(into_production) == 8
+
+
+def test_a_watcher_sees_renames_and_deletions_made_by_the_mlflow_client(
+    mlflow_server, mlflow_client
+):
+    mlflow_client.create_registered_model("short-lived")
+    mlflow_client.create_model_version("short-lived", "s3://bucket/s")
+    mlflow_client.create_model_version("short-lived", "s3://bucket/s")
+    start = mlflow_server.gql("query { events(first: 500) { pageInfo { endCursor } } }")["events"][
+        "pageInfo"
+    ]["endCursor"]
+
+    def changes() -> None:
+        mlflow_client.rename_registered_model("short-lived", "renamed")
+        mlflow_client.delete_model_version("renamed", "2")
+        mlflow_client.delete_registered_model("renamed")
+
+    async def watch() -> list[dict]:
+        async with Subscriber(
+            mlflow_server.server.ws, WATCH, {"model": None, "after": start}
+        ) as watcher:
+            await asyncio.to_thread(changes)
+            return [e["lifecycleEvents"] for e in await watcher.take(3)]
+
+    seen = asyncio.run(watch())
+    assert [(e["type"], e["model"], e["versionNumber"], e["actor"]) for e in seen] == [
+        ("MODEL_RENAMED", "renamed", None, ACTOR),
+        ("VERSION_DELETED", "renamed", 2, ACTOR),
+        ("MODEL_DELETED", "renamed", None, ACTOR),
+    ]
