@@ -52,6 +52,7 @@ def main() -> None:
         client.log_batch(run.info.run_id, metrics=points)
         dataset = mlflow.data.from_numpy(np.arange(12).reshape(4, 3), name="digits-train")
         mlflow.log_input(dataset, context="training")
+        facts["dataset_digest"] = dataset.digest
         mlflow.log_dict({"classes": ["cat", "dog"]}, "meta/classes.json")
         mlflow.log_text("hello artifacts\n", "notes.txt")
         with tempfile.TemporaryDirectory() as tmp:

@@ -172,6 +172,34 @@ async def test_full_copy_as_graphql_shows_it(
         "weights.bin": train["files"]["model-files/weights.bin"]
     }
 
+    lineage = """
+    query($child: ID!, $train: ID!, $gone: ID!) {
+      child: run(id: $child) { parent { id } userId deleted }
+      train: run(id: $train) {
+        children { id } inputs { context dataset { name digest } }
+        modelVersions { version }
+      }
+      gone: run(id: $gone) { deleted }
+    }
+    """
+    seen = await gql(
+        lineage,
+        child=facts["runs"]["train-1-fold-0"]["id"],
+        train=train["id"],
+        gone=facts["runs"]["discarded"]["id"],
+    )
+    user = facts["runs"]["train-1-fold-0"]["tags"]["mlflow.user"]
+    assert seen["child"] == {"parent": {"id": train["id"]}, "userId": user, "deleted": False}
+    assert seen["train"]["children"] == [{"id": facts["runs"]["train-1-fold-0"]["id"]}]
+    assert seen["train"]["inputs"] == [
+        {
+            "context": "training",
+            "dataset": {"name": "digits-train", "digest": facts["dataset_digest"]},
+        }
+    ]
+    assert sorted(v["version"] for v in seen["train"]["modelVersions"]) == [1, 3]
+    assert seen["gone"] == {"deleted": True}
+
     async with db.read() as session:
         child = await session.get_one(Run, facts["runs"]["train-1-fold-0"]["id"])
         assert child.parent_run_id == train["id"]
