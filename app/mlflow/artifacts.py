@@ -30,6 +30,7 @@ from app.mlflow.uris import (
 )
 from app.mlflow.wire import Call, MlflowError, endpoint, invalid
 from app.observability import CutShort, Metrics
+from app.tracking import service as tracking_service
 from app.tracking.logged_model_models import LoggedModel
 from app.tracking.models import Run
 
@@ -61,13 +62,20 @@ def _where(path: str) -> RunArtifacts | LoggedModelArtifacts | VersionArtifacts:
     return location
 
 
-async def _check_owner(call: Call, location: RunArtifacts | LoggedModelArtifacts) -> None:
-    """NotFound unless the run or logged model exists in the experiment the path names."""
+async def _check_owner(
+    call: Call, location: RunArtifacts | LoggedModelArtifacts, *, write: bool = False
+) -> None:
+    """NotFound unless the run or logged model exists in the experiment the path names; a
+    deleted run's files are read but not changed (INVALID_STATE)."""
     async with call.db.read() as session:
         if isinstance(location, RunArtifacts):
             run = await session.get(Run, location.run_id)
             if run is None or run.experiment_id != location.experiment_id:
                 raise NotFoundError("run", "path", location.run_id)
+            if write:
+                await tracking_service.require_active_run(
+                    session, run_id=location.run_id, field="path"
+                )
         else:
             model = await session.get(LoggedModel, location.model_id)
             if (
@@ -208,7 +216,7 @@ async def upload_artifact(call: Call) -> dict[str, Any]:
         raise invalid("An artifact upload needs a file path inside the run's or model's tree")
     path = service.normalize_path("path", location.path)
     # Before reading a byte of the body: a wrong run or model is refused at once.
-    await _check_owner(call, location)
+    await _check_owner(call, location, write=True)
     settings = call.settings
     uploaded = await service.store_content(
         call.db,
@@ -252,7 +260,7 @@ async def delete_artifacts(call: Call) -> dict[str, Any]:
     location = _where(call.path_params["path"])
     if isinstance(location, VersionArtifacts):
         raise _immutable(location)
-    await _check_owner(call, location)
+    await _check_owner(call, location, write=True)
     prefix = service.normalize_path("path", location.path) if location.path else None
     actor = call.principal.actor
     async with call.db.unit_of_work() as session:

@@ -25,6 +25,7 @@ from app.errors import (
 )
 from app.events.models import EventType
 from app.events.service import record_event
+from app.tracking import service as tracking_service
 from app.tracking.logged_model_models import (
     LOGGED_MODEL_TAG_VALUE_LIMIT,
     MODEL_TYPE_LIMIT,
@@ -40,7 +41,6 @@ from app.tracking.models import (
     NAME_LIMIT,
     PARAM_VALUE_LIMIT,
     Experiment,
-    Run,
 )
 
 MODEL_ID_PREFIX = "m-"
@@ -126,9 +126,9 @@ async def create_logged_model(
     if experiment is None or getattr(experiment, "deleted_at", None) is not None:
         raise NotFoundError("experiment", "experimentId", experiment_id)
     if source_run_id is not None:
-        run = await session.get(Run, source_run_id)
-        if run is None:
-            raise NotFoundError("run", "sourceRunId", source_run_id)
+        await tracking_service.require_active_run(
+            session, run_id=source_run_id, field="sourceRunId"
+        )
     now = utcnow()
     model = LoggedModel(
         id=model_id,
@@ -292,8 +292,7 @@ async def log_outputs(
 ) -> None:
     """Record that the run produced each (model id, step); logging it again moves the step."""
     check_count("models", len(outputs), OUTPUTS_PER_CALL_LIMIT)
-    if await session.get(Run, run_id) is None:
-        raise NotFoundError("run", "runId", run_id)
+    await tracking_service.require_active_run(session, run_id=run_id)
     for i, (model_id, step) in enumerate(outputs):
         model = await get_logged_model(session, model_id=model_id, field=f"models[{i}].modelId")
         if step < 0 or step > STEP_LIMIT:

@@ -166,6 +166,19 @@ def test_refusals_in_mlflows_shape_change_nothing(mlflow_server, tmp_path):
     assert blob_files(tmp_path) == []
 
 
+def test_a_deleted_runs_files_are_read_not_changed(mlflow_server):
+    exp, run = start_run(mlflow_server)
+    url = f"{PROXY}/{exp}/{run}/artifacts/x.txt"
+    with client(mlflow_server) as http:
+        assert http.put(url, content=b"x").status_code == 200
+        deleted = http.post("/api/2.0/mlflow/runs/delete", json={"run_id": run})
+        assert deleted.status_code == 200, deleted.text
+        for method in ("PUT", "DELETE"):
+            refused = http.request(method, url, content=b"y")
+            assert (refused.status_code, refused.json()["error_code"]) == (400, "INVALID_STATE")
+        assert http.get(url).content == b"x"
+
+
 def test_roles_reader_reads_writer_writes(mlflow_server):
     exp, run = start_run(mlflow_server)
     url = f"{PROXY}/{exp}/{run}/artifacts/x.txt"

@@ -14,6 +14,7 @@ from app.artifacts import service as artifact_service
 from app.artifacts.store import BlobStore
 from app.errors import ConflictError, NotFoundError, ValidationError
 from app.events.models import Event, EventType
+from app.tracking import lifecycle as tracking_lifecycle
 from app.tracking import logged_model_reads as reads
 from app.tracking import logged_models as service
 from app.tracking import metrics as tracking_metrics
@@ -95,6 +96,21 @@ async def test_refusals_change_nothing(db):
     assert pending.value.field == "status"
     with pytest.raises(ValidationError):
         await create(db, run, name="bad\x00name")
+    assert await snapshot(db) == before
+
+
+async def test_a_deleted_run_makes_and_outputs_no_models(db):
+    run = await make_run(db)
+    model = await create(db, run, name="model")
+    async with db.unit_of_work() as session:
+        await tracking_lifecycle.delete_run(session, run_id=run.id, actor=ACTOR)
+    before = await snapshot(db)
+    with pytest.raises(ConflictError) as source:
+        await create(db, run, name="late")
+    with pytest.raises(ConflictError) as output:
+        async with db.unit_of_work() as session:
+            await service.log_outputs(session, run_id=run.id, outputs=[(model.id, 0)], actor=ACTOR)
+    assert (source.value.field, output.value.field) == ("sourceRunId", "runId")
     assert await snapshot(db) == before
 
 
