@@ -9,8 +9,11 @@ from app.tracking.filters import (
     Entity,
     OrderItem,
     like_to_glob,
+    parse_experiment_filter,
+    parse_experiment_order_by,
     parse_filter,
     parse_order_by,
+    text_matches,
 )
 
 
@@ -119,3 +122,52 @@ def test_an_ordering_it_cannot_read_names_its_item(item: str, says: str) -> None
 )
 def test_like_patterns_become_case_sensitive_globs(like: str, glob: str) -> None:
     assert like_to_glob(like) == glob
+
+
+def test_experiment_filters_take_bare_attributes_and_tags() -> None:
+    assert parse_experiment_filter(
+        "name LIKE 'exp-%' and attributes.creation_time > 5 and tags.team = 'x' "
+        "and experiment_id = '3' and tags.gone IS NULL"
+    ) == (
+        Clause(Entity.ATTRIBUTE, "name", "LIKE", "exp-%"),
+        Clause(Entity.ATTRIBUTE, "creation_time", ">", 5.0),
+        Clause(Entity.TAG, "team", "=", "x"),
+        Clause(Entity.ATTRIBUTE, "experiment_id", "=", 3.0),
+        Clause(Entity.TAG, "gone", "IS NULL", None),
+    )
+    assert parse_experiment_order_by(["name", "last_update_time DESC"]) == (
+        OrderItem(Entity.ATTRIBUTE, "name", True),
+        OrderItem(Entity.ATTRIBUTE, "last_update_time", False),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("metrics.acc > 1", "experiments are searched by"),
+        ("name = 'a' or name = 'b'", "Invalid clause(s)"),
+        ("experiment_id = 'x'", "expected an experiment id"),
+    ],
+)
+def test_an_experiment_filter_it_cannot_read_is_refused(text: str, says: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        parse_experiment_filter(text)
+
+    assert says in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "op", "expected", "matches"),
+    [
+        ("Red", "LIKE", "R%", True),
+        ("red", "LIKE", "R%", False),
+        ("red", "ILIKE", "R%", True),
+        ("a.b", "LIKE", "a_b", True),
+        ("a+b", "LIKE", "a+b", True),
+        (None, "IS NULL", None, True),
+        (None, "=", "x", False),
+        ("x", "NOT IN", ("y",), True),
+    ],
+)
+def test_text_matches_as_the_database_does(value, op, expected, matches) -> None:
+    assert text_matches(value, op, expected) is matches

@@ -291,3 +291,28 @@ async def test_a_search_screen_with_parents_children_and_inputs_takes_the_same_s
     # then both take the same number of statements: one per loader batch
     assert small == large
     assert large <= 8, sql_counter.statements
+
+
+HIDDEN = """
+{
+  experiment(name: "exp") { runCount runs { nodes { name } } bestRun(metric: "acc") { name } }
+  runs(experiment: "exp") { nodes { name } }
+  bestRun(experiment: "exp", metric: "acc") { name }
+}
+"""
+
+
+async def test_a_deleted_run_is_in_no_list_and_never_best(db: Database, gql) -> None:
+    best = await make_run(db, name="best", metrics={"acc": 0.99})
+    await make_run(db, name="other", metrics={"acc": 0.5})
+
+    await gql(DELETE_RUN, run=best.id)
+    data = await gql(HIDDEN)
+
+    assert data["experiment"] == {
+        "runCount": 1,
+        "runs": {"nodes": [{"name": "other"}]},
+        "bestRun": {"name": "other"},
+    }
+    assert data["runs"]["nodes"] == [{"name": "other"}]
+    assert data["bestRun"] == {"name": "other"}
