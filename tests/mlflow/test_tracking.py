@@ -347,3 +347,41 @@ def test_a_watcher_sees_the_points_the_client_logs(mlflow_server, mlflow_client)
     assert batch == [{"key": "loss", "value": 1.0 / (i + 1), "step": i} for i in range(3)]
     assert single == [{"key": "acc", "value": 0.5, "step": 7}]
     assert end["type"] == "complete"
+
+
+LINEAGE = """
+query($name: String!) {
+  model(name: $name) {
+    productionVersion {
+      version
+      run { id inputs { context dataset { name digest source } } }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.filterwarnings("ignore:.*is deprecated since 2.9.0:FutureWarning")
+def test_the_data_behind_the_production_version(mlflow_server, mlflow_client):
+    mlflow.set_experiment("lineage")
+    train = Dataset(name="churn", digest="d41d8cd9", source_type="s3", source="s3://d/churn")
+    with mlflow.start_run() as run:
+        mlflow_client.log_inputs(
+            run.info.run_id,
+            [DatasetInput(train, tags=[InputTag("mlflow.data.context", "training")])],
+        )
+    mlflow_client.create_registered_model("churn-clf")
+    version = mlflow_client.create_model_version(
+        "churn-clf", "s3://models/churn", run_id=run.info.run_id
+    )
+    mlflow_client.transition_model_version_stage("churn-clf", version.version, "Production")
+
+    production = mlflow_server.gql(LINEAGE, name="churn-clf")["model"]["productionVersion"]
+
+    assert production["run"]["id"] == run.info.run_id
+    assert production["run"]["inputs"] == [
+        {
+            "context": "training",
+            "dataset": {"name": "churn", "digest": "d41d8cd9", "source": "s3://d/churn"},
+        }
+    ]
