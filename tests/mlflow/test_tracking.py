@@ -280,6 +280,15 @@ def test_search_runs_grammar_ordering_and_pages(mlflow_server, mlflow_client):
     assert names(rest) == ["d"]
     assert rest.token is None
 
+    # mlflow.search_runs follows the page tokens into one DataFrame.
+    frame = mlflow.search_runs(
+        experiment_ids=both, filter_string="params.lr = '0.01'", order_by=["metrics.acc DESC"]
+    )
+    assert [made[r] for r in frame["run_id"]] == ["c", "a"]
+    assert list(frame["metrics.acc"]) == [0.95, 0.9]
+    assert list(frame["params.lr"]) == ["0.01", "0.01"]
+    everything = mlflow.search_runs(experiment_ids=both, max_results=2)
+    assert [made[r] for r in everything["run_id"]] == ["d", "c"]
     with pytest.raises(MlflowException) as refused:
         mlflow_client.search_runs(both, "metrics.acc > 0.8 or params.lr = '0.01'")
     assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
