@@ -15,6 +15,7 @@ import mimetypes
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
 import app.http.artifacts  # noqa: F401  (registers the `artifact_path` URL convertor)
@@ -63,27 +64,27 @@ def _where(path: str) -> RunArtifacts | LoggedModelArtifacts | VersionArtifacts:
 
 
 async def _check_owner(
-    call: Call, location: RunArtifacts | LoggedModelArtifacts, *, write: bool = False
+    session: AsyncSession,
+    location: RunArtifacts | LoggedModelArtifacts,
+    *,
+    write: bool = False,
 ) -> None:
     """NotFound unless the run or logged model exists in the experiment the path names; a
     deleted run's files are read but not changed (INVALID_STATE)."""
-    async with call.db.read() as session:
-        if isinstance(location, RunArtifacts):
-            run = await session.get(Run, location.run_id)
-            if run is None or run.experiment_id != location.experiment_id:
-                raise NotFoundError("run", "path", location.run_id)
-            if write:
-                await tracking_service.require_active_run(
-                    session, run_id=location.run_id, field="path"
-                )
-        else:
-            model = await session.get(LoggedModel, location.model_id)
-            if (
-                model is None
-                or model.deleted_at is not None
-                or model.experiment_id != location.experiment_id
-            ):
-                raise NotFoundError("logged model", "path", location.model_id)
+    if isinstance(location, RunArtifacts):
+        run = await session.get(Run, location.run_id)
+        if run is None or run.experiment_id != location.experiment_id:
+            raise NotFoundError("run", "path", location.run_id)
+        if write:
+            await tracking_service.require_active_run(session, run_id=location.run_id, field="path")
+    else:
+        model = await session.get(LoggedModel, location.model_id)
+        if (
+            model is None
+            or model.deleted_at is not None
+            or model.experiment_id != location.experiment_id
+        ):
+            raise NotFoundError("logged model", "path", location.model_id)
 
 
 def _immutable(location: VersionArtifacts) -> MlflowError:
@@ -114,7 +115,7 @@ async def list_artifacts(call: Call) -> dict[str, Any]:
             )
             files = [(f.path, f.size) for f in owned]
         else:
-            await _check_owner(call, location)
+            await _check_owner(session, location)
             if isinstance(location, RunArtifacts):
                 found: Sequence[Any] = await service.list_artifacts(
                     session, run_id=location.run_id, prefix=prefix or None
@@ -149,7 +150,7 @@ async def download_artifact(call: Call) -> Response:
                 session, version_id=version_id, path=location.path
             )
         else:
-            await _check_owner(call, location)
+            await _check_owner(session, location)
             if isinstance(location, RunArtifacts):
                 found = await service.get_artifact(
                     session, run_id=location.run_id, path=location.path
@@ -216,7 +217,8 @@ async def upload_artifact(call: Call) -> dict[str, Any]:
         raise invalid("An artifact upload needs a file path inside the run's or model's tree")
     path = service.normalize_path("path", location.path)
     # Before reading a byte of the body: a wrong run or model is refused at once.
-    await _check_owner(call, location, write=True)
+    async with call.db.read() as session:
+        await _check_owner(session, location, write=True)
     settings = call.settings
     uploaded = await service.store_content(
         call.db,
@@ -260,10 +262,10 @@ async def delete_artifacts(call: Call) -> dict[str, Any]:
     location = _where(call.path_params["path"])
     if isinstance(location, VersionArtifacts):
         raise _immutable(location)
-    await _check_owner(call, location, write=True)
     prefix = service.normalize_path("path", location.path) if location.path else None
     actor = call.principal.actor
     async with call.db.unit_of_work() as session:
+        await _check_owner(session, location, write=True)
         if isinstance(location, RunArtifacts):
             found: Sequence[Any] = await service.list_artifacts(
                 session, run_id=location.run_id, prefix=prefix
