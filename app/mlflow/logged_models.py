@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import app.http.artifacts  # noqa: F401  (registers the `artifact_path` URL convertor)
+from app.errors import ConflictError
 from app.mlflow.uris import logged_model_artifact_uri
 from app.mlflow.wire import Call, double, endpoint, invalid, millis
 from app.tracking import logged_model_reads as reads
@@ -194,10 +195,17 @@ async def delete_logged_model_tag(call: Call) -> dict[str, Any]:
 @endpoint("POST", "logged-models/{model_id}/params", operation=WRITE)
 async def log_logged_model_params(call: Call) -> dict[str, Any]:
     model_id = _model_id(call)
-    async with call.db.unit_of_work() as session:
-        await service.log_logged_model_params(
-            session, model_id=model_id, params=_pairs(call, "params"), actor=call.principal.actor
-        )
+    try:
+        async with call.db.unit_of_work() as session:
+            await service.log_logged_model_params(
+                session,
+                model_id=model_id,
+                params=_pairs(call, "params"),
+                actor=call.principal.actor,
+            )
+    except ConflictError as error:
+        # MLflow answers a changed param as a bad value, as runs/log-parameter does here.
+        raise invalid(error.message) from None
     return {}
 
 

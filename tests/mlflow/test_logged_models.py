@@ -56,8 +56,13 @@ def test_create_upload_finalize_load_and_search(mlflow_server, mlflow_client, tm
     loaded = mlflow.pyfunc.load_model(f"models:/{model.model_id}")
     assert list(loaded.predict([1, 2])) == [3, 4]
 
+    mlflow_client.log_model_params(model.model_id, {"n": "2", "precision": "int"})
     got = mlflow_client.get_logged_model(model.model_id)
-    assert (got.name, got.params, got.model_type) == ("adder", {"n": "2"}, "toy")
+    assert (got.name, got.params, got.model_type) == (
+        "adder",
+        {"n": "2", "precision": "int"},
+        "toy",
+    )
     assert got.tags == {"team": "a"}
     mlflow_client.set_logged_model_tags(model.model_id, {"stage": "candidate"})
     mlflow_client.delete_logged_model_tag(model.model_id, "team")
@@ -86,7 +91,10 @@ def test_create_upload_finalize_load_and_search(mlflow_server, mlflow_client, tm
         (other.model_id, "other", "PENDING"),
         (model.model_id, "adder", "READY"),
     ]
-    assert shown[1]["params"] == [{"key": "n", "value": "2"}]
+    assert shown[1]["params"] == [
+        {"key": "n", "value": "2"},
+        {"key": "precision", "value": "int"},
+    ]
     assert shown[1]["tags"] == [{"key": "stage", "value": "candidate"}]
     files = {f["path"]: f for f in shown[1]["files"]}
     assert files["python_model.pkl"]["digest"] == hashlib.sha256(pickle).hexdigest()
@@ -109,6 +117,7 @@ def test_refusals_are_mlflow_errors(mlflow_server, mlflow_client):
         lambda: mlflow_client.search_logged_models([exp], filter_string="name = 'a' OR name = 'b'"),
         lambda: mlflow_client.search_logged_models([exp], filter_string="metrics.acc > 'x'"),
         lambda: mlflow_client.delete_logged_model_tag(model.model_id, "absent"),
+        lambda: mlflow_client.log_model_params(model.model_id, {"n": "2"}),
     ]
     codes = []
     for case in cases:
@@ -121,5 +130,7 @@ def test_refusals_are_mlflow_errors(mlflow_server, mlflow_client):
         "INVALID_PARAMETER_VALUE",
         "INVALID_PARAMETER_VALUE",
         "RESOURCE_DOES_NOT_EXIST",
+        "INVALID_PARAMETER_VALUE",
     ]
+    assert mlflow_client.get_logged_model(model.model_id).params == {"n": "1"}
     assert mlflow_client.get_logged_model(model.model_id).status == LoggedModelStatus.PENDING
