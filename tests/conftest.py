@@ -200,8 +200,11 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # On PostgreSQL no database file says where the local artifact store goes (it would be
+    # ./artifacts in the checkout): the test's own folder holds it.
+    store = None if database_url.startswith("sqlite") else str(tmp_path / "artifacts")
+    return Settings(database_url=database_url, artifact_store=store)
 
 
 @pytest.fixture
