@@ -123,8 +123,15 @@ async def create_logged_model(
     _check_params("params", params)
     _check_tags("tags", tags)
     experiment = await session.get(Experiment, experiment_id)
-    if experiment is None or getattr(experiment, "deleted_at", None) is not None:
+    if experiment is None:
         raise NotFoundError("experiment", "experimentId", experiment_id)
+    if experiment.deleted_at is not None:
+        raise ConflictError(
+            "experimentId",
+            f"experiment {experiment.name!r} is deleted; restore it to log models to it",
+            expected="active",
+            actual="deleted",
+        )
     if source_run_id is not None:
         await tracking_service.require_active_run(
             session, run_id=source_run_id, field="sourceRunId"

@@ -114,6 +114,22 @@ async def test_a_deleted_run_makes_and_outputs_no_models(db):
     assert await snapshot(db) == before
 
 
+async def test_a_deleted_experiment_takes_no_models(db):
+    run = await make_run(db)
+    async with db.unit_of_work() as session:
+        await tracking_lifecycle.delete_experiment(
+            session, experiment_id=run.experiment_id, actor=ACTOR
+        )
+    before = await snapshot(db)
+    with pytest.raises(ConflictError) as refused:
+        async with db.unit_of_work() as session:
+            await service.create_logged_model(
+                session, experiment_id=run.experiment_id, name="m", actor=ACTOR
+            )
+    assert refused.value.field == "experimentId"
+    assert await snapshot(db) == before
+
+
 async def test_deleted_model_is_hidden_not_lost(db):
     run = await make_run(db)
     model = await create(db, run, name="model")
