@@ -9,7 +9,8 @@ waits for /healthz, and measures over HTTP with keep-alive clients:
 
   * logMetrics throughput, 1,000-point batches (one client, then 4 concurrent clients),
     first as `points` (one object per point), then as `series` (per-key columns: 5 keys
-    x 200 values, steps and timestamps per call);
+    x 200 values, steps and timestamps per call), then the same points through the MLflow
+    face's `runs/log-batch` as MlflowClient.log_batch sends them (`mlflow_log_batch_*`);
   * bestRun p50/p95 over N runs with 5 metrics each (LAST, aggregate MAX, with a filter);
     the runs are bulk-inserted into the database directly, the queries go over HTTP and
     their answers are checked against the best runs computed here;
@@ -76,6 +77,7 @@ from app.client import Client, ClientError, data_of  # noqa: E402 (after the pat
 from app.client import encode as body  # noqa: E402
 
 BATCH_SIZE = 1000
+MLFLOW_LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
 METRIC_KEYS = ("loss", "accuracy", "f1", "auc", "latency_ms")
 # The series form of a 1,000-point batch: one column set per key, 200 points each.
 SERIES_PER_KEY = BATCH_SIZE // len(METRIC_KEYS)
@@ -300,17 +302,58 @@ def series_batches(
     return out
 
 
-def send_batches(client: Client, payloads: list[bytes], end: float) -> tuple[list[float], int]:
+def mlflow_batches(
+    run_id: str, batches: int, rng: random.Random, keys: tuple[str, ...], first_step: int = 0
+) -> list[bytes]:
+    """The same points as metric_batches, as MLflow's client sends them through its log_batch
+    (POST /api/2.0/mlflow/runs/log-batch, up to 1,000 metrics per request)."""
+    out = []
+    base_ms = int(time.time() * 1000)
+    per_step = len(keys)
+    for b in range(batches):
+        metrics = []
+        for j in range(BATCH_SIZE):
+            step = first_step + (b * BATCH_SIZE + j) // per_step
+            metrics.append(
+                {
+                    "key": keys[j % per_step],
+                    "value": rng.random(),
+                    "timestamp": base_ms + step,
+                    "step": step,
+                }
+            )
+        out.append(json.dumps({"run_id": run_id, "metrics": metrics}).encode())
+    return out
+
+
+def send_batches(
+    client: Client, payloads: list[bytes], end: float, form: str = "points"
+) -> tuple[list[float], int]:
     """Send until done or `end`; returns (latencies, points written)."""
     latencies: list[float] = []
     written = 0
     for payload in payloads:
         if time.monotonic() > end:
             break
-        elapsed, data, _ = post(client, payload)
-        written += int(expect_success(data["logMetrics"], "LogMetricsSuccess")["count"])
+        if form == "mlflow":
+            elapsed, count = post_mlflow_batch(client, payload)
+            written += count
+        else:
+            elapsed, data, _ = post(client, payload)
+            written += int(expect_success(data["logMetrics"], "LogMetricsSuccess")["count"])
         latencies.append(elapsed)
     return latencies, written
+
+
+def post_mlflow_batch(client: Client, payload: bytes) -> tuple[float, int]:
+    """One log-batch request to the MLflow face; (seconds, metrics it carried)."""
+    url = client.url.removesuffix("/graphql") + MLFLOW_LOG_BATCH
+    started = time.perf_counter()
+    response = client.http.post(url, content=payload)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise BenchError(f"log-batch: HTTP {response.status_code}: {response.text[:300]}")
+    return elapsed, len(json.loads(payload)["metrics"])
 
 
 # ---------------------------------------------------------------- sections
@@ -327,11 +370,11 @@ def _ingest_single(
         run_id = start_run(client, f"ingest-{form}-single")
         payloads = make(run_id, sizes.ingest_batches, rng, METRIC_KEYS)
         warm = make(start_run(client, f"ingest-{form}-warmup"), 3, rng, METRIC_KEYS)
-        send_batches(client, warm, deadline.budget(30))
+        send_batches(client, warm, deadline.budget(30), form)
         log(f"logMetrics ({form}): 1 client, {len(payloads)} batches of {BATCH_SIZE}")
         end = deadline.budget(90)
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
-        latencies, written = send_batches(client, payloads, end)
+        latencies, written = send_batches(client, payloads, end, form)
         wall = time.perf_counter() - t0
         cpu1 = server.cpu_seconds()
     return {
@@ -365,7 +408,7 @@ def _ingest_concurrent(
         def worker(i: int) -> None:
             barrier.wait()
             try:
-                results[i] = send_batches(clients[i], work[i], end)
+                results[i] = send_batches(clients[i], work[i], end, form)
             except BaseException as exc:  # reported below
                 results[i] = exc
 
@@ -412,6 +455,10 @@ def bench_log_metrics(
             f"series: [{{key, values, steps, timestamps}}] x {len(METRIC_KEYS)} keys, "
             f"{SERIES_PER_KEY} values each"
         ),
+        "mlflow_log_batch_form": (
+            f"MLflow REST {MLFLOW_LOG_BATCH}: metrics: [{{key, value, timestamp, step}}] "
+            f"x {BATCH_SIZE} (what MlflowClient.log_batch sends)"
+        ),
     }
     # A failing measurement is reported and the others still run; the ones already made
     # are kept when the server dies or the time runs out (then the rest are skipped).
@@ -420,6 +467,7 @@ def bench_log_metrics(
         for prefix, make, form in (
             ("", metric_batches, "points"),
             ("series_", series_batches, "series"),
+            ("mlflow_log_batch_", mlflow_batches, "mlflow"),
         )
         for name, measure in (
             ("single_client", _ingest_single),
