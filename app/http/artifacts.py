@@ -11,7 +11,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -29,17 +28,9 @@ from app.errors import (
     UnavailableError,
     ValidationError,
 )
+from app.http import paths  # noqa: F401  (registers the artifact_path convertor)
 from app.observability import CutShort, Metrics
 
-
-class _AnyPath(PathConvertor):
-    """`path`, line breaks included: a path with a control character reaches the route
-    and is refused by name (400), instead of matching no route at all."""
-
-    regex = "(?s:.*)"
-
-
-register_url_convertor("artifact_path", _AnyPath())
 log = logging.getLogger("modelgraph.artifacts")
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")

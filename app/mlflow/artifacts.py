@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
-import app.http.artifacts  # noqa: F401  (registers the `artifact_path` URL convertor)
 from app.artifacts import service
 from app.artifacts.errors import BlobCorruptError, BlobMissingError
 from app.artifacts.store import BlobStore

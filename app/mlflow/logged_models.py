@@ -8,7 +8,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import app.http.artifacts  # noqa: F401  (registers the `artifact_path` URL convertor)
 from app.errors import ConflictError
 from app.mlflow.uris import logged_model_artifact_uri
 from app.mlflow.wire import Call, double, endpoint, invalid, millis

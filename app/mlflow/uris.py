@@ -82,4 +82,5 @@ def _rest(parts: list[str], start: int) -> str:
 
 
 def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    # isdigit() alone admits "²" and other digits int() refuses.
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None

@@ -43,6 +43,7 @@ from app.errors import (
     UnavailableError,
     ValidationError,
 )
+from app.http.paths import ANY_PATH
 
 log = logging.getLogger("modelgraph.mlflow")
 
@@ -426,7 +427,8 @@ def routes(endpoints: list[Endpoint]) -> list[Route]:
     roots = sorted(
         {f"/{root}/{e.api}/{e.service}/" for e in endpoints for root in ("api", "ajax-api")}
     )
-    catch_all = [Route(root + "{rest:path}", _not_found, methods=_ALL) for root in roots]
+    # Any path, line breaks included: MLflow's shape for whatever no endpoint serves.
+    catch_all = [Route(root + f"{{rest:{ANY_PATH}}}", _not_found, methods=_ALL) for root in roots]
     return [*served, *catch_all]
 
 

@@ -26,7 +26,18 @@ def test_each_uri_parses_back_to_its_tree() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["", "abc", "3", f"3/{RUN}", f"3/{RUN}/other/x", "registry/x/1/artifacts", "3/models/m-a"],
+    [
+        "",
+        "abc",
+        "3",
+        f"3/{RUN}",
+        f"3/{RUN}/other/x",
+        "registry/x/1/artifacts",
+        "3/models/m-a",
+        # digits to str.isdigit() that int() refuses
+        f"\u00b2/{RUN}/artifacts",
+        "registry/\u0663/1/artifacts",
+    ],
 )
 def test_other_paths_are_none_of_the_trees(path: str) -> None:
     assert uris.parse_artifact_path(path) is None

@@ -166,6 +166,7 @@ async def test_unknown_endpoints_and_methods(face: httpx.AsyncClient) -> None:
         ("GET", "/api/2.0/mlflow/nothing/here"),
         ("PUT", "/api/2.0/mlflow/echo"),
         ("GET", "/api/2.0/mlflow/required"),
+        ("POST", "/api/2.0/mlflow/line%0Abreak"),
     ]:
         response = await face.request(method, path)
         assert response.status_code == 404, (method, path)
