@@ -11,9 +11,16 @@ from types import ModuleType
 
 from starlette.routing import Route
 
-from app.mlflow import artifacts, logged_models, registry, tracking, wire
+from app.mlflow import artifacts, experiments, logged_models, registry, run_logging, runs, wire
 
-ENDPOINT_MODULES: tuple[ModuleType, ...] = (logged_models, artifacts, registry, tracking)
+ENDPOINT_MODULES: tuple[ModuleType, ...] = (
+    logged_models,
+    artifacts,
+    registry,
+    experiments,
+    runs,
+    run_logging,
+)
 
 # Paths whose request bodies are artifact bytes, streamed under the artifact size limit
 # rather than the JSON body limit.
