@@ -5,7 +5,7 @@ MLflow's stages are the lifecycle's: None, Staging, Production, Archived are DEV
 STAGING, PRODUCTION, ARCHIVED. MLflow moves a version between any two stages in one
 call; here such a move walks the lifecycle's allowed path (None → Production goes
 through Staging), each step checked against the promotion policy, in one unit of work
-(lifecycle.walk_version). A policy refusal is INVALID_STATE with every unmet condition.
+(walk.walk_version). A policy refusal is INVALID_STATE with every unmet condition.
 """
 
 import base64
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.mlflow import uris
 from app.mlflow.wire import Call, MlflowError, endpoint, invalid, millis
-from app.registry import catalog, lifecycle, reads, removal, search
+from app.registry import catalog, entries, reads, removal, search, walk
 from app.registry.errors import InvalidTransitionError
 from app.registry.models import ModelVersion, RegisteredModel
 from app.registry.policy import PolicyViolationError
@@ -171,7 +171,7 @@ def _max_results(call: Call, default: int, limit: int) -> int:
 @endpoint("POST", "registered-models/create", operation="mlflow.create_registered_model")
 async def create_registered_model(call: Call) -> dict[str, Any]:
     async with call.db.unit_of_work() as session:
-        model = await catalog.create_model(
+        model = await entries.create_model(
             session,
             name=call.required_text("name"),
             description=call.text("description"),
@@ -221,7 +221,7 @@ async def update_registered_model(call: Call) -> dict[str, Any]:
 @endpoint("POST", "registered-models/rename", operation="rename_model")
 async def rename_registered_model(call: Call) -> dict[str, Any]:
     async with call.db.unit_of_work() as session:
-        model = await catalog.rename_model(
+        model = await entries.rename_model(
             session,
             name=call.required_text("name"),
             new_name=call.required_text("new_name"),
@@ -242,7 +242,7 @@ async def delete_registered_model(call: Call) -> dict[str, Any]:
 @endpoint("POST", "registered-models/set-tag", operation="set_model_tag")
 async def set_registered_model_tag(call: Call) -> dict[str, Any]:
     async with call.db.unit_of_work() as session:
-        await catalog.set_model_tag(
+        await entries.set_model_tag(
             session,
             name=call.required_text("name"),
             key=call.required_text("key"),
@@ -255,7 +255,7 @@ async def set_registered_model_tag(call: Call) -> dict[str, Any]:
 @endpoint("DELETE", "registered-models/delete-tag", operation="delete_model_tag")
 async def delete_registered_model_tag(call: Call) -> dict[str, Any]:
     async with call.db.unit_of_work() as session:
-        await catalog.delete_model_tag(
+        await entries.delete_model_tag(
             session,
             name=call.required_text("name"),
             key=call.required_text("key"),
@@ -412,7 +412,7 @@ async def transition_model_version_stage(call: Call) -> dict[str, Any]:
     stage = _stage(call.required_text("stage"))
     try:
         async with call.db.unit_of_work() as session:
-            result = await lifecycle.walk_version(
+            result = await walk.walk_version(
                 session,
                 model=name,
                 version=_version_number(call),
@@ -428,7 +428,7 @@ async def transition_model_version_stage(call: Call) -> dict[str, Any]:
 @endpoint("POST", "model-versions/set-tag", operation="set_model_version_tag")
 async def set_model_version_tag(call: Call) -> dict[str, Any]:
     async with call.db.unit_of_work() as session:
-        await catalog.set_version_tag(
+        await entries.set_version_tag(
             session,
             model=call.required_text("name"),
             version=_version_number(call),
@@ -442,7 +442,7 @@ async def set_model_version_tag(call: Call) -> dict[str, Any]:
 @endpoint("DELETE", "model-versions/delete-tag", operation="delete_model_version_tag")
 async def delete_model_version_tag(call: Call) -> dict[str, Any]:
     async with call.db.unit_of_work() as session:
-        await catalog.delete_version_tag(
+        await entries.delete_version_tag(
             session,
             model=call.required_text("name"),
             version=_version_number(call),

@@ -1,5 +1,8 @@
 """The catalog: registered models, their versions, edits to both, and aliases.
 
+Creating an empty model, single-tag edits and renames are in `entries.py`; which files a
+new version owns is decided in `manifests.py`.
+
 Writes that touch a model's versions first lock the model row (FOR UPDATE on PostgreSQL;
 SQLite's BEGIN IMMEDIATE already serialises writers), so version numbers are decided one
 writer at a time."""
@@ -9,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -18,18 +21,10 @@ from app.artifacts.models import VersionFile
 from app.db.dialect import core_table, is_postgres, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page
 from app.db.types import utcnow
-from app.errors import (
-    AlreadyExistsError,
-    ConflictError,
-    NotFoundError,
-    ValidationError,
-    check_length,
-    check_name,
-    check_tags,
-)
-from app.events.models import Event, EventType
+from app.errors import NotFoundError, ValidationError, check_length, check_name, check_tags
+from app.events.models import EventType
 from app.events.service import record_event
-from app.registry import idempotency
+from app.registry import idempotency, manifests
 from app.registry.idempotency import Replay, retry_safe
 from app.registry.models import (
     ALIAS_LIMIT,
@@ -45,7 +40,6 @@ from app.tracking import service as tracking_service
 from app.tracking.models import DESCRIPTION_LIMIT, KEY_LIMIT, TAG_VALUE_LIMIT, Run
 
 ALIAS_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")
-RUN_SOURCE = "runs:/"
 RESERVED_ALIAS = re.compile(r"latest|v\d+", re.IGNORECASE)
 
 
@@ -199,87 +193,6 @@ async def update_model(
     return model
 
 
-async def create_model(
-    session: AsyncSession,
-    *,
-    name: str,
-    description: str | None = None,
-    tags: dict[str, str] | None = None,
-    actor: str,
-) -> RegisteredModel:
-    """A new, empty registered model; AlreadyExistsError if the name is taken."""
-    check_name("name", name, MODEL_NAME_LIMIT)
-    check_length("description", description, DESCRIPTION_LIMIT)
-    tags = tags or {}
-    check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=TAG_VALUE_LIMIT)
-    now = utcnow()
-    table = core_table(RegisteredModel)
-    stmt = (
-        upsert_insert(session, table)
-        .values(name=name, description=description, tags=tags, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["name"])
-        .returning(table.c.id)
-    )
-    if (await session.execute(stmt)).scalar_one_or_none() is None:
-        raise AlreadyExistsError("model", "name", name)
-    await record_event(
-        session,
-        type=EventType.MODEL_CREATED,
-        actor=actor,
-        model=name,
-        payload={"description": description, "tags": tags} if description or tags else None,
-    )
-    return await require_model(session, name=name, lock=True)
-
-
-async def set_model_tag(
-    session: AsyncSession, *, name: str, key: str, value: str, actor: str
-) -> RegisteredModel:
-    """Set one tag of a model (a MODEL_UPDATED event when it changes)."""
-    return await update_model(session, name=name, set_tags={key: value}, actor=actor)
-
-
-async def delete_model_tag(
-    session: AsyncSession, *, name: str, key: str, actor: str
-) -> RegisteredModel:
-    """Remove one tag of a model; NotFoundError if it has no such tag."""
-    model = await require_model(session, name=name, lock=True)
-    if key not in (model.tags or {}):
-        raise NotFoundError("model tag", "key", f"{name}/{key}")
-    return await update_model(session, name=name, remove_tags=[key], actor=actor)
-
-
-async def rename_model(
-    session: AsyncSession, *, name: str, new_name: str, actor: str
-) -> RegisteredModel:
-    """Give a model a new name. Its versions, aliases, policies and stage history follow
-    it (they hang on its id), and so do its past events: the outbox rows naming the old
-    name are rewritten to the new one in the same unit of work, then MODEL_RENAMED is
-    recorded under the new name with the old one in its payload."""
-    check_name("newName", new_name, MODEL_NAME_LIMIT)
-    model = await require_model(session, name=name, lock=True)
-    if new_name == name:
-        return model
-    if await get_model(session, name=new_name) is not None:
-        raise AlreadyExistsError("model", "newName", new_name)
-    model.name = new_name
-    model.updated_at = utcnow()
-    await session.flush()
-    await session.execute(
-        update(Event).where(col(Event.model) == name).values(model=new_name),
-        execution_options={"synchronize_session": False},
-    )
-    await record_event(
-        session,
-        type=EventType.MODEL_RENAMED,
-        actor=actor,
-        model=new_name,
-        reason=f"renamed from {name}",
-        payload={"previousName": name, "name": new_name},
-    )
-    return model
-
-
 # ---------------------------------------------------------------- versions
 
 
@@ -354,9 +267,9 @@ async def register_version(
     elif source is not None:
         logged_model_id = logged_models.parse_model_source(source)
     if files is not None:
-        manifest = await _uploaded_files(session, files)
-    elif source is not None and source.startswith(RUN_SOURCE):
-        manifest = await _run_files(session, source)
+        manifest = await manifests.uploaded_files(session, files)
+    elif source is not None and source.startswith(manifests.RUN_SOURCE):
+        manifest = await manifests.run_source_files(session, source)
     elif logged_model_id is not None:
         manifest = await logged_models.logged_model_manifest(
             session, model_id=logged_model_id, field="source"
@@ -384,52 +297,6 @@ async def register_version(
     return Registration(version=version, model=registered, run=run, files=owned)
 
 
-Manifest = list[tuple[str, str, int]]
-
-
-async def _uploaded_files(session: AsyncSession, files: Sequence[tuple[str, str]]) -> Manifest:
-    """(path, digest, size) of each file, refused by index: a bad or repeated path, a bad
-    digest, or one no upload stored."""
-    checked: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for i, (path, digest) in enumerate(files):
-        path = artifact_service.normalize_path(f"files[{i}].path", path)
-        if path in seen:
-            raise ValidationError(f"files[{i}].path", f"{path!r} is listed twice")
-        seen.add(path)
-        checked.append((path, artifact_service.check_digest(f"files[{i}].digest", digest)))
-    sizes = await artifact_service.hold_blobs(session, digests=[d for _, d in checked])
-    for i, (_, digest) in enumerate(checked):
-        if digest not in sizes:
-            raise NotFoundError("blob", f"files[{i}].digest", digest)
-    return [(path, digest, sizes[digest]) for path, digest in checked]
-
-
-async def _run_files(session: AsyncSession, source: str) -> Manifest:
-    """The files of a run under a folder, named `runs:/<runId>/<path>`, relative to it."""
-    run_id, _, folder = source.removeprefix(RUN_SOURCE).partition("/")
-    folder = folder.rstrip("/")
-    if folder:
-        folder = artifact_service.normalize_path("source", folder)
-    if await session.get(Run, run_id) is None:
-        raise NotFoundError("run", "source", run_id)
-    manifest = await run_manifest(session, run_id=run_id, folder=folder, field="source")
-    if not manifest:
-        raise ValidationError("source", f"run {run_id} has no files under {folder or '/'!r}")
-    return manifest
-
-
-async def run_manifest(session: AsyncSession, *, run_id: str, folder: str, field: str) -> Manifest:
-    """A snapshot of the run's files under `folder`, relative to it, their blobs held
-    against gc until commit."""
-    found = await artifact_service.run_files(session, run_id=run_id, prefix=folder)
-    sizes = await artifact_service.hold_blobs(session, digests=[d for _, d in found])
-    if len(sizes) < len({d for _, d in found}):
-        # Only when a concurrent delete of the run's file let gc collect it meanwhile.
-        raise ConflictError(field, "the run's files changed meanwhile; try again")
-    return [(path, digest, sizes[digest]) for path, digest in found]
-
-
 async def add_version(
     session: AsyncSession,
     *,
@@ -439,7 +306,7 @@ async def add_version(
     description: str | None,
     tags: dict[str, str],
     actor: str,
-    files: Manifest | None = None,
+    files: manifests.Manifest | None = None,
     run_link: str | None = None,
     logged_model_id: str | None = None,
 ) -> ModelVersion:
@@ -519,28 +386,6 @@ async def update_version(
         version=version,
     )
     return found
-
-
-async def set_version_tag(
-    session: AsyncSession, *, model: str, version: int, key: str, value: str, actor: str
-) -> ModelVersion:
-    """Set one tag of a version (a VERSION_UPDATED event when it changes)."""
-    return await update_version(
-        session, model=model, version=version, set_tags={key: value}, actor=actor
-    )
-
-
-async def delete_version_tag(
-    session: AsyncSession, *, model: str, version: int, key: str, actor: str
-) -> ModelVersion:
-    """Remove one tag of a version; NotFoundError if it has no such tag."""
-    registered = await require_model(session, name=model, lock=True)
-    found = await require_version(session, model=registered, version=version)
-    if key not in (found.tags or {}):
-        raise NotFoundError("model version tag", "key", f"{model}/{version}/{key}")
-    return await update_version(
-        session, model=model, version=version, remove_tags=[key], actor=actor
-    )
 
 
 # ---------------------------------------------------------------- aliases

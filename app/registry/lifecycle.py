@@ -3,7 +3,8 @@
 Each write locks the model row (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already
 serialises writers) and then reads its PRODUCTION version once:
 that `ModelState` is what the compare-and-set checks, the policy and the moves see, and the
-moves keep it current, so the single PRODUCTION slot is decided one writer at a time."""
+moves keep it current, so the single PRODUCTION slot is decided one writer at a time.
+`lock_state` and `move` are shared with the MLflow-style stage walk (`walk.py`)."""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError, ValidationError, check_length
 from app.events.models import EventType
 from app.events.service import record_event
-from app.registry import catalog, idempotency, policy
+from app.registry import catalog, idempotency, manifests, policy
 from app.registry.errors import InvalidTransitionError, NoRollbackTargetError
 from app.registry.idempotency import Replay, retry_safe
 from app.registry.models import REASON_LIMIT, ModelVersion, RegisteredModel, StageTransition
@@ -73,7 +74,7 @@ class PromotionResult:
 # ---------------------------------------------------------------- the state of a write
 
 
-async def _lock_state(
+async def lock_state(
     session: AsyncSession, *, name: str, version: int | None = None
 ) -> tuple[ModelState, ModelVersion | None]:
     """The model locked, with its PRODUCTION version (and version number `version`, when
@@ -138,7 +139,7 @@ def _check_expected(
         )
 
 
-async def _move(
+async def move(
     session: AsyncSession,
     state: ModelState,
     version: ModelVersion,
@@ -155,7 +156,7 @@ async def _move(
     current = state.production
     if to_stage == Stage.PRODUCTION and current is not None and current.id != version.id:
         # Archive first: the partial unique index checks each statement.
-        moves += await _move(
+        moves += await move(
             session,
             state,
             current,
@@ -281,7 +282,7 @@ async def transition_version(
     one. With expectations (0 = no version in PRODUCTION), a model that moved on since the
     caller looked is a ConflictError, not an overwrite."""
     check_length("reason", reason, REASON_LIMIT)
-    state, found = await _lock_state(session, name=model, version=version)
+    state, found = await lock_state(session, name=model, version=version)
     assert found is not None, "a version number was given"
     _check_expected(
         state, production_version=expected_production_version, version=found, stage=expected_stage
@@ -291,7 +292,7 @@ async def transition_version(
     checked = await policy.enforce(
         session, model=state.model, version=found, stage=stage, production=state.production
     )
-    moves = await _move(session, state, found, stage, actor=actor, reason=reason, checked=checked)
+    moves = await move(session, state, found, stage, actor=actor, reason=reason, checked=checked)
     return TransitionResult(version=found, transitions=moves)
 
 
@@ -345,13 +346,13 @@ async def promote_best_run(
         session,
         model=registered,
         run_id=run.id,
-        source=f"{catalog.RUN_SOURCE}{run.id}/{artifact_path}",
+        source=f"{manifests.RUN_SOURCE}{run.id}/{artifact_path}",
         description=None,
         tags={},
         actor=actor,
         # A run that logged no files there still makes a version, without files, as
         # before runs had artifacts: its metrics alone may be what is being promoted.
-        files=await catalog.run_manifest(
+        files=await manifests.run_manifest(
             session, run_id=run.id, folder=artifact_path, field="artifactPath"
         ),
     )
@@ -369,7 +370,7 @@ async def promote_best_run(
         checked = await policy.enforce(
             session, model=registered, version=version, stage=step, production=state.production
         )
-        transitions += await _move(
+        transitions += await move(
             session, state, version, step, actor=actor, reason=reason, checked=checked
         )
     return PromotionResult(run=run, version=version, created=created, transitions=transitions)
@@ -410,7 +411,7 @@ async def rollback_model(
 ) -> TransitionResult:
     """Archive the PRODUCTION version and bring back the one that was in PRODUCTION before it."""
     check_length("reason", reason, REASON_LIMIT)
-    state, _ = await _lock_state(session, name=model)
+    state, _ = await lock_state(session, name=model)
     current = state.production
     if current is None:
         raise NoRollbackTargetError(model, "no version is in PRODUCTION")
@@ -430,8 +431,8 @@ async def rollback_model(
     checked = await policy.evaluate(
         session, model=state.model, version=previous, stage=Stage.PRODUCTION, production=current
     )
-    moves = await _move(session, state, current, Stage.ARCHIVED, actor=actor, reason=reason)
-    moves += await _move(
+    moves = await move(session, state, current, Stage.ARCHIVED, actor=actor, reason=reason)
+    moves += await move(
         session,
         state,
         previous,
@@ -453,74 +454,3 @@ async def rollback_model(
         payload={"fromVersion": current.version, "toVersion": previous.version},
     )
     return TransitionResult(version=previous, transitions=moves)
-
-
-async def walk_version(
-    session: AsyncSession,
-    *,
-    model: str,
-    version: int,
-    stage: Stage,
-    archive_others: bool = False,
-    reason: str | None = None,
-    actor: str,
-) -> TransitionResult:
-    """Move a version to `stage` along the lifecycle's shortest allowed path (DEVELOPMENT
-    to PRODUCTION goes through STAGING), each step checked against the promotion policy
-    and recorded as its own move, all in this unit of work. Every step's policy is
-    evaluated first, so a refusal lists every unmet condition on the way and moves
-    nothing. Into PRODUCTION the current PRODUCTION version is archived whatever
-    `archive_others` says (one PRODUCTION version per model); with `archive_others`, the
-    other versions in STAGING are archived too when the target is STAGING, as MLflow's
-    archive_existing_versions does. Already in `stage`: nothing moves."""
-    check_length("reason", reason, REASON_LIMIT)
-    state, found = await _lock_state(session, name=model, version=version)
-    assert found is not None, "a version number was given"
-    steps = path(found.stage, stage)
-    if steps is None:
-        raise InvalidTransitionError(model, version, found.stage, stage)
-    unmet: list[policy.Unmet] = []
-    checks: dict[Stage, policy.Checked | None] = {}
-    for step in steps:
-        checked = (
-            await policy.evaluate(
-                session, model=state.model, version=found, stage=step, production=state.production
-            )
-            if step in policy.POLICY_STAGES
-            else None
-        )
-        checks[step] = checked
-        if checked is not None:
-            prefix = f"{step.value} policy, " if step != stage else ""
-            unmet += [
-                policy.Unmet(f"{prefix}{u.condition}", u.actual, u.required) for u in checked.unmet
-            ]
-    if unmet:
-        raise policy.PolicyViolationError(model, version, stage, unmet)
-    moves: list[StageTransition] = []
-    for step in steps:
-        moves += await _move(
-            session, state, found, step, actor=actor, reason=reason, checked=checks[step]
-        )
-    if archive_others and stage == Stage.STAGING and steps:
-        others = (
-            await session.execute(
-                select(ModelVersion)
-                .where(
-                    col(ModelVersion.model_id) == state.model.id,
-                    col(ModelVersion.stage) == Stage.STAGING,
-                    col(ModelVersion.id) != found.id,
-                )
-                .order_by(col(ModelVersion.version))
-            )
-        ).scalars()
-        for other in list(others):
-            moves += await _move(
-                session,
-                state,
-                other,
-                Stage.ARCHIVED,
-                actor=actor,
-                reason=f"replaced in STAGING by version {found.version}",
-            )
-    return TransitionResult(version=found, transitions=moves)

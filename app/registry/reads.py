@@ -1,6 +1,6 @@
 """Batch reads for the registry's screens and loaders (one statement per batch of keys),
 and time travel over the audit trail. Writes live in
-catalog.py, lifecycle.py, validations.py and policy.py."""
+catalog.py, entries.py, lifecycle.py, walk.py, validations.py and policy.py."""
 
 from collections.abc import Sequence
 from datetime import datetime

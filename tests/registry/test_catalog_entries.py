@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.db import Database
 from app.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
 from app.events.models import Event
-from app.registry import catalog, lifecycle, policy, reads, removal
+from app.registry import catalog, entries, policy, reads, removal, walk
 from app.registry.models import ModelVersion, RegisteredModel, StageTransition
 from app.registry.stages import Stage
 from app.tracking.search import CompareOp
@@ -24,7 +24,7 @@ async def events_after(db: Database, seq: int) -> list[Event]:
 async def test_create_model_with_tags_and_description_and_refuse_a_taken_name(db):
     before = await last_seq(db)
     async with db.unit_of_work() as session:
-        model = await catalog.create_model(
+        model = await entries.create_model(
             session, name="m", description="d", tags={"team": "x"}, actor=ACTOR
         )
     assert (model.name, model.description, model.tags, model.last_version) == (
@@ -36,7 +36,7 @@ async def test_create_model_with_tags_and_description_and_refuse_a_taken_name(db
     state = await snapshot(db)
     with pytest.raises(AlreadyExistsError):
         async with db.unit_of_work() as session:
-            await catalog.create_model(session, name="m", actor=ACTOR)
+            await entries.create_model(session, name="m", actor=ACTOR)
     assert await snapshot(db) == state
     assert [e.type for e in await events_after(db, before)] == ["MODEL_CREATED"]
 
@@ -45,13 +45,13 @@ async def test_model_and_version_tags_set_and_delete_with_events(db):
     await make_version(db, model="m")
     before = await last_seq(db)
     async with db.unit_of_work() as session:
-        await catalog.set_model_tag(session, name="m", key="team", value="fraud", actor=ACTOR)
-        await catalog.set_version_tag(
+        await entries.set_model_tag(session, name="m", key="team", value="fraud", actor=ACTOR)
+        await entries.set_version_tag(
             session, model="m", version=1, key="validated", value="yes", actor=ACTOR
         )
     async with db.unit_of_work() as session:
-        model = await catalog.delete_model_tag(session, name="m", key="team", actor=ACTOR)
-        version = await catalog.set_version_tag(
+        model = await entries.delete_model_tag(session, name="m", key="team", actor=ACTOR)
+        version = await entries.set_version_tag(
             session, model="m", version=1, key="validated", value="yes", actor=ACTOR
         )
     assert model.tags == {}
@@ -66,10 +66,10 @@ async def test_model_and_version_tags_set_and_delete_with_events(db):
     state = await snapshot(db)
     with pytest.raises(NotFoundError):
         async with db.unit_of_work() as session:
-            await catalog.delete_version_tag(session, model="m", version=1, key="nope", actor=ACTOR)
+            await entries.delete_version_tag(session, model="m", version=1, key="nope", actor=ACTOR)
     with pytest.raises(ValidationError):
         async with db.unit_of_work() as session:
-            await catalog.set_model_tag(session, name="m", key="bad\x00", value="v", actor=ACTOR)
+            await entries.set_model_tag(session, name="m", key="bad\x00", value="v", actor=ACTOR)
     assert await snapshot(db) == state
 
 
@@ -79,7 +79,7 @@ async def test_rename_carries_versions_aliases_history_and_events(db):
         await catalog.set_alias(session, model="old", alias="champion", version=1, actor=ACTOR)
     before = await last_seq(db)
     async with db.unit_of_work() as session:
-        model = await catalog.rename_model(session, name="old", new_name="new", actor=ACTOR)
+        model = await entries.rename_model(session, name="old", new_name="new", actor=ACTOR)
     assert model.name == "new"
     async with db.read() as session:
         assert await catalog.get_model(session, name="old") is None
@@ -105,13 +105,13 @@ async def test_rename_refuses_a_taken_or_bad_name_and_changes_nothing(db):
     state = await snapshot(db)
     with pytest.raises(AlreadyExistsError):
         async with db.unit_of_work() as session:
-            await catalog.rename_model(session, name="a", new_name="b", actor=ACTOR)
+            await entries.rename_model(session, name="a", new_name="b", actor=ACTOR)
     with pytest.raises(ValidationError):
         async with db.unit_of_work() as session:
-            await catalog.rename_model(session, name="a", new_name=" a", actor=ACTOR)
+            await entries.rename_model(session, name="a", new_name=" a", actor=ACTOR)
     with pytest.raises(NotFoundError):
         async with db.unit_of_work() as session:
-            await catalog.rename_model(session, name="zz", new_name="c", actor=ACTOR)
+            await entries.rename_model(session, name="zz", new_name="c", actor=ACTOR)
     assert await snapshot(db) == state
 
 
@@ -200,7 +200,7 @@ async def test_walk_goes_through_staging_with_both_moves_audited(db):
     await make_version(db, model="m")
     before = await last_seq(db)
     async with db.unit_of_work() as session:
-        result = await lifecycle.walk_version(
+        result = await walk.walk_version(
             session, model="m", version=2, stage=Stage.PRODUCTION, actor=ACTOR
         )
     assert [(t.from_stage, t.to_stage) for t in result.transitions] == [
@@ -233,7 +233,7 @@ async def test_walk_refusal_lists_every_unmet_condition_and_moves_nothing(db):
     state = await snapshot(db)
     with pytest.raises(policy.PolicyViolationError) as refused:
         async with db.unit_of_work() as session:
-            await lifecycle.walk_version(
+            await walk.walk_version(
                 session, model="m", version=1, stage=Stage.PRODUCTION, actor=ACTOR
             )
     assert [u.condition for u in refused.value.unmet] == [
@@ -250,14 +250,12 @@ async def test_walk_archives_other_staging_versions_only_when_asked(db):
     await make_version(db, model="m")
     await make_version(db, model="m")
     async with db.unit_of_work() as session:
-        await lifecycle.walk_version(
-            session, model="m", version=2, stage=Stage.STAGING, actor=ACTOR
-        )
-        await lifecycle.walk_version(
+        await walk.walk_version(session, model="m", version=2, stage=Stage.STAGING, actor=ACTOR)
+        await walk.walk_version(
             session, model="m", version=3, stage=Stage.STAGING, archive_others=True, actor=ACTOR
         )
         # Already there: nothing moves.
-        same = await lifecycle.walk_version(
+        same = await walk.walk_version(
             session, model="m", version=3, stage=Stage.STAGING, actor=ACTOR
         )
     assert same.transitions == []

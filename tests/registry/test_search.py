@@ -4,7 +4,7 @@ and the searches on a real database."""
 import pytest
 
 from app.errors import ValidationError
-from app.registry import catalog, search
+from app.registry import entries, search
 from app.registry.search import MODEL_GRAMMAR, VERSION_GRAMMAR, Clause
 from tests.factories import ACTOR, make_run, make_version
 
@@ -75,7 +75,7 @@ async def test_search_models_filters_orders_and_pages(db):
     for name in ("reg-b", "reg-a", "other", "reg-c"):
         await make_version(db, model=name)
     async with db.unit_of_work() as session:
-        await catalog.set_model_tag(
+        await entries.set_model_tag(
             session, name="reg-c", key="mlflow.prompt.is_prompt", value="true", actor=ACTOR
         )
     wanted = "name LIKE 'reg-%' AND tag.`mlflow.prompt.is_prompt` != 'true'"

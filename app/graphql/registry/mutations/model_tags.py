@@ -6,7 +6,7 @@ import strawberry
 from app.graphql.context import Ctx
 from app.graphql.payloads import payload
 from app.graphql.registry.types import ModelVersion, RegisteredModel
-from app.registry import catalog
+from app.registry import entries
 
 
 @strawberry.input
@@ -27,7 +27,7 @@ SetModelTagPayload = payload("SetModelTagPayload", SetModelTagSuccess, lookups=T
 @strawberry.mutation(graphql_type=SetModelTagPayload, description="Set one tag of a model.")
 async def set_model_tag(info: Ctx, input: SetModelTagInput) -> SetModelTagSuccess:
     async with info.context.unit_of_work() as session:
-        model = await catalog.set_model_tag(
+        model = await entries.set_model_tag(
             session, name=input.name, key=input.key, value=input.value, actor=info.context.actor
         )
     return SetModelTagSuccess(model=RegisteredModel.of(model))
@@ -53,7 +53,7 @@ DeleteModelTagPayload = payload("DeleteModelTagPayload", DeleteModelTagSuccess, 
 )
 async def delete_model_tag(info: Ctx, input: DeleteModelTagInput) -> DeleteModelTagSuccess:
     async with info.context.unit_of_work() as session:
-        model = await catalog.delete_model_tag(
+        model = await entries.delete_model_tag(
             session, name=input.name, key=input.key, actor=info.context.actor
         )
     return DeleteModelTagSuccess(model=RegisteredModel.of(model))
@@ -84,7 +84,7 @@ async def set_model_version_tag(
     info: Ctx, input: SetModelVersionTagInput
 ) -> SetModelVersionTagSuccess:
     async with info.context.unit_of_work() as session:
-        version = await catalog.set_version_tag(
+        version = await entries.set_version_tag(
             session,
             model=input.model,
             version=input.version,
@@ -120,7 +120,7 @@ async def delete_model_version_tag(
     info: Ctx, input: DeleteModelVersionTagInput
 ) -> DeleteModelVersionTagSuccess:
     async with info.context.unit_of_work() as session:
-        version = await catalog.delete_version_tag(
+        version = await entries.delete_version_tag(
             session,
             model=input.model,
             version=input.version,

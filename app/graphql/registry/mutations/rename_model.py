@@ -3,7 +3,7 @@ import strawberry
 from app.graphql.context import Ctx
 from app.graphql.payloads import payload
 from app.graphql.registry.types import RegisteredModel
-from app.registry import catalog
+from app.registry import entries
 
 
 @strawberry.input
@@ -29,7 +29,7 @@ RenameModelPayload = payload("RenameModelPayload", RenameModelSuccess, lookups=T
 )
 async def rename_model(info: Ctx, input: RenameModelInput) -> RenameModelSuccess:
     async with info.context.unit_of_work() as session:
-        model = await catalog.rename_model(
+        model = await entries.rename_model(
             session, name=input.name, new_name=input.new_name, actor=info.context.actor
         )
     return RenameModelSuccess(previous_name=input.name, model=RegisteredModel.of(model))
