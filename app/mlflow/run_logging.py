@@ -87,6 +87,8 @@ async def log_metric(call: Call) -> dict[str, Any]:
             run_id=run_id,
             points=[tracking_metrics.MetricPoint(key, value, step, timestamp)],
             actor=call.principal.actor,
+            # A point naming a logged model may repeat one the run has (see log_batch).
+            skip_repeats=bool(call.text("model_id")),
         )
     return {}
 
@@ -120,10 +122,16 @@ async def log_batch(call: Call) -> dict[str, Any]:
     params = read_pairs(call, "params")
     tags = read_pairs(call, "tags")
     _check_batch(len(raw_metrics), len(params), len(tags))
-    # Points of one key become one series: the bulk, columnar ingestion path.
+    # Points of one key become one series: the bulk, columnar ingestion path. Points that
+    # name a logged model are the client linking a run's metrics to the model it just
+    # logged: it re-sends points the run has already, which are kept once.
     columns: dict[str, tuple[list[float], list[int], list[int]]] = defaultdict(lambda: ([], [], []))
+    linked: list[tracking_metrics.MetricPoint] = []
     for i, item in enumerate(raw_metrics):
         key, value, step, timestamp = _metric_point(item, f"metrics[{i}]")
+        if isinstance(item, dict) and item.get("model_id"):
+            linked.append(tracking_metrics.MetricPoint(key, value, step, timestamp))
+            continue
         values, steps, stamps = columns[key]
         values.append(value)
         steps.append(step)
@@ -142,6 +150,10 @@ async def log_batch(call: Call) -> dict[str, Any]:
             if series:
                 await tracking_metrics.log_metrics(
                     session, run_id=run_id, series=series, actor=actor
+                )
+            if linked:
+                await tracking_metrics.log_metrics(
+                    session, run_id=run_id, points=linked, actor=actor, skip_repeats=True
                 )
             if tags:
                 await tracking_service.set_run_tags(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, insert
+from sqlalchemy import ColumnElement, case, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.dialect import core_table, upsert_insert
@@ -50,6 +50,26 @@ class MetricPoint:
     timestamp: int | None = None
 
 
+async def _without_repeats(session: AsyncSession, run_id: str, rows: list[dict]) -> list[dict]:
+    """`rows` less those the run's history holds already, and less repeats among them."""
+    table = core_table(Metric)
+    found = await session.execute(
+        select(table.c.key, table.c.step, table.c.timestamp, table.c.value, table.c.is_nan).where(
+            table.c.run_id == run_id,
+            table.c.key.in_({r["key"] for r in rows}),
+            table.c.step.in_({r["step"] for r in rows}),
+        )
+    )
+    seen = {tuple(row) for row in found}
+    kept = []
+    for r in rows:
+        point = (r["key"], r["step"], r["timestamp"], r["value"], r["is_nan"])
+        if point not in seen:
+            seen.add(point)
+            kept.append(r)
+    return kept
+
+
 def _summarize(rows: list[dict]) -> list[dict]:
     """Per key: the last point (highest step, then timestamp), and min and max of non-NaN values."""
     summary: dict[str, dict] = {}
@@ -89,9 +109,15 @@ async def log_metrics(
     series: Sequence[MetricSeries] = (),
     actor: str,
     max_points: int = METRIC_BATCH_LIMIT,
+    skip_repeats: bool = False,
 ) -> Run:
     """Append a batch (points, and/or whole series per key) to the history and fold it
-    into LatestMetric, in bulk."""
+    into LatestMetric, in bulk.
+
+    With skip_repeats, a point equal to one the run's history already holds (key, step,
+    timestamp and value) is not appended again: MLflow's client re-sends a run's metrics
+    at a logged model's step to link them to the model, and its store keeps one copy. It
+    costs a read, so the hot path (new points) does without."""
     total = len(points) + sum(len(s.values) for s in series)
     check_count("points", total, max_points)
     run = await require_active_run(session, run_id=run_id)
@@ -135,6 +161,8 @@ async def log_metrics(
             }
             for v, step, ts in zip(s.values, steps, stamps, strict=True)
         ]
+    if skip_repeats and rows:
+        rows = await _without_repeats(session, run_id, rows)
     if not rows:
         return run
     # Core executemany: the ORM would add one INSERT ... RETURNING per row.

@@ -118,6 +118,10 @@ def test_pyfunc_log_model_is_a_ready_logged_model_that_loads(mlflow_env, mlflow_
         "outputs": [{"run": {"id": run.info.run_id}, "step": 0}],
         "metrics": [{"key": "acc", "value": 0.9}],
     }
+    # log_model re-sent the run's metrics at the model's step, naming the model: the run's
+    # history still holds the point once, as on MLflow's server.
+    history = mlflow_client.get_metric_history(run.info.run_id, "acc")
+    assert [(m.value, m.step) for m in history] == [(0.9, 0)]
 
 
 def test_sklearn_log_model_loads_and_predicts_the_same(mlflow_env):
