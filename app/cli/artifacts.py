@@ -199,8 +199,8 @@ def _ls(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 async def _upkeep(args: argparse.Namespace) -> dict[str, Any]:
     # Here, not at the top: upload, download and ls only talk to a server.
-    from app.artifacts import service
     from app.artifacts.store import BlobStore
+    from app.artifacts.upkeep import collect_garbage, verify
     from app.config import Settings
     from app.db import Database, migrate
 
@@ -210,10 +210,10 @@ async def _upkeep(args: argparse.Namespace) -> dict[str, Any]:
     blobs = BlobStore.from_setting(settings.artifact_store, settings.database_url)
     try:
         if args.artifacts_command == "verify":
-            report = await service.verify(db, blobs)
+            report = await verify(db, blobs)
             return {**asdict(report), "ok": report.ok, "store": blobs.url}
         grace = settings.artifact_gc_grace_seconds if args.grace is None else args.grace
-        gc = await service.collect_garbage(db, blobs, grace=timedelta(seconds=grace))
+        gc = await collect_garbage(db, blobs, grace=timedelta(seconds=grace))
         return {**asdict(gc), "graceSeconds": grace, "store": blobs.url}
     finally:
         await db.dispose()

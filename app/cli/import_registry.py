@@ -1,6 +1,6 @@
 """import-mlflow's copy steps for the registry: registered models, their versions (with
-their files), stages and aliases, through app/registry/imports.py and the artifact
-service."""
+their files), stages and aliases, through app/registry/imports.py and
+app/artifacts/content.py."""
 
 from datetime import UTC, datetime
 from functools import partial
@@ -157,7 +157,7 @@ class RegistrySteps(ImportSteps):
         return self.reader.proxied_path(uri)
 
     async def _version_files(self, source: dict[str, Any]) -> list[tuple[str, str, int]]:
-        from app.artifacts import service as artifacts
+        from app.artifacts.content import store_content
 
         root = await self._version_root(source)
         label = f"{source['name']}/{source['version']}"
@@ -181,7 +181,7 @@ class RegistrySteps(ImportSteps):
                 root, entries = parent, [e for e in listed if e["path"] == leaf]
         files = []
         for entry in entries:
-            uploaded = await artifacts.store_content(
+            uploaded = await store_content(
                 self.db,
                 self.blobs,
                 self.reader.download(root, entry["path"]),

@@ -1,6 +1,7 @@
 """import-mlflow's copy steps for tracking: experiments, runs (params, tags, dataset
 inputs, metric histories, files, status), logged models (files, status) and the runs'
-model outputs, through app/tracking/imports.py and the artifact service."""
+model outputs, through app/tracking/imports.py and app/artifacts (runs.py,
+model_files.py)."""
 
 from datetime import UTC, datetime
 from functools import partial
@@ -165,7 +166,8 @@ class TrackingSteps(ImportSteps):
             self._count("deletedRuns", deleted)
 
     async def _logged_model(self, experiment: Any, source: dict[str, Any]) -> None:
-        from app.artifacts import service as artifacts
+        from app.artifacts.content import store_content
+        from app.artifacts.model_files import list_model_artifacts, log_model_artifact
         from app.tracking import imports
         from app.tracking.logged_model_models import LoggedModelStatus
 
@@ -192,20 +194,18 @@ class TrackingSteps(ImportSteps):
             self._skip("loggedModelFiles", model_id, f"{info.get('artifact_uri')} is not proxied")
         else:
             async with self.db.read() as session:
-                have = {
-                    a.path for a in await artifacts.list_model_artifacts(session, model_id=model_id)
-                }
+                have = {a.path for a in await list_model_artifacts(session, model_id=model_id)}
             for entry in await self.reader.walk_artifacts(root):
                 if entry["path"] in have:
                     continue
-                uploaded = await artifacts.store_content(
+                uploaded = await store_content(
                     self.db,
                     self.blobs,
                     self.reader.download(root, entry["path"]),
                     max_bytes=self.max_bytes,
                 )
                 async with self.db.unit_of_work() as session:
-                    await artifacts.log_model_artifact(
+                    await log_model_artifact(
                         session,
                         self.blobs,
                         model_id=model_id,
@@ -243,7 +243,8 @@ class TrackingSteps(ImportSteps):
             await logged_models.log_outputs(session, run_id=run_id, outputs=known, actor=self.actor)
 
     async def _run_files(self, run_id: str, artifact_uri: str) -> None:
-        from app.artifacts import service as artifacts
+        from app.artifacts.content import store_content
+        from app.artifacts.runs import list_artifacts, log_artifact
 
         root = self.reader.proxied_path(artifact_uri)
         if root is None:
@@ -257,17 +258,17 @@ class TrackingSteps(ImportSteps):
             return
         files = await self.reader.walk_artifacts(root)
         async with self.db.read() as session:
-            have = {a.path: a.size for a in await artifacts.list_artifacts(session, run_id=run_id)}
+            have = {a.path: a.size for a in await list_artifacts(session, run_id=run_id)}
         for entry in files:
             path = entry["path"]
             if path in have:
                 self._count("files", False)
                 continue
-            uploaded = await artifacts.store_content(
+            uploaded = await store_content(
                 self.db, self.blobs, self.reader.download(root, path), max_bytes=self.max_bytes
             )
             async with self.db.unit_of_work() as session:
-                await artifacts.log_artifact(
+                await log_artifact(
                     session,
                     self.blobs,
                     run_id=run_id,

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.artifacts.service import manifest_digest
+from app.artifacts.content import manifest_digest
 from app.cli.artifacts import _inside, transfer_message
 from app.cli.exits import (
     EXIT_INTEGRITY,

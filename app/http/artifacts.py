@@ -1,6 +1,6 @@
 """The artifact routes: streamed upload and verified, ranged download over plain HTTP.
 
-A face: authentication and roles through app.auth, every rule in app.artifacts.service.
+A face: authentication and roles through app.auth, every rule in app.artifacts.
 Errors are `{"error": {"code", "message", "field"?}}` with the status a client can act on.
 """
 
@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.artifacts import service
+from app.artifacts.content import Located, get_blob, normalize_path, store_content
 from app.artifacts.errors import BlobCorruptError, BlobMissingError, TooLargeError
+from app.artifacts.runs import check_run, delete_artifact, get_artifact, log_artifact
 from app.artifacts.store import BlobStore
 from app.auth.errors import AuthenticationError, PermissionDeniedError
 from app.auth.roles import Principal, required_role
@@ -98,14 +99,14 @@ async def upload_run_artifact(request: Request) -> Response:
     try:
         principal = await _authorize(request, "artifacts.upload")
         run_id = request.path_params["run_id"]
-        path = service.normalize_path("path", request.path_params["path"])
+        path = normalize_path("path", request.path_params["path"])
         state = request.app.state
         settings = state.settings
         async with state.db.read() as session:
             # Before reading a byte of the body: a wrong run is refused at once.
-            await service.check_run(session, run_id=run_id)
+            await check_run(session, run_id=run_id)
         declared, field = _declared_sha256(request)
-        uploaded = await service.store_content(
+        uploaded = await store_content(
             state.db,
             state.blobs,
             request.stream(),
@@ -114,7 +115,7 @@ async def upload_run_artifact(request: Request) -> Response:
             declared_field=field,
         )
         async with state.db.unit_of_work() as session:
-            artifact = await service.log_artifact(
+            artifact = await log_artifact(
                 session,
                 state.blobs,
                 run_id=run_id,
@@ -137,7 +138,7 @@ async def upload_blob(request: Request) -> Response:
         await _authorize(request, "artifacts.upload")
         state = request.app.state
         declared, field = _declared_sha256(request)
-        uploaded = await service.store_content(
+        uploaded = await store_content(
             state.db,
             state.blobs,
             request.stream(),
@@ -154,7 +155,7 @@ async def delete_run_artifact(request: Request) -> Response:
     try:
         principal = await _authorize(request, "artifacts.delete")
         async with request.app.state.db.unit_of_work() as session:
-            artifact = await service.delete_artifact(
+            artifact = await delete_artifact(
                 session,
                 run_id=request.path_params["run_id"],
                 path=request.path_params["path"],
@@ -169,7 +170,7 @@ async def download_run_artifact(request: Request) -> Response:
     try:
         await _authorize(request, "artifacts.download")
         async with request.app.state.db.read() as session:
-            found = await service.get_artifact(
+            found = await get_artifact(
                 session, run_id=request.path_params["run_id"], path=request.path_params["path"]
             )
     except DomainError as error:
@@ -181,7 +182,7 @@ async def download_blob(request: Request) -> Response:
     try:
         await _authorize(request, "artifacts.download")
         async with request.app.state.db.read() as session:
-            found = await service.get_blob(session, digest=request.path_params["digest"])
+            found = await get_blob(session, digest=request.path_params["digest"])
     except DomainError as error:
         return error_response(error)
     return await _send(request, found)
@@ -211,7 +212,7 @@ def _range(header: str | None, size: int) -> tuple[int, int] | Response | None:
     return start, end
 
 
-async def _send(request: Request, found: service.Located) -> Response:
+async def _send(request: Request, found: Located) -> Response:
     etag = f'"{found.digest}"'
     headers = {
         "ETag": etag,

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
-from app.artifacts import service
+from app.artifacts import content, model_files, runs
 from app.artifacts.errors import BlobCorruptError, BlobMissingError
 from app.artifacts.store import BlobStore
 from app.errors import NotFoundError
@@ -103,11 +103,11 @@ async def list_artifacts(call: Call) -> dict[str, Any]:
         return {"files": []}
     prefix = location.path.strip("/")
     if prefix:
-        prefix = service.normalize_path("path", prefix)
+        prefix = content.normalize_path("path", prefix)
     files: Sequence[tuple[str, int]]
     async with call.db.read() as session:
         if isinstance(location, VersionArtifacts):
-            _, owned = await service.version_files(
+            _, owned = await model_files.version_files(
                 session,
                 registered_model_id=location.registered_model_id,
                 version=location.version,
@@ -116,15 +116,15 @@ async def list_artifacts(call: Call) -> dict[str, Any]:
         else:
             await _check_owner(session, location)
             if isinstance(location, RunArtifacts):
-                found: Sequence[Any] = await service.list_artifacts(
+                found: Sequence[Any] = await runs.list_artifacts(
                     session, run_id=location.run_id, prefix=prefix or None
                 )
             else:
-                found = await service.list_model_artifacts(
+                found = await model_files.list_model_artifacts(
                     session, model_id=location.model_id, prefix=prefix or None
                 )
             files = [(f.path, f.size) for f in found]
-    entries = service.folder_listing(files, prefix)
+    entries = content.folder_listing(files, prefix)
     return {
         "files": [
             {"path": e.path.rsplit("/", 1)[-1], "is_dir": True}
@@ -140,28 +140,26 @@ async def download_artifact(call: Call) -> Response:
     location = _where(call.path_params["path"])
     async with call.db.read() as session:
         if isinstance(location, VersionArtifacts):
-            version_id, _ = await service.version_files(
+            version_id, _ = await model_files.version_files(
                 session,
                 registered_model_id=location.registered_model_id,
                 version=location.version,
             )
-            found = await service.get_version_file(
+            found = await model_files.get_version_file(
                 session, version_id=version_id, path=location.path
             )
         else:
             await _check_owner(session, location)
             if isinstance(location, RunArtifacts):
-                found = await service.get_artifact(
-                    session, run_id=location.run_id, path=location.path
-                )
+                found = await runs.get_artifact(session, run_id=location.run_id, path=location.path)
             else:
-                found = await service.get_model_artifact(
+                found = await model_files.get_model_artifact(
                     session, model_id=location.model_id, path=location.path
                 )
     return await _send(call, found)
 
 
-async def _send(call: Call, found: service.Located) -> Response:
+async def _send(call: Call, found: content.Located) -> Response:
     headers = {
         "ETag": f'"{found.digest}"',
         "X-Content-SHA256": found.digest,
@@ -214,12 +212,12 @@ async def upload_artifact(call: Call) -> dict[str, Any]:
         raise _immutable(location)
     if not location.path:
         raise invalid("An artifact upload needs a file path inside the run's or model's tree")
-    path = service.normalize_path("path", location.path)
+    path = content.normalize_path("path", location.path)
     # Before reading a byte of the body: a wrong run or model is refused at once.
     async with call.db.read() as session:
         await _check_owner(session, location, write=True)
     settings = call.settings
-    uploaded = await service.store_content(
+    uploaded = await content.store_content(
         call.db,
         call.state.blobs,
         call.request.stream(),
@@ -227,7 +225,7 @@ async def upload_artifact(call: Call) -> dict[str, Any]:
     )
     async with call.db.unit_of_work() as session:
         if isinstance(location, RunArtifacts):
-            await service.log_artifact(
+            await runs.log_artifact(
                 session,
                 call.state.blobs,
                 run_id=location.run_id,
@@ -237,7 +235,7 @@ async def upload_artifact(call: Call) -> dict[str, Any]:
                 max_files=settings.max_artifacts_per_run,
             )
         else:
-            await service.log_model_artifact(
+            await model_files.log_model_artifact(
                 session,
                 call.state.blobs,
                 model_id=location.model_id,
@@ -261,24 +259,24 @@ async def delete_artifacts(call: Call) -> dict[str, Any]:
     location = _where(call.path_params["path"])
     if isinstance(location, VersionArtifacts):
         raise _immutable(location)
-    prefix = service.normalize_path("path", location.path) if location.path else None
+    prefix = content.normalize_path("path", location.path) if location.path else None
     actor = call.principal.actor
     async with call.db.unit_of_work() as session:
         await _check_owner(session, location, write=True)
         if isinstance(location, RunArtifacts):
-            found: Sequence[Any] = await service.list_artifacts(
+            found: Sequence[Any] = await runs.list_artifacts(
                 session, run_id=location.run_id, prefix=prefix
             )
             for f in found:
-                await service.delete_artifact(
+                await runs.delete_artifact(
                     session, run_id=location.run_id, path=f.path, actor=actor
                 )
         else:
-            found = await service.list_model_artifacts(
+            found = await model_files.list_model_artifacts(
                 session, model_id=location.model_id, prefix=prefix
             )
             for f in found:
-                await service.delete_model_artifact(
+                await model_files.delete_model_artifact(
                     session, model_id=location.model_id, path=f.path, actor=actor
                 )
     if prefix and not found:

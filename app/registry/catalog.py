@@ -16,7 +16,8 @@ from sqlalchemy import delete, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import manifest_digest
+from app.artifacts.model_files import write_version_files
 from app.artifacts.models import VersionFile
 from app.db.dialect import core_table, is_postgres, upsert_insert
 from app.db.pagination import Page, SortKey, fetch_page
@@ -321,7 +322,7 @@ async def add_version(
     ).scalar_one()
     assert model.id is not None, "a locked model row has its id"
     now = utcnow()
-    digest = artifact_service.manifest_digest(files)
+    digest = manifest_digest(files)
     # A deleted version's number is never given again.
     number = max(current or 0, model.last_version or 0) + 1
     model.last_version = number
@@ -343,7 +344,7 @@ async def add_version(
     model.updated_at = now
     await session.flush()
     assert version.id is not None, "a flushed version has its id"
-    await artifact_service.write_version_files(session, version_id=version.id, files=files)
+    await write_version_files(session, version_id=version.id, files=files)
     await record_event(
         session,
         type=EventType.VERSION_REGISTERED,

@@ -22,7 +22,8 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import hold_blobs, manifest_digest
+from app.artifacts.model_files import write_version_files
 from app.errors import ConflictError, check_length, check_name, check_tags
 from app.events.models import EventType
 from app.events.service import record_event
@@ -130,7 +131,7 @@ async def import_version(
         run_id = None
     files = list(files)
     digests = [d for _, d, _ in files]
-    held = await artifact_service.hold_blobs(session, digests=digests)
+    held = await hold_blobs(session, digests=digests)
     missing = sorted(set(digests) - set(held))
     if missing:
         raise ConflictError("files", f"blob {missing[0]} was collected meanwhile; import again")
@@ -141,7 +142,7 @@ async def import_version(
         source=source,
         run_link=run_link or None,
         logged_model_id=logged_model_id,
-        digest=artifact_service.manifest_digest(files),
+        digest=manifest_digest(files),
         stage=Stage.DEVELOPMENT,
         description=description or None,
         tags=tags,
@@ -153,7 +154,7 @@ async def import_version(
     registered.last_version = max(registered.last_version or 0, version)
     await session.flush()
     assert row.id is not None, "a flushed version has its id"
-    await artifact_service.write_version_files(session, version_id=row.id, files=files)
+    await write_version_files(session, version_id=row.id, files=files)
     await record_event(
         session,
         type=EventType.VERSION_REGISTERED,

@@ -13,7 +13,7 @@ from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import normalize_path
 from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError, ValidationError, check_length
 from app.events.models import EventType
@@ -317,7 +317,7 @@ async def promote_best_run(
     `artifact_path`, and walk it to `stage`; with `expected_production_version` (0 = none),
     only if PRODUCTION is still as expected."""
     check_length("reason", reason, REASON_LIMIT)
-    artifact_path = artifact_service.normalize_path("artifactPath", artifact_path)
+    artifact_path = normalize_path("artifactPath", artifact_path)
     if stage not in (Stage.STAGING, Stage.PRODUCTION):
         raise ValidationError("stage", "a promotion targets STAGING or PRODUCTION")
     run = await tracking_reads.best_run(

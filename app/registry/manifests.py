@@ -5,7 +5,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import check_digest, hold_blobs, normalize_path
+from app.artifacts.runs import run_files
 from app.errors import ConflictError, NotFoundError, ValidationError
 from app.tracking.models import Run
 
@@ -20,12 +21,12 @@ async def uploaded_files(session: AsyncSession, files: Sequence[tuple[str, str]]
     checked: list[tuple[str, str]] = []
     seen: set[str] = set()
     for i, (path, digest) in enumerate(files):
-        path = artifact_service.normalize_path(f"files[{i}].path", path)
+        path = normalize_path(f"files[{i}].path", path)
         if path in seen:
             raise ValidationError(f"files[{i}].path", f"{path!r} is listed twice")
         seen.add(path)
-        checked.append((path, artifact_service.check_digest(f"files[{i}].digest", digest)))
-    sizes = await artifact_service.hold_blobs(session, digests=[d for _, d in checked])
+        checked.append((path, check_digest(f"files[{i}].digest", digest)))
+    sizes = await hold_blobs(session, digests=[d for _, d in checked])
     for i, (_, digest) in enumerate(checked):
         if digest not in sizes:
             raise NotFoundError("blob", f"files[{i}].digest", digest)
@@ -37,7 +38,7 @@ async def run_source_files(session: AsyncSession, source: str) -> Manifest:
     run_id, _, folder = source.removeprefix(RUN_SOURCE).partition("/")
     folder = folder.rstrip("/")
     if folder:
-        folder = artifact_service.normalize_path("source", folder)
+        folder = normalize_path("source", folder)
     if await session.get(Run, run_id) is None:
         raise NotFoundError("run", "source", run_id)
     manifest = await run_manifest(session, run_id=run_id, folder=folder, field="source")
@@ -49,8 +50,8 @@ async def run_source_files(session: AsyncSession, source: str) -> Manifest:
 async def run_manifest(session: AsyncSession, *, run_id: str, folder: str, field: str) -> Manifest:
     """A snapshot of the run's files under `folder`, relative to it, their blobs held
     against gc until commit."""
-    found = await artifact_service.run_files(session, run_id=run_id, prefix=folder)
-    sizes = await artifact_service.hold_blobs(session, digests=[d for _, d in found])
+    found = await run_files(session, run_id=run_id, prefix=folder)
+    sizes = await hold_blobs(session, digests=[d for _, d in found])
     if len(sizes) < len({d for _, d in found}):
         # Only when a concurrent delete of the run's file let gc collect it meanwhile.
         raise ConflictError(field, "the run's files changed meanwhile; try again")

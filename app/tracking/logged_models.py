@@ -12,7 +12,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import hold_blobs
+from app.artifacts.model_files import list_model_artifacts
 from app.db.types import utcnow
 from app.errors import (
     ConflictError,
@@ -363,8 +364,8 @@ async def logged_model_manifest(
             expected=LoggedModelStatus.READY.value,
             actual=model.status.value,
         )
-    found = await artifact_service.list_model_artifacts(session, model_id=model_id)
-    sizes = await artifact_service.hold_blobs(session, digests=[f.digest for f in found])
+    found = await list_model_artifacts(session, model_id=model_id)
+    sizes = await hold_blobs(session, digests=[f.digest for f in found])
     if len(sizes) < len({f.digest for f in found}):
         raise ConflictError(field, "the logged model's files changed meanwhile; try again")
     if not found:

@@ -11,10 +11,12 @@ import obstore
 import pytest
 from sqlalchemy import func, select
 
-from app.artifacts import service
+from app.artifacts.content import Located, manifest_digest, normalize_path, store_content
 from app.artifacts.errors import BlobCorruptError, BlobMissingError, TooLargeError
 from app.artifacts.models import CHUNK_SIZE, Blob, RunArtifact
-from app.artifacts.store import S3_COPY_LIMIT, UPLOADS, BlobStore, blob_key
+from app.artifacts.runs import delete_artifact, get_artifact, list_artifacts, log_artifact
+from app.artifacts.store import S3_COPY_LIMIT, UPLOADS, BlobStore, Uploaded, blob_key
+from app.artifacts.upkeep import collect_garbage, verify
 from app.errors import ValidationError
 from app.events.models import Event, EventType
 from tests.factories import make_run
@@ -33,9 +35,7 @@ async def objects(blobs: BlobStore, prefix: str) -> list[str]:
     return [o.key async for o in blobs.iterate(prefix)]
 
 
-async def read(
-    blobs: BlobStore, located: service.Located, start: int = 0, end: int | None = None
-) -> bytes:
+async def read(blobs: BlobStore, located: Located, start: int = 0, end: int | None = None) -> bytes:
     out = bytearray()
     async for part in blobs.open(
         located.digest, size=located.size, chunks=located.chunks, start=start, end=end
@@ -44,18 +44,18 @@ async def read(
     return bytes(out)
 
 
-async def log(db, blobs: BlobStore, run_id: str, path: str, data: bytes, **kw) -> service.Uploaded:
-    uploaded = await service.store_content(db, blobs, pieces(data), max_bytes=MAX, **kw)
+async def log(db, blobs: BlobStore, run_id: str, path: str, data: bytes, **kw) -> Uploaded:
+    uploaded = await store_content(db, blobs, pieces(data), max_bytes=MAX, **kw)
     async with db.unit_of_work() as session:
-        await service.log_artifact(
+        await log_artifact(
             session, blobs, run_id=run_id, path=path, uploaded=uploaded, actor="t", max_files=100
         )
     return uploaded
 
 
-async def located(db, run_id: str, path: str) -> service.Located:
+async def located(db, run_id: str, path: str) -> Located:
     async with db.read() as session:
-        return await service.get_artifact(session, run_id=run_id, path=path)
+        return await get_artifact(session, run_id=run_id, path=path)
 
 
 # Spans three chunks, the last one short.
@@ -73,7 +73,7 @@ async def test_round_trip_by_content_and_event(db, blobs):
         events = (
             await session.scalars(select(Event).where(Event.type == EventType.ARTIFACTS_LOGGED))
         ).all()
-        listed = await service.list_artifacts(session, run_id=run.id, prefix="model")
+        listed = await list_artifacts(session, run_id=run.id, prefix="model")
     assert [e.payload["files"][0]["digest"] for e in events] == [uploaded.digest]
     assert [a.path for a in listed] == ["model/weights.bin"]
     assert await objects(blobs, UPLOADS) == []
@@ -104,7 +104,7 @@ async def test_declared_digest_mismatch_is_refused_and_leaves_nothing(db, blobs)
 
 async def test_size_limit_is_refused_and_leaves_nothing(db, blobs):
     with pytest.raises(TooLargeError) as refused:
-        await service.store_content(db, blobs, pieces(DATA), max_bytes=CHUNK_SIZE)
+        await store_content(db, blobs, pieces(DATA), max_bytes=CHUNK_SIZE)
     assert refused.value.limit == CHUNK_SIZE
     assert await objects(blobs, "") == []
 
@@ -115,7 +115,7 @@ async def test_the_store_own_object_limit_bounds_the_setting(db, blobs, store_ur
     assert blobs.max_object_bytes == (S3_COPY_LIMIT if store_url.startswith("s3") else None)
     blobs.max_object_bytes = CHUNK_SIZE
     with pytest.raises(TooLargeError) as refused:
-        await service.store_content(db, blobs, pieces(DATA), max_bytes=10 * CHUNK_SIZE)
+        await store_content(db, blobs, pieces(DATA), max_bytes=10 * CHUNK_SIZE)
     assert refused.value.limit == CHUNK_SIZE
     assert await objects(blobs, "") == []
 
@@ -147,7 +147,7 @@ async def test_corrupt_blob_is_detected_before_wrong_bytes_and_by_verify(db, blo
     assert await read(blobs, found, 10, 20) == DATA[10:20]
     with pytest.raises(BlobCorruptError):
         await read(blobs, found, CHUNK_SIZE - 5, CHUNK_SIZE + 5)
-    report = await service.verify(db, blobs)
+    report = await verify(db, blobs)
     assert (report.checked, report.corrupt, report.missing) == (1, [uploaded.digest], [])
     assert not report.ok
 
@@ -159,7 +159,7 @@ async def test_missing_blob_is_a_typed_error_and_reported(db, blobs):
     found = await located(db, run.id, "a.bin")
     with pytest.raises(BlobMissingError):
         await read(blobs, found)
-    report = await service.verify(db, blobs)
+    report = await verify(db, blobs)
     assert report.missing == [uploaded.digest]
 
 
@@ -186,14 +186,14 @@ async def test_interrupted_upload_leaves_nothing_visible_and_gc_clears_it(db, bl
     run = await make_run(db)
     before = await table_counts(db)
     with pytest.raises(ConnectionResetError):
-        await service.store_content(db, blobs, failing(DATA), max_bytes=MAX)
+        await store_content(db, blobs, failing(DATA), max_bytes=MAX)
     assert await table_counts(db) == before
     assert await objects(blobs, "blobs/") == []
-    report = await service.collect_garbage(db, blobs, grace=NO_GRACE)
+    report = await collect_garbage(db, blobs, grace=NO_GRACE)
     assert await objects(blobs, "") == []
     assert report.blobs_deleted == []
     async with db.read() as session:
-        assert await service.list_artifacts(session, run_id=run.id) == []
+        assert await list_artifacts(session, run_id=run.id) == []
 
 
 async def test_gc_keeps_referenced_and_removes_unreferenced(db, blobs):
@@ -201,14 +201,14 @@ async def test_gc_keeps_referenced_and_removes_unreferenced(db, blobs):
     kept = await log(db, blobs, run.id, "kept.bin", b"kept")
     gone = await log(db, blobs, run.id, "gone.bin", b"gone")
     async with db.unit_of_work() as session:
-        await service.delete_artifact(session, run_id=run.id, path="gone.bin", actor="t")
+        await delete_artifact(session, run_id=run.id, path="gone.bin", actor="t")
     # within the grace period nothing goes
-    assert (await service.collect_garbage(db, blobs, grace=timedelta(hours=1))).blobs_deleted == []
-    report = await service.collect_garbage(db, blobs, grace=NO_GRACE)
+    assert (await collect_garbage(db, blobs, grace=timedelta(hours=1))).blobs_deleted == []
+    report = await collect_garbage(db, blobs, grace=NO_GRACE)
     assert report.blobs_deleted == [gone.digest]
     assert await objects(blobs, "blobs/") == [blob_key(kept.digest)]
     assert await blobs.exists(kept.digest)
-    assert (await service.verify(db, blobs)).ok
+    assert (await verify(db, blobs)).ok
 
 
 async def test_gc_racing_an_upload_never_leaves_a_reference_without_its_object(db, blobs):
@@ -216,7 +216,7 @@ async def test_gc_racing_an_upload_never_leaves_a_reference_without_its_object(d
     run = await make_run(db)
     old = await log(db, blobs, run.id, "old.bin", DATA)
     async with db.unit_of_work() as session:
-        await service.delete_artifact(session, run_id=run.id, path="old.bin", actor="t")
+        await delete_artifact(session, run_id=run.id, path="old.bin", actor="t")
     # when the same content is uploaded again and gc runs between its claim and its move
     claimed, resume = asyncio.Event(), asyncio.Event()
 
@@ -230,16 +230,14 @@ async def test_gc_racing_an_upload_never_leaves_a_reference_without_its_object(d
     task = asyncio.create_task(upload())
     await claimed.wait()
     # (the upload's temporary object is protected by its age, as it is in production)
-    report = await service.collect_garbage(
-        db, blobs, grace=NO_GRACE, upload_grace=timedelta(hours=1)
-    )
+    report = await collect_garbage(db, blobs, grace=NO_GRACE, upload_grace=timedelta(hours=1))
     assert report.blobs_deleted == [old.digest]  # the forced interleaving happened
     resume.set()
     await task
     # then the reference exists and so does its object, verified
     found = await located(db, run.id, "new.bin")
     assert await read(blobs, found) == DATA
-    assert (await service.verify(db, blobs)).ok
+    assert (await verify(db, blobs)).ok
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(Blob)) == 1
         assert await session.scalar(select(func.count()).select_from(RunArtifact)) == 1
@@ -247,14 +245,14 @@ async def test_gc_racing_an_upload_never_leaves_a_reference_without_its_object(d
 
 async def test_files_per_run_limit(db, blobs):
     run = await make_run(db)
-    uploaded = await service.store_content(db, blobs, pieces(b"x"), max_bytes=MAX)
+    uploaded = await store_content(db, blobs, pieces(b"x"), max_bytes=MAX)
     async with db.unit_of_work() as session:
-        await service.log_artifact(
+        await log_artifact(
             session, blobs, run_id=run.id, path="a", uploaded=uploaded, actor="t", max_files=1
         )
     with pytest.raises(ValidationError) as refused:
         async with db.unit_of_work() as session:
-            await service.log_artifact(
+            await log_artifact(
                 session, blobs, run_id=run.id, path="b", uploaded=uploaded, actor="t", max_files=1
             )
     assert refused.value.limit == 1
@@ -279,13 +277,13 @@ async def test_files_per_run_limit(db, blobs):
 )
 def test_bad_paths_are_refused(path):
     with pytest.raises(ValidationError) as refused:
-        service.normalize_path("path", path)
+        normalize_path("path", path)
     assert refused.value.field == "path"
 
 
 def test_manifest_digest_ignores_order_and_sees_every_field():
     a = [("a", "1" * 64, 1), ("b/c", "2" * 64, 2)]
-    assert service.manifest_digest(a) == service.manifest_digest(reversed(a))
-    assert service.manifest_digest(a) != service.manifest_digest([("a", "1" * 64, 2), a[1]])
+    assert manifest_digest(a) == manifest_digest(reversed(a))
+    assert manifest_digest(a) != manifest_digest([("a", "1" * 64, 2), a[1]])
     expected = hashlib.sha256(f"a\t{'1' * 64}\t1\nb/c\t{'2' * 64}\t2\n".encode()).hexdigest()
-    assert service.manifest_digest(a) == expected
+    assert manifest_digest(a) == expected

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import manifest_digest
 from app.artifacts.models import Blob, VersionFile
+from app.artifacts.upkeep import collect_garbage
 from app.auth.roles import Role
 from app.config import Settings
 from app.events.models import Event
@@ -131,7 +132,7 @@ async def test_register_from_uploads_owns_the_files(client, gql):
             "downloadUrl": f"http://testserver/artifacts/blobs/{weights}",
         },
     ]
-    assert version["digest"] == artifact_service.manifest_digest(
+    assert version["digest"] == manifest_digest(
         [("weights.bin", weights, len(WEIGHTS)), ("conf/c.json", config, len(CONFIG))]
     )
     assert again["registerModelVersion"]["modelVersion"]["digest"] == version["digest"]
@@ -212,7 +213,7 @@ async def test_a_version_without_files_has_the_empty_manifest_digest(gql):
     data = await gql(REGISTER, model="m", source="s3://elsewhere/m")
     version = data["registerModelVersion"]["modelVersion"]
     assert version["files"] == []
-    assert version["digest"] == artifact_service.manifest_digest([])
+    assert version["digest"] == manifest_digest([])
 
 
 async def test_files_are_part_of_a_retried_request(client, gql):
@@ -237,9 +238,7 @@ async def test_deleting_the_run_artifact_never_breaks_the_version(app, client, g
     assert (await client.delete(f"/artifacts/runs/{run.id}/model/w.bin")).status_code == 200
 
     # when garbage is collected with no grace at all
-    report = await artifact_service.collect_garbage(
-        app.state.db, app.state.blobs, grace=timedelta(0)
-    )
+    report = await collect_garbage(app.state.db, app.state.blobs, grace=timedelta(0))
 
     # then the version's content is kept and still served
     assert sha(WEIGHTS) not in report.blobs_deleted
@@ -286,7 +285,7 @@ async def test_promote_best_run_registers_the_model_folder(client, gql, db):
     version = data["promoteBestRun"]["modelVersion"]
     assert version["source"] == f"runs:/{run.id}/model"
     assert version["files"] == [{"path": "w.bin"}]
-    expected = artifact_service.manifest_digest([("w.bin", sha(WEIGHTS), len(WEIGHTS))])
+    expected = manifest_digest([("w.bin", sha(WEIGHTS), len(WEIGHTS))])
     assert version["digest"] == expected
     # the lifecycle events carry the digest a watcher will pull
     assert [p["digest"] for p in await payloads(db, "VERSION_REGISTERED")] == [expected]
@@ -299,7 +298,7 @@ async def test_promote_best_run_without_model_files_registers_none(gql, db):
     version = data["promoteBestRun"]["modelVersion"]
     assert version["source"] == f"runs:/{run.id}/model"
     assert version["files"] == []
-    assert version["digest"] == artifact_service.manifest_digest([])
+    assert version["digest"] == manifest_digest([])
 
 
 # ---------------------------------------------------------------- the graph

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.artifacts.content import manifest_digest
 from app.artifacts.models import CHUNK_SIZE
-from app.artifacts.service import manifest_digest
 from app.cli.exits import EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_OK
 from app.client import Artifacts, DigestMismatch
 from tests.e2e.conftest import Auth, auth_headers, cli, gql

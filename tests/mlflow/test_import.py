@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlmodel import col
 
-from app.artifacts import service as artifact_service
+from app.artifacts.model_files import list_model_artifacts
 from app.cli.import_mlflow import import_mlflow
 from app.config import Settings
 from app.db import Database
@@ -215,7 +215,7 @@ async def test_full_copy_as_graphql_shows_it(
         logged = await session.get_one(LoggedModel, facts["logged_model_id_2"])
         assert logged.status == "READY"
         assert logged.source_run_id == facts["runs"]["train-2"]["id"]
-        logged_files = await artifact_service.list_model_artifacts(session, model_id=logged.id)
+        logged_files = await list_model_artifacts(session, model_id=logged.id)
         assert {f.path: f.digest for f in logged_files} == facts["logged_model_2_files"]
         discarded = await session.get_one(Run, facts["runs"]["discarded"]["id"])
         assert discarded.deleted_at is not None

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import store_content
+from app.artifacts.model_files import log_model_artifact, version_files
 from app.artifacts.store import BlobStore
+from app.artifacts.upkeep import collect_garbage
 from app.errors import ConflictError, NotFoundError, ValidationError
 from app.events.models import Event, EventType
 from app.tracking import lifecycle as tracking_lifecycle
@@ -226,7 +228,7 @@ async def test_out_of_range_numbers_are_refused_by_name(db):
         with pytest.raises(ValidationError) as page:
             await reads.search_logged_models(session, experiment_ids=[], offset=2**70)
         with pytest.raises(NotFoundError):
-            await artifact_service.version_files(session, registered_model_id=2**40, version=1)
+            await version_files(session, registered_model_id=2**40, version=1)
     assert page.value.field == "pageToken"
     with pytest.raises(ValidationError) as step:
         async with db.unit_of_work() as session:
@@ -246,9 +248,9 @@ async def test_manifest_is_a_ready_models_files_and_gc_keeps_them(db, tmp_path: 
     model = await create(db, run, name="model")
     files = {"MLmodel": b"flavors: {}\n", "model.pkl": os.urandom(1000), "conda.yaml": b"x"}
     for path, data in files.items():
-        uploaded = await artifact_service.store_content(db, blobs, pieces(data), max_bytes=1 << 20)
+        uploaded = await store_content(db, blobs, pieces(data), max_bytes=1 << 20)
         async with db.unit_of_work() as session:
-            await artifact_service.log_model_artifact(
+            await log_model_artifact(
                 session,
                 blobs,
                 model_id=model.id,
@@ -265,7 +267,7 @@ async def test_manifest_is_a_ready_models_files_and_gc_keeps_them(db, tmp_path: 
         await service.finalize_logged_model(
             session, model_id=model.id, status=LoggedModelStatus.READY, actor=ACTOR
         )
-    report = await artifact_service.collect_garbage(db, blobs, grace=timedelta(0))
+    report = await collect_garbage(db, blobs, grace=timedelta(0))
     assert report.blobs_deleted == []
     async with db.unit_of_work() as session:
         manifest = await service.logged_model_manifest(session, model_id=model.id)

@@ -4,7 +4,8 @@ app's own engines are counted)."""
 
 from collections.abc import AsyncIterator
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import store_content
+from app.artifacts.model_files import log_model_artifact
 from app.artifacts.store import BlobStore
 from app.tracking import logged_models
 from app.tracking.logged_model_models import LoggedModelStatus
@@ -39,11 +40,9 @@ async def fill(db, blobs: BlobStore, count: int) -> None:
                 session, run_id=run.id, outputs=[(model.id, 0)], actor=ACTOR
             )
         for path in ("MLmodel", f"weights-{i}.bin"):
-            uploaded = await artifact_service.store_content(
-                db, blobs, one(path.encode()), max_bytes=1 << 20
-            )
+            uploaded = await store_content(db, blobs, one(path.encode()), max_bytes=1 << 20)
             async with db.unit_of_work() as session:
-                await artifact_service.log_model_artifact(
+                await log_model_artifact(
                     session,
                     blobs,
                     model_id=model.id,

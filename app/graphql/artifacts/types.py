@@ -5,7 +5,7 @@ from urllib.parse import quote
 import strawberry
 
 from app.artifacts import models
-from app.artifacts import service as artifact_service
+from app.artifacts.runs import Entry
 from app.graphql.context import Ctx
 from app.graphql.scalars import Long
 
@@ -38,7 +38,7 @@ class ArtifactEntry:
     )
 
     @classmethod
-    def of(cls, info: Ctx, run_id: str, entry: artifact_service.Entry) -> "ArtifactEntry":
+    def of(cls, info: Ctx, run_id: str, entry: Entry) -> "ArtifactEntry":
         file = entry.file
         if file is None:
             return cls(path=entry.path, is_dir=True, size=None, digest=None, download_url=None)

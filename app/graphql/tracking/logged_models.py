@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import strawberry
 
-from app.artifacts import service as artifact_service
+from app.artifacts.model_files import artifacts_by_models
 from app.db.pagination import Page
 from app.errors import ValidationError
 from app.graphql.artifacts.types import absolute
@@ -43,7 +43,7 @@ def _details(ctx: Any) -> Any:
 def _files(ctx: Any) -> Any:
     return ctx.loader(
         "logged_model_files",
-        lambda s, ids: artifact_service.artifacts_by_models(s, model_ids=ids),
+        lambda s, ids: artifacts_by_models(s, model_ids=ids),
         list,
     )
 

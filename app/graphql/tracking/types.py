@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from app.artifacts import service as artifact_service
+from app.artifacts.content import normalize_path
+from app.artifacts.runs import children
 from app.db.pagination import Page
 from app.graphql.artifacts import loaders as artifact_loaders
 from app.graphql.artifacts import types as artifact_types
@@ -297,12 +298,12 @@ class Run:
     async def artifacts(self, info: Ctx, path: str = "") -> list[artifact_types.ArtifactEntry]:
         folder = path.rstrip("/")
         if folder:
-            folder = artifact_service.normalize_path("path", folder)
+            folder = normalize_path("path", folder)
         found = await artifact_loaders.artifacts_by_run(info.context).load((str(self.id), folder))
         return charged(
             [
                 artifact_types.ArtifactEntry.of(info, str(self.id), e)
-                for e in artifact_service.children(found, folder)
+                for e in children(found, folder)
             ]
         )
 
