@@ -57,8 +57,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Everything under tests/e2e runs a real server or CLI subprocess.
     for item in items:
-        # Also every test that starts a server for the official MLflow client.
-        if E2E in item.path.parents or "mlflow_server" in getattr(item, "fixturenames", ()):
+        if E2E in item.path.parents:
             item.add_marker(pytest.mark.e2e)
     if PG_URL:
         # A SQLite-only test has nothing to check here: not run, and not counted as a

@@ -5,7 +5,7 @@ MLflow's own client (mlflow-skinny, the version the face follows) pointed at it.
         mlflow.set_experiment("exp")        # the fluent API talks to mlflow_server
         mlflow_server.gql("{ experiments { nodes { name } } }")  # what the graph shows
 
-Tests using `mlflow_server` are end-to-end (marked e2e by tests/conftest.py).
+Everything here is end-to-end (marked e2e by its path, tests/e2e).
 """
 
 import os

@@ -1,4 +1,4 @@
-"""`modelgraph import-mlflow` against a real MLflow 3.17.2 server (tests/mlflow/real_server.py)
+"""`modelgraph import-mlflow` against a real MLflow 3.17.2 server (tests/e2e/mlflow/real_server.py)
 filled by the official client: the full copy and what GraphQL shows of it, the filters,
 a second import that changes nothing, history that reached MLflow after the first import,
 and the command itself (progress, summary, exit codes)."""
@@ -27,7 +27,7 @@ from app.registry.models import ModelVersion, RegisteredModel
 from app.tracking.logged_model_models import LoggedModel
 from app.tracking.models import Dataset, Experiment, Run, RunInput
 from tests.conftest import GraphQLClient
-from tests.mlflow.real_server import ROOT, RealMlflow, free_port, mlflow_python
+from tests.e2e.mlflow.real_server import ROOT, RealMlflow, free_port, mlflow_python
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

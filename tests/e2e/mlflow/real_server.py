@@ -2,7 +2,7 @@
 artifact proxy) in an environment of its own, made once by scripts/mlflow-env under the
 cache folder (never next to the app's dependencies), started on 127.0.0.1 with a SQLite
 backend in a temporary folder, `--serve-artifacts` and one worker, and filled through the
-official client by tests/mlflow/populate_mlflow.py.
+official client by tests/e2e/mlflow/populate_mlflow.py.
 
 When the environment cannot be made (no package index, no disk), the tests that need it
 are skipped with the reason in full, and under CI they fail instead: .ci/run makes the
@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 POPULATE = Path(__file__).with_name("populate_mlflow.py")
 START_TIMEOUT = 180.0
 
