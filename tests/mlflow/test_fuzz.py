@@ -10,12 +10,7 @@ names and ids of seeded rows (so many requests reach the services) with junk of 
 JSON type."""
 
 import asyncio
-import json
-import logging
-import math
 import os
-import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,9 +19,9 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from app.db import Database
-from app.mlflow.wire import STATUS
 from tests.factories import make_run
 from tests.integrity import integrity_problems
+from tests.mlflow.fuzzing import ErrorLog, encode, problems, query_params
 
 pytestmark = pytest.mark.slow
 
@@ -149,74 +144,6 @@ def calls(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
     method, path, fields = draw(st.sampled_from(ENDPOINTS))
     chosen = draw(st.lists(st.sampled_from(fields), unique=True, max_size=len(fields)))
     return method, path, {name: draw(value_for(name)) for name in chosen}
-
-
-# What an answer must never show: Python's internals.
-LEAK = re.compile(
-    r"Traceback|File \"|line \d+|object at 0x|has no attribute|NoneType|sqlalchemy|asyncpg"
-    r"|\b[A-Z][a-z]\w*(?:Error|Exception)\b"
-)
-
-
-def problems(response: httpx.Response) -> list[str]:
-    found = []
-    if response.status_code >= 500:
-        found.append(f"status {response.status_code}")
-    try:
-        body = response.json()
-    except ValueError:
-        return [*found, "not JSON"]
-    if response.status_code != 200:
-        code = body.get("error_code") if isinstance(body, dict) else None
-        if code not in STATUS:
-            found.append(f"error_code {code!r}")
-        elif STATUS[code] != response.status_code:
-            found.append(f"{code} with status {response.status_code}")
-        if LEAK.search(str(body.get("message"))):
-            found.append(f"leaks: {body.get('message')!r}")
-    return found
-
-
-def encode(fields: dict[str, Any]) -> bytes:
-    """JSON as a client would send it; a float JSON cannot hold goes as its text."""
-
-    def fix(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return str(value)
-        if isinstance(value, list):
-            return [fix(v) for v in value]
-        if isinstance(value, dict):
-            return {k: fix(v) for k, v in value.items()}
-        return value
-
-    return json.dumps(fix(fields)).encode()
-
-
-def query_params(fields: dict[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if item is not None:
-                out.append((name, json.dumps(item) if isinstance(item, dict) else str(item)))
-    return out
-
-
-class ErrorLog(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-async def errors() -> AsyncIterator[ErrorLog]:
-    log = ErrorLog()
-    root = logging.getLogger()
-    root.addHandler(log)
-    yield log
-    root.removeHandler(log)
 
 
 async def seed_rows(db: Database) -> None:

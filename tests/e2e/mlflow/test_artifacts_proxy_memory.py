@@ -8,26 +8,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.e2e.test_artifact_memory import MiB, peak_rss, write_file
+
 pytestmark = pytest.mark.slow
-
-MiB = 1024 * 1024
-
-
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc status")
-
-
-def write_file(path: Path, size: int) -> str:
-    block = hashlib.sha256(path.name.encode()).digest() * (MiB // 32)
-    digest = hashlib.sha256()
-    with path.open("wb") as out:
-        for _ in range(size // MiB):
-            out.write(block)
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_digest(path: Path) -> str:
