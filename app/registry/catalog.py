@@ -239,7 +239,7 @@ async def production_version(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-@retry_safe("registerModelVersion", REGISTRATION_REPLAY)
+@retry_safe("registerModelVersion", REGISTRATION_REPLAY, unordered=("files",))
 async def register_version(
     session: AsyncSession,
     *,

@@ -60,13 +60,15 @@ class Replay(Generic[T]):
 
 
 def retry_safe(
-    operation: str, replay: Replay[T]
+    operation: str, replay: Replay[T], *, unordered: Sequence[str] = ()
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
-    """Make a service function run once per idempotency key; see the module docstring."""
+    """Make a service function run once per idempotency key; see the module docstring.
+    Parameters named in `unordered` are sets given as sequences: the same items in another
+    order are the same request."""
 
     def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         signature = inspect.signature(fn)
-        missing = [name for name in NOT_IDENTITY if name not in signature.parameters]
+        missing = [name for name in (*NOT_IDENTITY, *unordered) if name not in signature.parameters]
         if missing:
             raise TypeError(f"{fn.__qualname__} needs parameters {', '.join(missing)}")
 
@@ -79,6 +81,9 @@ def retry_safe(
             if key is None:
                 return await fn(*args, **kwargs)
             request = {k: v for k, v in arguments.items() if k not in NOT_IDENTITY}
+            for name in unordered:
+                if request[name] is not None:
+                    request[name] = sorted(canonical(request[name]), key=json.dumps)
             return await _once(
                 arguments["session"],
                 key=key,

@@ -30,7 +30,8 @@ async def uploaded_files(session: AsyncSession, files: Sequence[tuple[str, str]]
     for i, (_, digest) in enumerate(checked):
         if digest not in sizes:
             raise NotFoundError("blob", f"files[{i}].digest", digest)
-    return [(path, digest, sizes[digest]) for path, digest in checked]
+    # A version's files are a set: listed by path whatever order they were given in.
+    return sorted((path, digest, sizes[digest]) for path, digest in checked)
 
 
 async def run_source_files(session: AsyncSession, source: str) -> Manifest:

@@ -68,3 +68,35 @@ def test_a_function_without_a_key_parameter_cannot_be_made_retry_safe():
 
     with pytest.raises(TypeError, match="idempotency_key"):
         retry_safe("keyless", Replay(dump=lambda n: {"n": n}, load=_load))(keyless)
+
+
+@retry_safe("bag", Replay(dump=lambda n: {"n": n}, load=_load), unordered=("items",))
+async def bag(
+    session: AsyncSession,
+    *,
+    items: list[tuple[str, str]] | None,
+    idempotency_key: str | None = None,
+    actor: str,
+) -> int:
+    CALLS.append({"items": items})
+    return len(items or [])
+
+
+async def test_an_unordered_parameter_is_the_same_request_in_any_order(db):
+    async with db.unit_of_work() as session:
+        await bag(session, items=[("a", "1"), ("b", "2")], idempotency_key="k", actor="t")
+    async with db.unit_of_work() as session:
+        assert await bag(session, items=[("b", "2"), ("a", "1")], idempotency_key="k", actor="t")
+    assert len(CALLS) == 1
+    # other items are another request
+    with pytest.raises(ConflictError):
+        async with db.unit_of_work() as session:
+            await bag(session, items=[("b", "2"), ("a", "9")], idempotency_key="k", actor="t")
+
+
+def test_an_unordered_name_must_be_a_parameter():
+    async def fn(session: AsyncSession, *, idempotency_key: str | None, actor: str) -> int:
+        return 0
+
+    with pytest.raises(TypeError, match="items"):
+        retry_safe("x", Replay(dump=lambda n: {"n": n}, load=_load), unordered=("items",))(fn)

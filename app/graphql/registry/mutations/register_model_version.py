@@ -54,10 +54,7 @@ async def register_model_version(
             model=input.model,
             run_id=str(input.run_id) if input.run_id is not None else None,
             source=input.source,
-            # Sorted, so the same files in another order are the same retried request.
-            files=sorted((f.path, f.digest) for f in input.files)
-            if input.files is not None
-            else None,
+            files=[(f.path, f.digest) for f in input.files] if input.files is not None else None,
             description=input.description,
             tags=to_dict("tags", input.tags),
             idempotency_key=input.idempotency_key,
