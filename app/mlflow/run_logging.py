@@ -43,8 +43,26 @@ async def log_parameter(call: Call) -> dict[str, Any]:
     return {}
 
 
-def _metric_point(item: Any, at: str) -> tuple[str, float, int, int]:
-    """(key, value, step, timestamp) of one metric of a log-batch."""
+def _metric_point(item: Any, index: int | None) -> tuple[str, float, int, int]:
+    """(key, value, step, timestamp) of one metric: a log-batch's metrics[index], or the
+    fields of a log-metric call (index None)."""
+    if isinstance(item, dict):
+        key, value = item.get("key"), item.get("value")
+        if isinstance(key, str) and key and isinstance(value, float | int):
+            stamp, step = item.get("timestamp"), item.get("step", 0)
+            if (
+                type(stamp) is int
+                and type(step) is int
+                and -(2**63) <= stamp < 2**63
+                and -(2**63) <= step < 2**63
+                and not isinstance(value, bool)
+            ):
+                # The common case, checked without building a field name per point.
+                return key, float(value), step, stamp
+    return _checked_metric_point(item, "metric" if index is None else f"metrics[{index}]")
+
+
+def _checked_metric_point(item: Any, at: str) -> tuple[str, float, int, int]:
     if not isinstance(item, dict):
         raise invalid(f"Invalid value for parameter '{at}': a metric object")
     key = item.get("key")
@@ -80,7 +98,7 @@ def _int64(value: Any, name: str, *, required: bool) -> int:
 @endpoint("POST", "runs/log-metric", operation="log_metrics")
 async def log_metric(call: Call) -> dict[str, Any]:
     run_id = call.run_id()
-    key, value, step, timestamp = _metric_point(call.fields, "metric")
+    key, value, step, timestamp = _metric_point(call.fields, None)
     async with call.db.unit_of_work() as session:
         await tracking_metrics.log_metrics(
             session,
@@ -128,7 +146,7 @@ async def log_batch(call: Call) -> dict[str, Any]:
     columns: dict[str, tuple[list[float], list[int], list[int]]] = defaultdict(lambda: ([], [], []))
     linked: list[tracking_metrics.MetricPoint] = []
     for i, item in enumerate(raw_metrics):
-        key, value, step, timestamp = _metric_point(item, f"metrics[{i}]")
+        key, value, step, timestamp = _metric_point(item, i)
         if isinstance(item, dict) and item.get("model_id"):
             linked.append(tracking_metrics.MetricPoint(key, value, step, timestamp))
             continue

@@ -315,10 +315,15 @@ async def read_fields(request: Request, *, body: bool = True) -> dict[str, Any]:
                 raise MlflowError("BAD_REQUEST", "the request body is not valid JSON") from None
             if not isinstance(parsed, dict):
                 raise MlflowError("BAD_REQUEST", "the request body must be a JSON object")
+            # A lone surrogate can only come from a \uD8xx-\uDFxx escape or from bytes
+            # ED A0-BF (json.loads passes them through): the walk over every string (about
+            # as long as the parse itself for a log-batch) runs only when the body has one
+            # of those. Query strings are decoded with replacement and cannot hold one.
+            if b"\\ud" in raw or b"\\uD" in raw or b"\xed" in raw:
+                bad = _unstorable(parsed, "")
+                if bad is not None:
+                    raise invalid(f"Invalid value for parameter '{bad}': a lone UTF-16 surrogate")
             fields.update(parsed)
-    bad = _unstorable(fields, "")
-    if bad is not None:
-        raise invalid(f"Invalid value for parameter '{bad}': a lone UTF-16 surrogate")
     return fields
 
 

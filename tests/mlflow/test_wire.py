@@ -135,13 +135,30 @@ async def test_malformed_bodies_are_bad_requests(face: httpx.AsyncClient) -> Non
         assert response.json()["error_code"] == "BAD_REQUEST"
 
 
-async def test_a_lone_surrogate_is_refused_by_field(face: httpx.AsyncClient) -> None:
-    raw = b'{"tags": [{"key": "a", "value": "\\ud800"}]}'
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"tags": [{"key": "a", "value": "\\ud800"}]}',
+        b'{"tags": [{"key": "a", "value": "x\\uDFFF"}]}',
+        # the surrogate's own bytes, which json.loads lets through
+        b'{"tags": [{"key": "a", "value": "\xed\xa0\x80"}]}',
+    ],
+)
+async def test_a_lone_surrogate_is_refused_by_field(face: httpx.AsyncClient, raw: bytes) -> None:
     response = await face.post(
         "/api/2.0/mlflow/echo", content=raw, headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
     assert "tags[0].value" in response.json()["message"]
+
+
+async def test_escapes_and_hangul_that_are_no_surrogates_pass(face: httpx.AsyncClient) -> None:
+    raw = '{"name": "\\ud7ff \\u00e9 \ud55c"}'.encode()
+    response = await face.post(
+        "/api/2.0/mlflow/echo", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json()["name"] == "\ud7ff \u00e9 \ud55c"
 
 
 @pytest.mark.parametrize(
