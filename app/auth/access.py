@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from app.auth import service as auth_service
-from app.auth.errors import AuthenticationError
-from app.auth.roles import Principal, Role, anonymous, dev
+from app.auth.errors import AuthenticationError, PermissionDeniedError
+from app.auth.roles import Principal, Role, anonymous, dev, required_role
 from app.db import Database
 from app.db.engine import BACKGROUND
 from app.db.types import stored
@@ -146,6 +146,16 @@ class AccessControl:
         self._recheck: asyncio.Task[None] | None = None
         self._mark: RevocationMark | None = None
         self._seen_mark: int | None = None
+
+    async def authorize(self, credential: str | None, operation: str) -> Principal:
+        """The principal for an Authorization value, if its role may call `operation`
+        (AuthenticationError, or PermissionDeniedError naming the role needed): the check
+        the plain HTTP faces make before anything else."""
+        principal = await self.principal_for(credential)
+        role = required_role(operation)
+        if not principal.role.includes(role):
+            raise PermissionDeniedError(operation, role, principal.role)
+        return principal
 
     async def principal_for(self, credential: str | None) -> Principal:
         """The principal for an Authorization value (None: none sent), or

@@ -20,7 +20,7 @@ from app.artifacts.errors import BlobCorruptError, BlobMissingError, TooLargeErr
 from app.artifacts.runs import check_run, delete_artifact, get_artifact, log_artifact
 from app.artifacts.store import BlobStore
 from app.auth.errors import AuthenticationError, PermissionDeniedError
-from app.auth.roles import Principal, required_role
+from app.auth.roles import Principal
 from app.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -66,12 +66,9 @@ def error_response(error: DomainError) -> JSONResponse:
 
 
 async def _authorize(request: Request, operation: str) -> Principal:
-    principal: Principal = await request.app.state.access.principal_for(
-        request.headers.get("authorization")
+    principal: Principal = await request.app.state.access.authorize(
+        request.headers.get("authorization"), operation
     )
-    role = required_role(operation)
-    if not principal.role.includes(role):
-        raise PermissionDeniedError(operation, role, principal.role)
     return principal
 
 
@@ -239,24 +236,30 @@ async def _send(request: Request, found: Located) -> Response:
         return Response(status_code=status, headers=headers)
     blobs: BlobStore = request.app.state.blobs
     parts = blobs.open(found.digest, size=found.size, chunks=found.chunks, start=start, end=end)
-    # The first chunk is read and checked before the status goes out, so a missing or
-    # corrupt blob is a JSON error. A later bad chunk raises mid-body: the connection is
-    # cut short of its Content-Length, never ended cleanly on wrong bytes.
-    metrics = request.app.state.metrics
+    try:
+        body = await verified_body(parts, path=request.url.path, metrics=request.app.state.metrics)
+    except DomainError as error:
+        return error_response(error)
+    return StreamingResponse(
+        body, status_code=status, headers=headers, media_type="application/octet-stream"
+    )
+
+
+async def verified_body(
+    parts: AsyncIterator[bytes], *, path: str, metrics: Metrics
+) -> AsyncIterator[bytes]:
+    """A download's body from the store's checked chunks. The first chunk is read and
+    checked now, before the status goes out, so a missing or corrupt blob is the caller's
+    error answer (BlobMissingError or BlobCorruptError, counted and logged here). A later
+    bad chunk raises mid-body: the connection is cut short of its Content-Length, never
+    ended cleanly on wrong bytes."""
     try:
         first = await anext(parts)
     except (BlobMissingError, BlobCorruptError) as error:
         metrics.store_integrity_failures.labels(error.code.lower()).inc()
-        log.error("download of %s refused: %s", request.url.path, error.message)
-        return error_response(error)
-    except DomainError as error:
-        return error_response(error)
-    return StreamingResponse(
-        _then(first, parts, request.url.path, metrics),
-        status_code=status,
-        headers=headers,
-        media_type="application/octet-stream",
-    )
+        log.error("download of %s refused: %s", path, error.message)
+        raise
+    return _then(first, parts, path, metrics)
 
 
 async def _then(

@@ -10,9 +10,8 @@ byte (INVALID_STATE, which the client does not retry: a retry cannot mend stored
 or, past the first chunk, cuts the response short of its Content-Length; never wrong
 bytes."""
 
-import logging
 import mimetypes
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +21,7 @@ from app.artifacts import content, model_files, runs
 from app.artifacts.errors import BlobCorruptError, BlobMissingError
 from app.artifacts.store import BlobStore
 from app.errors import NotFoundError
+from app.http.artifacts import verified_body
 from app.mlflow.uris import (
     LoggedModelArtifacts,
     RunArtifacts,
@@ -29,12 +29,10 @@ from app.mlflow.uris import (
     parse_artifact_path,
 )
 from app.mlflow.wire import Call, MlflowError, endpoint, invalid
-from app.observability import CutShort, Metrics
 from app.tracking import service as tracking_service
 from app.tracking.logged_model_models import LoggedModel
 from app.tracking.models import Run
 
-log = logging.getLogger("modelgraph.artifacts")
 SERVICE = "mlflow-artifacts"
 SERVER_INFO = {
     "store_type": "SqlStore",
@@ -170,33 +168,12 @@ async def _send(call: Call, found: content.Located) -> Response:
         return Response(status_code=200, headers=headers, media_type=media_type)
     blobs: BlobStore = call.state.blobs
     parts = blobs.open(found.digest, size=found.size, chunks=found.chunks)
-    # The first chunk is read and checked before the status goes out: a missing or
-    # corrupt blob is an error answer, not a 200 with wrong bytes.
-    metrics: Metrics = call.state.metrics
-    path = call.request.url.path
     try:
-        first = await anext(parts)
+        body = await verified_body(parts, path=call.request.url.path, metrics=call.state.metrics)
     except (BlobMissingError, BlobCorruptError) as error:
-        metrics.store_integrity_failures.labels(error.code.lower()).inc()
-        log.error("download of %s refused: %s", path, error.message)
+        # A 4xx: the client retries every 5xx, and a retry cannot mend stored bytes.
         raise MlflowError("INVALID_STATE", error.message) from None
-    return StreamingResponse(
-        _then(first, parts, path, metrics), status_code=200, headers=headers, media_type=media_type
-    )
-
-
-async def _then(
-    first: bytes, rest: AsyncIterator[bytes], path: str, metrics: Metrics
-) -> AsyncIterator[bytes]:
-    yield first
-    try:
-        async for part in rest:
-            yield part
-    except (BlobMissingError, BlobCorruptError) as error:
-        # Past the status: the connection is cut short of its Content-Length.
-        metrics.store_integrity_failures.labels(error.code.lower()).inc()
-        log.error("download of %s cut short: %s", path, error.message)
-        raise CutShort from error
+    return StreamingResponse(body, status_code=200, headers=headers, media_type=media_type)
 
 
 @endpoint(

@@ -370,16 +370,6 @@ def endpoint(
     return register
 
 
-async def authorize(request: Request, operation: str) -> Principal:
-    principal: Principal = await request.app.state.access.principal_for(
-        request.headers.get("authorization")
-    )
-    role = required_role(operation)
-    if not principal.role.includes(role):
-        raise PermissionDeniedError(operation, role, principal.role)
-    return principal
-
-
 async def _dispatch(request: Request, by_method: dict[str, Endpoint]) -> Response:
     chosen = by_method.get(request.method)
     if chosen is None and request.method == "HEAD":
@@ -389,7 +379,9 @@ async def _dispatch(request: Request, by_method: dict[str, Endpoint]) -> Respons
             MlflowError("ENDPOINT_NOT_FOUND", f"{request.method} is not served at this path")
         )
     try:
-        principal = await authorize(request, chosen.operation)
+        principal: Principal = await request.app.state.access.authorize(
+            request.headers.get("authorization"), chosen.operation
+        )
         fields = await read_fields(request, body=not chosen.raw_body)
         answer = await chosen.handler(Call(request, principal, fields))
     except (MlflowError, DomainError) as error:
