@@ -5,19 +5,19 @@ Paths and content follow app/artifacts/content.py.
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.artifacts.content import Located, hold_uploaded, normalize_path
+from app.artifacts.content import Located, normalize_path
 from app.artifacts.models import Blob, LoggedModelArtifact, VersionFile
 from app.artifacts.store import BlobStore, Uploaded
-from app.db.types import utcnow
-from app.errors import NotFoundError, check_count
-from app.events.models import EventType
-from app.events.service import record_event
+from app.artifacts.trees import FileTree
+from app.errors import NotFoundError
 from app.registry.models import ModelVersion
 from app.tracking.logged_model_models import LoggedModel
+
+MODEL_FILES = FileTree(LoggedModelArtifact, owner="model_id", event_key="modelId")
 
 
 async def _get_logged_model(session: AsyncSession, model_id: str) -> LoggedModel:
@@ -46,75 +46,28 @@ async def log_model_artifact(
     with its ARTIFACTS_LOGGED event."""
     path = normalize_path("path", path)
     await _get_logged_model(session, model_id)
-    await hold_uploaded(session, blobs, uploaded)
-    existing = await session.get(LoggedModelArtifact, (model_id, path))
-    if existing is None:
-        count = await session.scalar(
-            select(func.count())
-            .select_from(LoggedModelArtifact)
-            .where(col(LoggedModelArtifact.model_id) == model_id)
-        )
-        check_count("files", int(count or 0) + 1, max_files)
-        artifact = LoggedModelArtifact(
-            model_id=model_id, path=path, digest=uploaded.digest, size=uploaded.size
-        )
-        session.add(artifact)
-    else:
-        existing.digest, existing.size, existing.created_at = (
-            uploaded.digest,
-            uploaded.size,
-            utcnow(),
-        )
-        artifact = existing
-    await session.flush()
-    await record_event(
+    return await MODEL_FILES.put(
         session,
-        type=EventType.ARTIFACTS_LOGGED,
+        blobs,
+        owner_id=model_id,
+        path=path,
+        uploaded=uploaded,
         actor=actor,
-        payload={
-            "modelId": model_id,
-            "files": [{"path": path, "digest": uploaded.digest, "size": uploaded.size}],
-        },
+        max_files=max_files,
     )
-    return artifact
 
 
 async def delete_model_artifact(
     session: AsyncSession, *, model_id: str, path: str, actor: str
 ) -> LoggedModelArtifact:
     """Remove one file from a logged model (versions that snapshotted it keep theirs)."""
-    path = normalize_path("path", path)
     await _get_logged_model(session, model_id)
-    artifact = await session.get(LoggedModelArtifact, (model_id, path))
-    if artifact is None:
-        raise NotFoundError("artifact", "path", path)
-    await session.delete(artifact)
-    await session.flush()
-    await record_event(
-        session,
-        type=EventType.ARTIFACT_DELETED,
-        actor=actor,
-        payload={"modelId": model_id, "path": path, "digest": artifact.digest},
-    )
-    return artifact
+    return await MODEL_FILES.delete(session, owner_id=model_id, path=path, actor=actor)
 
 
 async def get_model_artifact(session: AsyncSession, *, model_id: str, path: str) -> Located:
-    path = normalize_path("path", path)
     await _get_logged_model(session, model_id)
-    row = (
-        await session.execute(
-            select(col(LoggedModelArtifact.digest), col(LoggedModelArtifact.size), col(Blob.chunks))
-            .join(Blob, col(Blob.digest) == col(LoggedModelArtifact.digest))
-            .where(
-                col(LoggedModelArtifact.model_id) == model_id,
-                col(LoggedModelArtifact.path) == path,
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFoundError("artifact", "path", path)
-    return Located(path=path, digest=row[0], size=row[1], chunks=row[2])
+    return await MODEL_FILES.get(session, owner_id=model_id, path=path)
 
 
 async def list_model_artifacts(
@@ -122,14 +75,7 @@ async def list_model_artifacts(
 ) -> Sequence[LoggedModelArtifact]:
     """The logged model's files under `prefix` (a folder, or one file), by path."""
     await _get_logged_model(session, model_id)
-    statement = select(LoggedModelArtifact).where(col(LoggedModelArtifact.model_id) == model_id)
-    if prefix:
-        prefix = normalize_path("path", prefix)
-        statement = statement.where(
-            (col(LoggedModelArtifact.path) == prefix)
-            | (func.substr(col(LoggedModelArtifact.path), 1, len(prefix) + 1) == prefix + "/")
-        )
-    return (await session.scalars(statement.order_by(col(LoggedModelArtifact.path)))).all()
+    return await MODEL_FILES.list(session, owner_id=model_id, prefix=prefix)
 
 
 async def artifacts_by_models(

@@ -9,14 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.artifacts.content import Located, hold_uploaded, normalize_path
-from app.artifacts.models import Blob, RunArtifact
+from app.artifacts.content import Located, normalize_path
+from app.artifacts.models import RunArtifact
 from app.artifacts.store import BlobStore, Uploaded
-from app.db.types import utcnow
-from app.errors import NotFoundError, check_count
-from app.events.models import EventType
-from app.events.service import record_event
+from app.artifacts.trees import FileTree
+from app.errors import NotFoundError
 from app.tracking.models import Run
+
+RUN_FILES = FileTree(RunArtifact, owner="run_id", event_key="runId")
 
 
 async def check_run(session: AsyncSession, *, run_id: str) -> None:
@@ -45,33 +45,15 @@ async def log_artifact(
     its ARTIFACTS_LOGGED event."""
     path = normalize_path("path", path)
     await _get_run(session, run_id)
-    await hold_uploaded(session, blobs, uploaded)
-    existing = await session.get(RunArtifact, (run_id, path))
-    if existing is None:
-        count = await session.scalar(
-            select(func.count()).select_from(RunArtifact).where(col(RunArtifact.run_id) == run_id)
-        )
-        check_count("files", int(count or 0) + 1, max_files)
-        artifact = RunArtifact(run_id=run_id, path=path, digest=uploaded.digest, size=uploaded.size)
-        session.add(artifact)
-    else:
-        existing.digest, existing.size, existing.created_at = (
-            uploaded.digest,
-            uploaded.size,
-            utcnow(),
-        )
-        artifact = existing
-    await session.flush()
-    await record_event(
+    return await RUN_FILES.put(
         session,
-        type=EventType.ARTIFACTS_LOGGED,
+        blobs,
+        owner_id=run_id,
+        path=path,
+        uploaded=uploaded,
         actor=actor,
-        payload={
-            "runId": run_id,
-            "files": [{"path": path, "digest": uploaded.digest, "size": uploaded.size}],
-        },
+        max_files=max_files,
     )
-    return artifact
 
 
 async def delete_artifact(
@@ -79,35 +61,13 @@ async def delete_artifact(
 ) -> RunArtifact:
     """Remove one file from a run's artifacts (its content stays while anything else,
     a model version included, references it)."""
-    path = normalize_path("path", path)
     await _get_run(session, run_id)
-    artifact = await session.get(RunArtifact, (run_id, path))
-    if artifact is None:
-        raise NotFoundError("artifact", "path", path)
-    await session.delete(artifact)
-    await session.flush()
-    await record_event(
-        session,
-        type=EventType.ARTIFACT_DELETED,
-        actor=actor,
-        payload={"runId": run_id, "path": path, "digest": artifact.digest},
-    )
-    return artifact
+    return await RUN_FILES.delete(session, owner_id=run_id, path=path, actor=actor)
 
 
 async def get_artifact(session: AsyncSession, *, run_id: str, path: str) -> Located:
-    path = normalize_path("path", path)
     await _get_run(session, run_id)
-    row = (
-        await session.execute(
-            select(col(RunArtifact.digest), col(RunArtifact.size), col(Blob.chunks))
-            .join(Blob, col(Blob.digest) == col(RunArtifact.digest))
-            .where(col(RunArtifact.run_id) == run_id, col(RunArtifact.path) == path)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFoundError("artifact", "path", path)
-    return Located(path=path, digest=row[0], size=row[1], chunks=row[2])
+    return await RUN_FILES.get(session, owner_id=run_id, path=path)
 
 
 async def list_artifacts(
@@ -115,14 +75,7 @@ async def list_artifacts(
 ) -> Sequence[RunArtifact]:
     """The run's files under `prefix` (a folder, or one file), by path."""
     await _get_run(session, run_id)
-    statement = select(RunArtifact).where(col(RunArtifact.run_id) == run_id)
-    if prefix:
-        prefix = normalize_path("path", prefix)
-        statement = statement.where(
-            (col(RunArtifact.path) == prefix)
-            | (func.substr(col(RunArtifact.path), 1, len(prefix) + 1) == prefix + "/")
-        )
-    return (await session.scalars(statement.order_by(col(RunArtifact.path)))).all()
+    return await RUN_FILES.list(session, owner_id=run_id, prefix=prefix)
 
 
 async def run_files(session: AsyncSession, *, run_id: str, prefix: str) -> list[tuple[str, str]]:
