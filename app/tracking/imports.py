@@ -30,9 +30,7 @@ from app.tracking.logged_model_models import (
     LOGGED_MODEL_TAG_VALUE_LIMIT,
     MODEL_TYPE_LIMIT,
     LoggedModel,
-    LoggedModelParam,
     LoggedModelStatus,
-    LoggedModelTag,
 )
 from app.tracking.models import (
     DESCRIPTION_LIMIT,
@@ -317,33 +315,18 @@ async def import_logged_model(
     check_tags("tags", tags, key_limit=KEY_LIMIT, value_limit=LOGGED_MODEL_TAG_VALUE_LIMIT)
     if source_run_id is not None and await session.get(Run, source_run_id) is None:
         source_run_id = None
-    at = created_at or utcnow()
-    model = LoggedModel(
-        id=model_id,
+    model = await logged_models.insert_logged_model(
+        session,
+        model_id=model_id,
         experiment_id=stored(experiment.id),
         name=name,
         source_run_id=source_run_id,
-        model_type=model_type or None,
-        status=LoggedModelStatus.PENDING,
-        created_at=at,
-        updated_at=at,
-    )
-    session.add(model)
-    await session.flush()
-    session.add_all(LoggedModelParam(model_id=model_id, key=k, value=v) for k, v in params.items())
-    session.add_all(LoggedModelTag(model_id=model_id, key=k, value=v) for k, v in tags.items())
-    await session.flush()
-    await record_event(
-        session,
-        type=EventType.LOGGED_MODEL_CREATED,
+        model_type=model_type,
+        params=params,
+        tags=tags,
+        at=created_at or utcnow(),
         actor=actor,
-        payload={
-            "modelId": model_id,
-            "name": name,
-            "experimentId": experiment.id,
-            "sourceRunId": source_run_id,
-            "imported": True,
-        },
+        imported=True,
     )
     return model, True
 

@@ -6,6 +6,7 @@ and search are in logged_model_reads.py."""
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -137,7 +138,36 @@ async def create_logged_model(
         await tracking_service.require_active_run(
             session, run_id=source_run_id, field="sourceRunId"
         )
-    now = utcnow()
+    return await insert_logged_model(
+        session,
+        model_id=model_id,
+        experiment_id=experiment_id,
+        name=name,
+        source_run_id=source_run_id,
+        model_type=model_type,
+        params=params,
+        tags=tags,
+        at=utcnow(),
+        actor=actor,
+    )
+
+
+async def insert_logged_model(
+    session: AsyncSession,
+    *,
+    model_id: str,
+    experiment_id: int,
+    name: str,
+    source_run_id: str | None,
+    model_type: str | None,
+    params: dict[str, str],
+    tags: dict[str, str],
+    at: datetime,
+    actor: str,
+    imported: bool = False,
+) -> LoggedModel:
+    """Write a checked PENDING logged model with its params, tags and LOGGED_MODEL_CREATED
+    event (created here, or copied from another server with its own time: `imported`)."""
     model = LoggedModel(
         id=model_id,
         experiment_id=experiment_id,
@@ -145,25 +175,23 @@ async def create_logged_model(
         source_run_id=source_run_id,
         model_type=model_type or None,
         status=LoggedModelStatus.PENDING,
-        created_at=now,
-        updated_at=now,
+        created_at=at,
+        updated_at=at,
     )
     session.add(model)
     await session.flush()
     session.add_all(LoggedModelParam(model_id=model_id, key=k, value=v) for k, v in params.items())
     session.add_all(LoggedModelTag(model_id=model_id, key=k, value=v) for k, v in tags.items())
     await session.flush()
-    await record_event(
-        session,
-        type=EventType.LOGGED_MODEL_CREATED,
-        actor=actor,
-        payload={
-            "modelId": model_id,
-            "name": name,
-            "experimentId": experiment_id,
-            "sourceRunId": source_run_id,
-        },
-    )
+    payload: dict[str, Any] = {
+        "modelId": model_id,
+        "name": name,
+        "experimentId": experiment_id,
+        "sourceRunId": source_run_id,
+    }
+    if imported:
+        payload["imported"] = True
+    await record_event(session, type=EventType.LOGGED_MODEL_CREATED, actor=actor, payload=payload)
     return model
 
 
