@@ -13,7 +13,7 @@ with spaces or dots may be quoted in backticks or double quotes. An ordering is
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -287,6 +287,13 @@ def _clause(reader: _Reader) -> Clause:
 def parse_filter(text: str | None, *, field: str = "filter") -> tuple[Clause, ...]:
     """The clauses of a filter string (none for an empty one), or a ValidationError that
     says where it could not be read."""
+    return _parse_clauses(text, field, _clause)
+
+
+def _parse_clauses(
+    text: str | None, field: str, clause: Callable[["_Reader"], Clause]
+) -> tuple[Clause, ...]:
+    """Clauses read by `clause`, joined by AND (OR refused); none for an empty text."""
     if text is None or not text.strip():
         return ()
     if len(text) > FILTER_LIMIT:
@@ -296,12 +303,12 @@ def parse_filter(text: str | None, *, field: str = "filter") -> tuple[Clause, ..
     tokens = _tokens(text, field)
     _refuse_or(tokens, field)
     reader = _Reader(tokens, field)
-    clauses = [_clause(reader)]
+    clauses = [clause(reader)]
     while reader.peek() is not None:
         token = reader.take()
         if not (token.kind == "word" and token.text.upper() == "AND"):
             raise reader.fail(token, "expected AND between clauses")
-        clauses.append(_clause(reader))
+        clauses.append(clause(reader))
     return tuple(clauses)
 
 
@@ -401,22 +408,7 @@ def _experiment_clause(reader: _Reader) -> Clause:
 def parse_experiment_filter(text: str | None, *, field: str = "filter") -> tuple[Clause, ...]:
     """An experiment search filter: `name`, `creation_time`, `last_update_time`,
     `experiment_id` (bare or as attributes.<name>) and `tags.<key>`, joined by AND."""
-    if text is None or not text.strip():
-        return ()
-    if len(text) > FILTER_LIMIT:
-        raise ValidationError(
-            field, f"is {len(text)} characters, the limit is {FILTER_LIMIT}", FILTER_LIMIT
-        )
-    tokens = _tokens(text, field)
-    _refuse_or(tokens, field)
-    reader = _Reader(tokens, field)
-    clauses = [_experiment_clause(reader)]
-    while reader.peek() is not None:
-        token = reader.take()
-        if not (token.kind == "word" and token.text.upper() == "AND"):
-            raise reader.fail(token, "expected AND between clauses")
-        clauses.append(_experiment_clause(reader))
-    return tuple(clauses)
+    return _parse_clauses(text, field, _experiment_clause)
 
 
 def parse_experiment_order_by(
