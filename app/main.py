@@ -28,6 +28,7 @@ from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView
 from app.http import artifacts as artifact_routes
 from app.observability import Metrics, RequestMiddleware
+from app.ui import routes as ui_routes
 
 PATHS = {"/graphql", "/healthz", "/readyz", "/metrics"}
 
@@ -133,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     return Starlette(
         routes=[
-            Route("/", ide.home),
+            *ui_routes.ROUTES,
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             Route(ide.ASSET_ROUTE, ide.serve_asset),

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from app.config import Settings
 
@@ -123,10 +123,3 @@ async def serve_asset(request: Request) -> Response:
         body = found.gzipped
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type=found.content_type, headers=headers)
-
-
-async def home(request: Request) -> Response:
-    """`/`: browsers go to GraphiQL (until a UI lives here); without it, say where the API is."""
-    if request.app.state.settings.graphiql:
-        return RedirectResponse("/graphql", status_code=307)
-    return PlainTextResponse("modelgraph: the GraphQL API is at /graphql (POST, or WebSocket).\n")

@@ -91,20 +91,6 @@ async def test_only_the_vendored_files_are_served(app):
             assert response.status_code == 404, path
 
 
-async def test_root_sends_browsers_to_graphiql(app):
-    async with asgi_client(app) as anonymous:
-        response = await anonymous.get("/", headers=HTML)
-    assert response.status_code == 307
-    assert response.headers["location"] == "/graphql"
-
-
-async def test_root_without_graphiql_says_where_the_api_is(app_with):
-    async with app_with(None, graphiql=False) as gql:
-        response = await gql.client.get("/", headers=HTML)
-    assert response.status_code == 200
-    assert "/graphql" in response.text
-
-
 async def test_the_page_asks_for_a_token_only_when_the_server_needs_one(app_with):
     expected = {(): "required", (("anonymous_read", True),): "optional"}
     expected[(("dev_mode", True),)] = "none"
