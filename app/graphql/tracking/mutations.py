@@ -94,7 +94,7 @@ def _log_metrics_input(
     more than everything else a 1,000-point batch does. graphql-core has already checked
     and coerced every field (types, scalars, defaults); the service checks the rest."""
     points, series = value.get("points"), value.get("series")
-    return cls(  # type: ignore[no-any-return]
+    return cls(
         run_id=value["runId"],
         points=None
         if points is None
