@@ -502,9 +502,24 @@ class SeededRun:
     max: dict[str, float]
 
 
-async def _seed_runs(database_url: str, n_runs: int, seed: int, analyze: bool) -> list[SeededRun]:
+RowsSink = Callable[[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]], None]
+
+
+async def _seed_runs(
+    database_url: str,
+    n_runs: int,
+    seed: int,
+    analyze: bool,
+    *,
+    experiment: str = EXPERIMENT,
+    on_chunk: RowsSink | None = None,
+    chunk_runs: int = 5000,
+) -> list[SeededRun]:
     """Bulk-insert n_runs FINISHED runs with SEED_STEPS points of each metric into the
-    app's tables (history, and the latest_metric summary log_metrics would keep).
+    app's tables (history, and the latest_metric summary log_metrics would keep), in one
+    transaction, made and inserted `chunk_runs` runs at a time (memory stays bounded at
+    100,000 runs). `on_chunk(run_rows, metric_rows, latest_rows)` sees every chunk's rows
+    (scripts/bench_vs_mlflow.py writes the same runs into MLflow's tables).
 
     On PostgreSQL, `analyze` runs ANALYZE afterwards: autovacuum would, some time after a
     bulk load; until it does, the planner has no statistics for the new rows."""
@@ -518,69 +533,71 @@ async def _seed_runs(database_url: str, n_runs: int, seed: int, analyze: bool) -
     db = Database(database_url)
     try:
         async with db.unit_of_work() as session:
-            experiment = await tracking_service.ensure_experiment(
-                session, name=EXPERIMENT, actor=ACTOR
-            )
-            experiment_id = experiment.id
+            found = await tracking_service.ensure_experiment(session, name=experiment, actor=ACTOR)
+            experiment_id = found.id
         base = datetime.now(UTC) - timedelta(seconds=n_runs + 3600)
         base_ms = int(base.timestamp() * 1000)
-        runs, run_rows, metric_rows, latest_rows = [], [], [], []
-        for i in range(n_runs):
-            run_id = uuid.uuid4().hex
-            start = base + timedelta(seconds=i)
-            run_rows.append(
-                {
-                    "id": run_id,
-                    "experiment_id": experiment_id,
-                    "name": f"seed-{i:05d}",
-                    "status": RunStatus.FINISHED.value,
-                    "start_time": start,
-                    "end_time": start + timedelta(seconds=1),
-                }
-            )
-            seeded = SeededRun(run_id, start, {}, {}, {})
-            for key in METRIC_KEYS:
-                lo, hi = METRIC_RANGES[key]
-                values = [lo + (hi - lo) * rng.random() for _ in range(SEED_STEPS)]
-                for step, value in enumerate(values):
-                    metric_rows.append(
+        runs: list[SeededRun] = []
+        insert_chunk = 5000
+        async with db.unit_of_work() as session:
+            for first in range(0, n_runs, chunk_runs):
+                run_rows, metric_rows, latest_rows = [], [], []
+                for i in range(first, min(n_runs, first + chunk_runs)):
+                    run_id = uuid.uuid4().hex
+                    start = base + timedelta(seconds=i)
+                    run_rows.append(
                         {
-                            "run_id": run_id,
-                            "key": key,
-                            "value": value,
-                            "is_nan": False,
-                            "step": step,
-                            "timestamp": base_ms + i * 1000 + step,
+                            "id": run_id,
+                            "experiment_id": experiment_id,
+                            "name": f"seed-{i:05d}",
+                            "status": RunStatus.FINISHED.value,
+                            "start_time": start,
+                            "end_time": start + timedelta(seconds=1),
                         }
                     )
-                seeded.last[key], seeded.min[key], seeded.max[key] = (
-                    values[-1],
-                    min(values),
-                    max(values),
-                )
-                latest_rows.append(
-                    {
-                        "run_id": run_id,
-                        "key": key,
-                        "experiment_id": experiment_id,
-                        "value": values[-1],
-                        "is_nan": False,
-                        "step": SEED_STEPS - 1,
-                        "timestamp": base_ms + i * 1000 + SEED_STEPS - 1,
-                        "min_value": min(values),
-                        "max_value": max(values),
-                    }
-                )
-            runs.append(seeded)
-        chunk = 5000
-        async with db.unit_of_work() as session:
-            for table, rows in (
-                (Run.__table__, run_rows),
-                (Metric.__table__, metric_rows),
-                (LatestMetric.__table__, latest_rows),
-            ):
-                for k in range(0, len(rows), chunk):
-                    await session.execute(insert(table), rows[k : k + chunk])
+                    seeded = SeededRun(run_id, start, {}, {}, {})
+                    for key in METRIC_KEYS:
+                        lo, hi = METRIC_RANGES[key]
+                        values = [lo + (hi - lo) * rng.random() for _ in range(SEED_STEPS)]
+                        for step, value in enumerate(values):
+                            metric_rows.append(
+                                {
+                                    "run_id": run_id,
+                                    "key": key,
+                                    "value": value,
+                                    "is_nan": False,
+                                    "step": step,
+                                    "timestamp": base_ms + i * 1000 + step,
+                                }
+                            )
+                        seeded.last[key], seeded.min[key], seeded.max[key] = (
+                            values[-1],
+                            min(values),
+                            max(values),
+                        )
+                        latest_rows.append(
+                            {
+                                "run_id": run_id,
+                                "key": key,
+                                "experiment_id": experiment_id,
+                                "value": values[-1],
+                                "is_nan": False,
+                                "step": SEED_STEPS - 1,
+                                "timestamp": base_ms + i * 1000 + SEED_STEPS - 1,
+                                "min_value": min(values),
+                                "max_value": max(values),
+                            }
+                        )
+                    runs.append(seeded)
+                for table, rows in (
+                    (Run.__table__, run_rows),
+                    (Metric.__table__, metric_rows),
+                    (LatestMetric.__table__, latest_rows),
+                ):
+                    for k in range(0, len(rows), insert_chunk):
+                        await session.execute(insert(table), rows[k : k + insert_chunk])
+                if on_chunk is not None:
+                    on_chunk(run_rows, metric_rows, latest_rows)
         if analyze and db.dialect == "postgresql":
             async with db.unit_of_work() as session:
                 for table_name in ("run", "latest_metric", "metric"):
