@@ -11,12 +11,21 @@ and open connections are re-checked. Reading it after the revoking process commi
 enough: the first request that starts after `modelgraph token revoke` returns is refused.
 A WebSocket authenticates once, at connection_init; its principal is watched, and marked
 revoked and closed when its token is (the mark is also polled while connections are open).
+
+The worker processes of one `modelgraph serve --workers N` (PostgreSQL) also share a
+WorkerMark: a worker that commits a revocation bumps it before answering, and every worker
+reads it before each request (about 1 µs), so a token revoked through one worker is
+refused by the others at once, before their NOTIFY arrives.
 """
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import mmap
+import os
 import sqlite3
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -113,9 +122,53 @@ class RevocationMark:
             self._conn = None
 
 
-def revocation_mark_for(db: Database) -> RevocationMark | None:
-    """A mark for a SQLite file database; None elsewhere (PostgreSQL announces revocations,
-    an in-memory database has no other process)."""
+class WorkerMark:
+    """A revocation counter in a small file that every worker of one server maps (the
+    supervisor makes it, see app/cli/serve.py): bumped after a worker commits a
+    revocation, read before each request. Any change means "look tokens up again"."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR)
+        self._map = mmap.mmap(self._fd, 8)
+
+    def read(self) -> int | None:
+        return int(struct.unpack_from("<Q", self._map)[0])
+
+    def bump(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # revocations are rare; two at once both count
+        try:
+            struct.pack_into("<Q", self._map, 0, (self.read() or 0) + 1)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+# Set in each worker process of `serve --workers N` (PostgreSQL) before its app starts.
+_worker_mark_path: str | None = None
+
+
+def share_revocations_between_workers(path: str) -> None:
+    """This process is one of a server's workers: revocations go through the WorkerMark
+    file at `path` (8 bytes, made by the supervisor)."""
+    global _worker_mark_path
+    _worker_mark_path = path
+
+
+def make_worker_mark(path: str) -> None:
+    """The supervisor's side: the file the workers will share, counting from 0."""
+    with open(path, "wb") as f:
+        f.write(bytes(8))
+
+
+def revocation_mark_for(db: Database) -> RevocationMark | WorkerMark | None:
+    """A mark for a SQLite file database, or for the workers of one PostgreSQL server;
+    None elsewhere (PostgreSQL announces revocations, an in-memory database has no other
+    process)."""
+    if db.dialect == "postgresql" and _worker_mark_path is not None:
+        return WorkerMark(_worker_mark_path)
     path = db.url.database
     if db.dialect != "sqlite" or not path or path == ":memory:" or path.startswith("file::"):
         return None
@@ -144,7 +197,7 @@ class AccessControl:
         self._revocations = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._recheck: asyncio.Task[None] | None = None
-        self._mark: RevocationMark | None = None
+        self._mark: RevocationMark | WorkerMark | None = None
         self._seen_mark: int | None = None
 
     async def authorize(self, credential: str | None, operation: str) -> Principal:
@@ -245,6 +298,14 @@ class AccessControl:
         return unwatch
 
     def revoked(self, token_ids: Iterable[int]) -> None:
+        """This process committed these revocations: forget them here, and tell the other
+        workers of this server through the shared mark before the answer goes out."""
+        token_ids = list(token_ids)
+        if token_ids and isinstance(self._mark, WorkerMark):
+            self._mark.bump()
+        self._forget(token_ids)
+
+    def _forget(self, token_ids: Iterable[int]) -> None:
         """These tokens were revoked: their principals stop acting now (synchronously, so
         nothing more is delivered to them), and their connections are closed."""
         for token_id in token_ids:
@@ -275,7 +336,7 @@ class AccessControl:
     def on_notify(self, payload: str) -> None:
         """A revocation announced by another process (PostgreSQL NOTIFY)."""
         with contextlib.suppress(ValueError):
-            self.revoked([int(payload)])
+            self._forget([int(payload)])
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -290,7 +351,7 @@ class AccessControl:
 
     async def _recheck_loop(self) -> None:
         while True:
-            if self._mark is not None:
+            if isinstance(self._mark, RevocationMark):
                 # The mark says when a re-check is needed; reading it is cheap enough to poll.
                 await asyncio.sleep(min(self.recheck_seconds, MARK_POLL_SECONDS))
                 if self._watched:
@@ -308,7 +369,7 @@ class AccessControl:
         except Exception:  # the next round retries
             log.warning("re-checking open connections' tokens failed", exc_info=True)
             return
-        self.revoked(gone)
+        self._forget(gone)
 
     async def close(self) -> None:
         if self._mark is not None:
