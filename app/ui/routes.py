@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app.graphql.ide import auth_mode
+
 STATIC = Path(__file__).parent / "static"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -80,9 +82,26 @@ def _answer(request: Request, found: Asset) -> Response:
     return Response(body, media_type=found.content_type, headers=headers)
 
 
+AUTH_META = b'<meta name="modelgraph-auth" content="required">'
+
+
+@cache
+def page(auth: str) -> Asset:
+    """index.html telling the page what this server asks of a browser (none: --dev;
+    optional: anonymous reads; required), so it shows the sign-in form only when needed."""
+    template = assets()["index.html"].body
+    body = template.replace(AUTH_META, AUTH_META.replace(b"required", auth.encode()))
+    return Asset(
+        body=body,
+        gzipped=gzip.compress(body, 9, mtime=0),
+        etag='"' + hashlib.sha256(body).hexdigest()[:20] + '"',
+        content_type=CONTENT_TYPES[".html"],
+    )
+
+
 async def index(request: Request) -> Response:
     """The UI's page; it needs no token (the API calls it makes do)."""
-    return _answer(request, assets()["index.html"])
+    return _answer(request, page(auth_mode(request.app.state.settings)))
 
 
 async def static(request: Request) -> Response:
