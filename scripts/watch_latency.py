@@ -184,6 +184,18 @@ def log_problems(text: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- HTTP (setup, checks)
 
 
+def watcher_caps(watchers: int) -> dict[str, str]:
+    """Server settings that admit `watchers` connections and subscriptions on one token
+    (the defaults cap a token at 500 connections); never below the defaults."""
+    room = watchers + 100
+    return {
+        "MODELGRAPH_MAX_WEBSOCKET_CONNECTIONS": str(max(2_000, room)),
+        "MODELGRAPH_MAX_WEBSOCKET_CONNECTIONS_PER_TOKEN": str(max(500, room)),
+        "MODELGRAPH_MAX_SUBSCRIPTIONS": str(max(10_000, room)),
+        "MODELGRAPH_MAX_SUBSCRIPTIONS_PER_TOKEN": str(max(1_000, room)),
+    }
+
+
 def client(base_url: str) -> Client:
     """A keep-alive client with the harness's token; no proxy: all stays on 127.0.0.1."""
     return Client(base_url, headers=auth_headers(), trust_env=False)
@@ -556,6 +568,7 @@ async def measure(
         per_event: list[dict[str, Any]] = []
         done: list[Mutation] = []
         truncated = None
+        cpu_start = [s.cpu_seconds() for s in servers]
         for m in mutations:
             if deadline.remaining() < 40:
                 truncated = f"stopped after {len(done)} mutations: time limit"
@@ -596,8 +609,12 @@ async def measure(
                 f"{m.label}: {len(m.keys)} event(s), last delivery "
                 f"{per_event[-1]['last_from_sent_ms']} ms after the request"
             )
+        cpu_end = [s.cpu_seconds() for s in servers]
         # Anything late or extra still in flight: a short grace period, then compare.
         await asyncio.sleep(0.5)
+        result["server_cpu_during_mutations"] = mutation_cpu(
+            cpu_start, cpu_end, sum(len(m.keys) for m in done) * len(watchers), len(done)
+        )
         result["per_event"] = per_event
         result["truncated"] = truncated
         analyse(result, watchers, done, warm_key, len(servers))
@@ -613,6 +630,20 @@ async def measure(
         log("closing the watchers")
         await close_all(watchers)
         await mutator.stop()
+
+
+def mutation_cpu(
+    start: list[float | None], end: list[float | None], deliveries: int, mutations: int
+) -> dict[str, Any]:
+    """Server CPU seconds spent while the measured mutations ran (all replicas), and per
+    delivery: the figure a busy machine leaves least noisy."""
+    spent = sum(b - a for a, b in zip(start, end, strict=True) if a is not None and b is not None)
+    return {
+        "cpu_s": rounded(spent),
+        "deliveries": deliveries,
+        "ms_per_delivery": rounded(spent * 1000 / deliveries) if deliveries else None,
+        "ms_per_mutation": rounded(spent * 1000 / mutations) if mutations else None,
+    }
 
 
 def analyse(
@@ -803,6 +834,8 @@ def main(argv: list[str] | None = None) -> int:
         Server(database_url, tmp / f"server{i}.log", error=WatchError, preexec_fn=_child_preexec)
         for i in range(args.replicas)
     ]
+    for server in servers:  # every watcher uses the harness's one token: room for all of them
+        server.env.update(watcher_caps(args.watchers))
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     interrupted: int | None = None
     with exit_on_sigterm():

@@ -15,6 +15,7 @@ from app.graphql.auth.mutations import AuthMutation
 from app.graphql.auth.queries import AuthQuery
 from app.graphql.events.queries import EventsQuery
 from app.graphql.events.subscriptions import EventsSubscription
+from app.graphql.fanout import SharedSubscriptionExecution
 from app.graphql.inputs import refuse_unstorable_text
 from app.graphql.limits import (
     CachedValidation,
@@ -96,6 +97,8 @@ def build_schema(limits: QueryLimits = QueryLimits()) -> Schema:
         ],
         exception_handlers=[*errors.HANDLERS, *registry_types.HANDLERS],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+        # Each subscription event executed once per query shared by its watchers.
+        execution_context_class=SharedSubscriptionExecution,
     )
     built.documents = documents
     return built

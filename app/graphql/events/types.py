@@ -64,6 +64,10 @@ class LifecycleEvent:
             else None,
         )
 
+    def fanout_key(self) -> str:
+        """The same for every watcher of this event: its execution may be shared."""
+        return self.cursor
+
     @strawberry.field(description="The version, as it is now (with its run and metrics).")
     async def version(self, info: Ctx) -> registry_types.ModelVersion | None:
         if self.version_number is None:
