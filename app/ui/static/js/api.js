@@ -297,3 +297,19 @@ export async function download(url, filename) {
   link.remove();
   window.setTimeout(() => URL.revokeObjectURL(href), 10000);
 }
+
+// The cursor of the newest lifecycle event (matching model/types), or null when there is
+// none: subscribe with it as `after` to get everything that happens from now on, with no
+// gap between a page's first load and its live updates. Pages hold cursors only.
+export async function lastEventCursor({ model = null, types = null } = {}) {
+  const query = `query LastCursor($after: String, $model: String, $types: [LifecycleEventType!]) {
+    events(first: 500, after: $after, model: $model, types: $types) { pageInfo { hasNextPage endCursor } }
+  }`;
+  let after = null;
+  for (;;) {
+    const data = await gql(query, { after, model, types });
+    const page = data.events.pageInfo;
+    if (page.endCursor) after = page.endCursor;
+    if (!page.hasNextPage) return after;
+  }
+}
