@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         db.after_commit.append(feed.publish)
         db.after_commit.append(lambda info: access.revoked(auth_service.revoked_in(info)))
         bus.listen(auth_service.REVOKED_CHANNEL, access.on_notify)
+        feed.share(bus, db)  # between the workers of `serve --workers N` (PostgreSQL)
         await bus.start(db)
         await access.start()
         try:

@@ -159,6 +159,9 @@ class EventBus:
     async def _connect(self) -> None:
         """Open what the bus listens on, if anything (PostgreSQL)."""
 
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every process listening on `channel` (PostgreSQL; nothing elsewhere)."""
+
     async def _supervise(self) -> None:
         while not self._closed:
             await asyncio.sleep(self._refresh)
@@ -181,18 +184,29 @@ class PostgresEventBus(EventBus):
         super().__init__(refresh_seconds=refresh_seconds)
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn: Any = None
+        # One operation at a time on the LISTEN connection: (re)connecting, or a notify.
+        self._conn_lock = asyncio.Lock()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         with contextlib.suppress(ValueError):
             self.advance(int(payload))
 
     async def _connect(self) -> None:
-        if self._conn is not None and not self._conn.is_closed():
-            return
-        self._conn = await asyncpg.connect(self._dsn)
-        await self._conn.add_listener(CHANNEL, self._on_notify)
-        for channel, callback in self._listeners.items():
-            await self._conn.add_listener(channel, _payload_only(callback))
+        async with self._conn_lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return
+            self._conn = await asyncpg.connect(self._dsn)
+            await self._conn.add_listener(CHANNEL, self._on_notify)
+            for channel, callback in self._listeners.items():
+                await self._conn.add_listener(channel, _payload_only(callback))
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """NOTIFY on the LISTEN connection, in a transaction of its own (so it takes
+        PostgreSQL's notify lock only for itself, never inside a caller's commit)."""
+        if self._conn is None or self._conn.is_closed():
+            await self._connect()
+        async with self._conn_lock:
+            await self._conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
     async def close(self) -> None:
         await super().close()
