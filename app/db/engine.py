@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+from app.db import sqlite_driver
 from app.errors import ConflictError, UnavailableError, ValidationError
 
 BACKGROUND = "modelgraph_background"
@@ -189,6 +190,8 @@ def _sqlite_engine(
         pool_size=pool_size,
         max_overflow=0 if writer else 5,
         pool_timeout=max(busy_timeout_ms / 1000, 30),
+        # One hand-off to the connection's thread per statement (app/db/sqlite_driver.py).
+        module=sqlite_driver.DBAPI(quiet_rollback=not writer),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -209,7 +212,8 @@ def _sqlite_engine(
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
+        # Run with the transaction's first statement, in the same hand-off.
+        connection.connection.dbapi_connection.defer_begin(begin)
 
     return engine
 

@@ -2,9 +2,11 @@
 
 import shutil
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.util.concurrency import await_
 
 from app.db import Database
 from app.tracking import service as tracking_service
@@ -31,21 +33,34 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(sqlite
             assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2
 
 
-async def test_sqlite_writes_begin_immediate_and_reads_begin_deferred(sqlite_db):
+def trace_sqlite(database: Database) -> list[str]:
+    """Every statement SQLite itself runs on the database's connections from now on (the
+    driver's own BEGIN and ROLLBACK included), in order."""
     seen: list[str] = []
 
-    def record(conn, cursor, statement, *args):
-        seen.append(statement)
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        worker = dbapi_connection._connection  # aiosqlite's: calls run on its thread
+        await_(worker._execute(worker._conn.set_trace_callback, seen.append))
 
-    for engine in (sqlite_db.read_engine, sqlite_db.write_engine):
-        event.listen(engine.sync_engine, "before_cursor_execute", record)
+    for engine in (database.read_engine, database.write_engine):
+        event.listen(engine.sync_engine, "connect", trace)
+    return seen
+
+
+async def test_sqlite_writes_begin_immediate_and_reads_begin_deferred(sqlite_db):
+    seen = trace_sqlite(sqlite_db)
     async with sqlite_db.unit_of_work() as session:
         await session.execute(select(Experiment))
-    assert seen[0] == "BEGIN IMMEDIATE"
+    writes = [s for s in seen if not s.startswith("PRAGMA")]
+    assert writes[0] == "BEGIN IMMEDIATE"
+    assert writes[1].startswith("SELECT")
+    assert writes[-1] == "COMMIT"
     seen.clear()
     async with sqlite_db.read() as session:
         await session.execute(select(Experiment))
-    assert seen[0] == "BEGIN"
+    reads = [s for s in seen if not s.startswith("PRAGMA")]
+    assert reads[0] == "BEGIN"
+    assert reads[1].startswith("SELECT")
 
 
 async def test_sqlite_has_one_writer_connection(sqlite_db):
