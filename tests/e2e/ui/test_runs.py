@@ -1,0 +1,317 @@
+"""The experiments and runs pages in a real browser against a real server with demo data
+(auth on, signed in as a READER): the experiments list, the leaderboard's sort and filter,
+compare, a run's chart growing as ANOTHER client logs points through GraphQL, and a
+10,000-point series. Every test also checks that nothing left 127.0.0.1, failed or
+complained. Charts say how many points they hold in `data-points` (and `data-drawn`: the
+non-null values handed to uPlot at the last redraw); the tests count those, never time."""
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ROOT
+from tests.e2e.ui.conftest import LOCAL, DemoServer, Watched
+
+pytestmark = pytest.mark.browser
+
+EXPERIMENT = "fraud-detection"
+ROWS = "table.leaderboard tbody tr"
+ROW_IDS = f"() => [...document.querySelectorAll('{ROWS}')].map(r => r.dataset.run)"
+RUNS = """query($experiment: String!, $filter: RunFilter, $orderBy: RunOrder) {
+  runs(experiment: $experiment, filter: $filter, orderBy: $orderBy, first: 50) {
+    nodes { id name params { key value } } } }"""
+START = """mutation($experiment: String!, $name: String!) {
+  startRun(input: {experiment: $experiment, name: $name,
+                   params: [{key: "learning_rate", value: "0.01"}]}) {
+    __typename ... on StartRunSuccess { run { id } } ... on Error { message } } }"""
+LOG = """mutation($input: LogMetricsInput!) {
+  logMetrics(input: $input) { __typename ... on LogMetricsSuccess { count } ... on Error { message } } }"""
+END = """mutation($id: ID!) {
+  endRun(input: {runId: $id}) { __typename ... on Error { message } } }"""
+
+
+def api(server: DemoServer, query: str, token: str, **variables: Any) -> dict[str, Any]:
+    """Another client: a plain GraphQL POST with httpx, as a training script would send."""
+    response = httpx.post(
+        f"{server.base}/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def start_run(server: DemoServer, name: str) -> str:
+    started = api(server, START, server.writer, experiment="live-training", name=name)
+    assert started["startRun"]["__typename"] == "StartRunSuccess", started
+    return str(started["startRun"]["run"]["id"])
+
+
+def log_series(
+    server: DemoServer, run_id: str, key: str, steps: list[int], values: list[float]
+) -> None:
+    series = {"key": key, "steps": steps, "values": values}
+    logged = api(server, LOG, server.writer, input={"runId": run_id, "series": [series]})
+    assert logged["logMetrics"] == {"__typename": "LogMetricsSuccess", "count": len(steps)}, logged
+
+
+def chart_points(page: Any, key: str) -> int:
+    return int(page.locator(f'figure.chart[data-metric="{key}"]').get_attribute("data-points"))
+
+
+def wait_for_points(page: Any, key: str, count: int, *, timeout: float = 30_000) -> None:
+    page.wait_for_function(
+        """([key, count]) => {
+          const chart = document.querySelector(`figure.chart[data-metric="${key}"]`);
+          return chart && Number(chart.dataset.points) === count && Number(chart.dataset.drawn) === count;
+        }""",
+        arg=[key, count],
+        timeout=timeout,
+    )
+
+
+def assert_local_and_clean(watched: Watched) -> None:
+    assert watched.requests, "the page made no request"
+    assert all(
+        url.startswith("data:") or urlsplit(url).hostname == LOCAL for url in watched.requests
+    ), watched.requests
+    watched.assert_clean()
+
+
+def test_the_experiments_list_shows_the_demo_experiments_with_their_run_counts(
+    demo_server: DemoServer, watched: Watched
+) -> None:
+    page = watched.open(demo_server.base, "#/experiments", token=demo_server.reader)
+
+    rows = page.locator("table.data tbody tr")
+    page.locator('tr[data-experiment="demand-forecast"]').wait_for()
+    names = rows.evaluate_all("rows => rows.map(r => r.dataset.experiment)")
+    assert {"fraud-detection", "churn-prediction", "demand-forecast"} <= set(names)
+    # the demo spreads its 60 runs over its three experiments
+    counts = {
+        name: int(page.locator(f'tr[data-experiment="{name}"] td.num').inner_text())
+        for name in ("fraud-detection", "churn-prediction", "demand-forecast")
+    }
+    assert counts == dict.fromkeys(counts, 20), counts
+
+    # and a name is a real link to that experiment's leaderboard
+    page.get_by_role("link", name=EXPERIMENT, exact=True).click()
+    page.locator(ROWS).first.wait_for()
+    assert page.url.endswith(f"#/experiments/{EXPERIMENT}")
+    assert_local_and_clean(watched)
+
+
+def test_the_leaderboard_sorts_by_a_metric_and_filters_by_a_param_with_its_state_in_the_url(
+    demo_server: DemoServer, watched: Watched, screenshot: Callable[..., Path]
+) -> None:
+    # given the API's own answers for the same questions
+    token = demo_server.reader
+    by_auc = api(
+        demo_server,
+        RUNS,
+        token,
+        experiment=EXPERIMENT,
+        orderBy={"metric": "auc", "direction": "DESC"},
+    )["runs"]["nodes"]
+    by_auc_asc = api(
+        demo_server,
+        RUNS,
+        token,
+        experiment=EXPERIMENT,
+        orderBy={"metric": "auc", "direction": "ASC"},
+    )["runs"]["nodes"]
+    depths = [p["value"] for r in by_auc for p in r["params"] if p["key"] == "max_depth"]
+    depth = max(set(depths), key=depths.count)
+    with_depth = [
+        r["id"]
+        for r in api(
+            demo_server,
+            RUNS,
+            token,
+            experiment=EXPERIMENT,
+            filter={"params": [{"key": "max_depth", "value": depth}]},
+            orderBy={"metric": "auc", "direction": "ASC"},
+        )["runs"]["nodes"]
+    ]
+    assert 0 < len(with_depth) < 20
+    page = watched.open(demo_server.base, f"#/experiments/{EXPERIMENT}", token=token)
+    page.locator(ROWS).first.wait_for()
+    assert page.locator(ROWS).count() == 20
+
+    # when the auc column's header (a button) is pressed
+    header = page.locator('button.sort[data-sort="auc"]')
+    header.click()
+
+    # then the rows are the API's best-first order, and the header says so
+    page.wait_for_function(
+        f"ids => JSON.stringify(({ROW_IDS})()) === JSON.stringify(ids)",
+        arg=[r["id"] for r in by_auc],
+    )
+    assert (
+        page.locator('th:has(button.sort[data-sort="auc"])').get_attribute("aria-sort")
+        == "descending"
+    )
+    values = page.locator(f'{ROWS} td[data-metric="auc"]').evaluate_all(
+        "cells => cells.map(c => Number(c.dataset.value))"
+    )
+    assert values == sorted(values, reverse=True)
+
+    # and pressed again (with the keyboard), ascending
+    page.locator('button.sort[data-sort="auc"]').focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        f"ids => JSON.stringify(({ROW_IDS})()) === JSON.stringify(ids)",
+        arg=[r["id"] for r in by_auc_asc],
+    )
+    assert (
+        page.locator('th:has(button.sort[data-sort="auc"])').get_attribute("aria-sort")
+        == "ascending"
+    )
+
+    # when a param filter is added
+    page.get_by_label("Filter on", exact=True).select_option("param")
+    page.get_by_label("Key", exact=True).fill("max_depth")
+    page.get_by_label("Value", exact=True).fill(depth)
+    page.get_by_role("button", name="Add filter").click()
+
+    # then only the runs with that param remain, still sorted, and the filter shows as a chip
+    page.wait_for_function(
+        f"ids => JSON.stringify(({ROW_IDS})()) === JSON.stringify(ids)", arg=with_depth
+    )
+    cells = page.locator(f'{ROWS} td[data-param="max_depth"]').all_inner_texts()
+    assert cells == [depth] * len(with_depth)
+    page.get_by_role("button", name=f"Remove filter param max_depth = {depth}").wait_for()
+
+    # and the view is a link: its URL, opened afresh, shows the same rows
+    query = urlsplit(page.url).fragment.split("?", 1)[1]
+    assert "sort=auc" in query
+    assert "dir=ASC" in query
+    assert f"p=max_depth%3D{depth}" in query
+    screenshot(page, "leaderboard")
+    page.reload()
+    page.wait_for_function(
+        f"ids => JSON.stringify(({ROW_IDS})()) === JSON.stringify(ids)", arg=with_depth
+    )
+    assert_local_and_clean(watched)
+
+
+def test_compare_two_runs_shows_the_params_diff_and_their_curves_overlaid(
+    demo_server: DemoServer, watched: Watched, screenshot: Callable[..., Path]
+) -> None:
+    runs = api(demo_server, RUNS, demo_server.reader, experiment=EXPERIMENT)["runs"]["nodes"]
+    params = [{p["key"]: p["value"] for p in r["params"]} for r in runs]
+    # two runs whose learning rates differ
+    first = 0
+    second = next(
+        i for i, p in enumerate(params) if p["learning_rate"] != params[0]["learning_rate"]
+    )
+    page = watched.open(demo_server.base, f"#/experiments/{EXPERIMENT}", token=demo_server.reader)
+    page.locator(ROWS).first.wait_for()
+
+    # when two runs are ticked and Compare is pressed
+    for index in (first, second):
+        page.get_by_label(f"Select {runs[index]['name']}", exact=True).check()
+    page.get_by_role("link", name="Compare", exact=True).click()
+
+    # then the compare page lists both, marks the learning rate as differing
+    page.locator('tr[data-param="learning_rate"]').wait_for()
+    assert page.url.endswith(f"#/compare?runs={runs[first]['id']},{runs[second]['id']}")
+    lr = page.locator('tr[data-param="learning_rate"]')
+    assert lr.get_attribute("data-differs") == "true"
+    assert lr.locator("td").all_inner_texts() == [
+        params[first]["learning_rate"],
+        params[second]["learning_rate"],
+    ]
+    assert page.locator('tr[data-param="optimizer"]').get_attribute("data-differs") == "false"
+
+    # and the auc chart holds both curves: 50 demo steps each
+    wait_for_points(page, "auc", 100)
+    legend = page.locator('figure.chart[data-metric="auc"] .u-legend').inner_text()
+    assert runs[first]["name"] in legend
+    assert runs[second]["name"] in legend
+
+    # "only the differing ones" hides the rest
+    page.get_by_label("Show only the differing ones").check()
+    assert page.locator('tr[data-param="optimizer"]').is_hidden()
+    assert lr.is_visible()
+    screenshot(page, "compare", full_page=True)
+    assert_local_and_clean(watched)
+
+
+def test_a_running_runs_chart_grows_as_another_client_logs_points_without_a_reload(
+    demo_server: DemoServer, watched: Watched, screenshot: Callable[..., Path]
+) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    # given a run in training with 40 steps of history
+    run_id = start_run(demo_server, "resnet-live")
+    history = list(range(40))
+    log_series(demo_server, run_id, "loss", history, [1.5 * 0.93**s + 0.05 for s in history])
+    log_series(demo_server, run_id, "accuracy", history, [0.95 - 0.6 * 0.92**s for s in history])
+    page = watched.open(demo_server.base, f"#/runs/{run_id}", token=demo_server.reader)
+    wait_for_points(page, "loss", 40)
+    wait_for_points(page, "accuracy", 40)
+    page.locator('.live-badge[data-live="live"]').wait_for()
+    page.evaluate("() => { window.__sameDocument = true; }")
+
+    # when another client logs more steps, a batch at a time: the subscription may take
+    # effect a moment after the page says "live", so batches go on until one is seen
+    logged = 40
+    for _ in range(20):
+        steps = list(range(logged, logged + 5))
+        log_series(demo_server, run_id, "loss", steps, [1.5 * 0.93**s + 0.05 for s in steps])
+        logged += 5
+        try:
+            wait_for_points(page, "loss", logged, timeout=3_000)
+            break
+        except PlaywrightTimeout:  # not yet subscribed: log another batch
+            continue
+    else:
+        pytest.fail(f"the chart never grew: {chart_points(page, 'loss')} points, {logged} logged")
+
+    # then every point is on the chart once (history, live, and any batch logged before the
+    # subscription took effect, read again at the seam), in the same document
+    for _batch in range(3):
+        steps = list(range(logged, logged + 5))
+        log_series(demo_server, run_id, "loss", steps, [1.5 * 0.93**s + 0.05 for s in steps])
+        logged += 5
+        wait_for_points(page, "loss", logged)
+    assert chart_points(page, "loss") == logged
+    assert chart_points(page, "accuracy") == 40
+    assert page.evaluate("() => window.__sameDocument") is True
+
+    # a metric key first logged now gets its own chart, live
+    assert page.locator('figure.chart[data-metric="val_loss"]').count() == 0
+    log_series(demo_server, run_id, "val_loss", [0, 10, 20, 30], [1.4, 0.7, 0.45, 0.38])
+    wait_for_points(page, "val_loss", 4)
+    path = screenshot(page, "run-page", full_page=False)
+    docs = ROOT / "docs" / "img"
+    docs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, docs / "run-page.png")
+
+    # when the run ends, the page says so
+    api(demo_server, END, demo_server.writer, id=run_id)
+    page.locator('.live-badge[data-live="ended"]').wait_for()
+    page.locator(".run-status-finished").wait_for()
+    assert_local_and_clean(watched)
+
+
+def test_a_10000_point_series_renders_whole(demo_server: DemoServer, watched: Watched) -> None:
+    run_id = start_run(demo_server, "long-curve")
+    steps = list(range(10_000))
+    log_series(demo_server, run_id, "loss", steps, [1 / (1 + s / 500) for s in steps])
+    api(demo_server, END, demo_server.writer, id=run_id)
+
+    page = watched.open(demo_server.base, f"#/runs/{run_id}", token=demo_server.reader)
+
+    wait_for_points(page, "loss", 10_000)
+    assert page.locator("figure.chart canvas").count() == 1
+    assert_local_and_clean(watched)
