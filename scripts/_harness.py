@@ -174,6 +174,7 @@ class Server(LocalServer):
         *,
         error: ErrorType = RuntimeError,
         preexec_fn: Callable[[], Any] | None = None,
+        workers: int = 1,
     ) -> None:
         env = {
             **clean_env(),
@@ -181,7 +182,11 @@ class Server(LocalServer):
             "MODELGRAPH_LOG_LEVEL": "warning",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        super().__init__(env, log=log_path, python=python_exe(), cwd=ROOT, preexec_fn=preexec_fn)
+        # `serve --workers N` (PostgreSQL): cpu_seconds() then counts every worker.
+        args = ["--workers", str(workers)] if workers > 1 else []
+        super().__init__(
+            env, args, log=log_path, python=python_exe(), cwd=ROOT, preexec_fn=preexec_fn
+        )
         self.database_url = database_url
         self.error = error
 
@@ -197,12 +202,17 @@ class Server(LocalServer):
         return Client(self.base_url, token=os.environ.get(TOKEN_ENV), trust_env=False, **options)
 
     def cpu_seconds(self) -> float | None:
-        """user + system CPU time of the server process so far (Linux /proc)."""
+        """user + system CPU time of the server process so far, with its worker processes'
+        when it has them (Linux /proc)."""
         if self.proc is None:
             return None
         try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            pids = [self.proc.pid, *_children(self.proc.pid)]
+            total = 0
+            for pid in pids:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            return total / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             return None
 
@@ -223,6 +233,18 @@ class Server(LocalServer):
     def stop(self, sig: signal.Signals = signal.SIGINT, timeout: float = 10.0) -> str:
         """SIGINT: uvicorn shuts down gracefully. Its output (`returncode` says how)."""
         return super().stop(sig, timeout)
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (a server's workers), by their parent in /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    found.append(int(entry.name))
+    return found
 
 
 @contextlib.contextmanager
