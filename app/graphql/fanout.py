@@ -22,9 +22,9 @@ runs in a task of its own, so a watcher that disconnects mid-way cancels only it
 """
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar
 
 from graphql import (
     ExecutionResult,
@@ -37,6 +37,9 @@ from graphql import (
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 STORE_SLOT = "fanout: executed events"
+
+A = TypeVar("A")
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,6 +66,12 @@ class _Entry:
         self.operation = operation
         self.task = task
         self.result = result
+
+    def finished(self, task: "asyncio.Future[Any]") -> None:
+        """Later watchers take a shareable result without waiting; a failure is retrieved
+        here (each watcher that awaited it runs on its own)."""
+        if not task.cancelled() and task.exception() is None:
+            self.result = _shareable(task.result())
 
 
 class _Variables(Visitor):
@@ -109,10 +118,10 @@ class SharedSubscriptionExecution(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, with each subscription event executed once per sharing key.
     Queries and mutations run exactly as before."""
 
-    _share: tuple[Any, ...] | None = None
     _prefix: Any = _UNKNOWN
 
     def _share_prefix(self) -> tuple[Any, ...] | None:
+        """What every event's key of this subscription starts with, or None: not shared."""
         if self._prefix is _UNKNOWN:
             self._prefix = None
             principal = getattr(self.context_value, "principal", None)
@@ -124,50 +133,75 @@ class SharedSubscriptionExecution(StrawberryGraphQLCoreExecutionContext):
         return self._prefix
 
     def build_per_event_executor(self, payload: Any) -> Any:
-        executor = cast("SharedSubscriptionExecution", super().build_per_event_executor(payload))
         fanout_key = getattr(payload, "fanout_key", None)
-        if fanout_key is not None:
-            prefix = self._share_prefix()
-            if prefix is not None:
-                executor._share = (*prefix, type(payload).__qualname__, fanout_key())
-        return executor
+        prefix = self._share_prefix() if fanout_key is not None else None
+        if fanout_key is None or prefix is None:
+            return super().build_per_event_executor(payload)
+        # graphql-core only calls execute_operation(False) on what this returns; a watcher
+        # whose event is already executed never needs the copy of the executor.
+        return _SharedEvent(self, payload, (*prefix, type(payload).__qualname__, fanout_key()))
+
+    def own_executor(self, payload: Any) -> Any:
+        return super().build_per_event_executor(payload)
+
+
+class _SharedEvent:
+    """One watcher's execution of one event: another watcher's, if one ran or is running."""
+
+    __slots__ = ("key", "parent", "payload")
+
+    def __init__(self, parent: SharedSubscriptionExecution, payload: Any, key: Hashable) -> None:
+        self.parent = parent
+        self.payload = payload
+        self.key = key
+
+    def _own(self, serially: bool | None) -> Any:
+        return self.parent.own_executor(self.payload).execute_operation(serially)
 
     def execute_operation(self, serially: bool | None = None) -> Any:
-        key = self._share
-        store = _store(self.context_value) if key is not None and serially is False else None
+        parent = self.parent
+        store = _store(parent.context_value) if serially is False else None
         if store is None:
-            return super().execute_operation(serially)
-        entry = store.get(key)
-        if entry is not None and entry.operation is self.operation:
+            return self._own(serially)
+        entry = store.get(self.key)
+        if entry is not None and entry.operation is parent.operation:
             STATS.shared += 1
+            if entry.result is not None:  # done, and shareable
+                return ExecutionResult(entry.result.data, None)
             return self._follow(entry)
         STATS.executed += 1
-        result = super().execute_operation(serially)
-        if not self.is_awaitable(result):
-            store[key] = _Entry(self.operation, result=cast(ExecutionResult, result))
+        result = self._own(serially)
+        if not parent.is_awaitable(result):
+            store[self.key] = _Entry(parent.operation, result=_shareable(result))
             return result
         task = asyncio.ensure_future(result)
-        task.add_done_callback(_retrieve)
-        store[key] = _Entry(self.operation, task=task)
+        entry = store[self.key] = _Entry(parent.operation, task=task)
+        task.add_done_callback(entry.finished)
         return asyncio.shield(task)
 
     async def _follow(self, entry: _Entry) -> Any:
-        result = entry.result
+        result = None
         if entry.task is not None:
             try:
-                result = await asyncio.shield(entry.task)
+                result = _shareable(await asyncio.shield(entry.task))
             except asyncio.CancelledError:
                 if not entry.task.cancelled():
                     raise  # this watcher's own wait was cancelled
+            except Exception:  # the shared execution failed: each tries on its own
                 result = None
-            except Exception:  # the shared execution failed: try on our own
-                result = None
-        if result is None or result.errors:
+        if result is None:
             STATS.shared -= 1
             STATS.executed += 1
-            own = super().execute_operation(False)
-            return await own if self.is_awaitable(own) else own
+            own = self._own(False)
+            return await own if self.parent.is_awaitable(own) else own
         return ExecutionResult(result.data, None)
+
+
+def _shareable(result: Any) -> ExecutionResult | None:
+    """The result if every watcher may have its data: no errors (they carry request ids)."""
+    if isinstance(result, ExecutionResult) and not result.errors:
+        return result
+    return None
 
 
 def _store(context: Any) -> dict[Hashable, _Entry] | None:
@@ -181,6 +215,14 @@ def _store(context: Any) -> dict[Hashable, _Entry] | None:
     return store
 
 
-def _retrieve(task: "asyncio.Future[Any]") -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: the watchers that awaited it handle it
+def shared_value(bus: Any, slot: str, key: Hashable, make: Callable[[A], T], arg: A) -> T:
+    """`make(arg)`, made once for every watcher in the bus's shared store (one window, at
+    most a second) under (slot, key): the same root object for every watcher of an event."""
+    shared = bus.shared_loaders()
+    values = shared.get(slot)
+    if values is None:
+        values = shared[slot] = {}
+    value = values.get(key)
+    if value is None:
+        value = values[key] = make(arg)
+    return value

@@ -2,10 +2,12 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from app.db.types import stored
 from app.events.models import LifecycleEventType
 from app.events.replay import follow
 from app.graphql.context import Ctx
 from app.graphql.events.types import LifecycleEvent, cursor_seq
+from app.graphql.fanout import shared_value
 
 
 @strawberry.type
@@ -24,10 +26,11 @@ class EventsSubscription:
         after: str | None = None,
     ) -> AsyncGenerator[LifecycleEvent, None]:
         ctx = info.context
-        assert ctx.bus is not None
+        bus = ctx.bus
+        assert bus is not None
         stream = follow(
             ctx.db,
-            ctx.bus,
+            bus,
             after=cursor_seq(after),
             model=model,
             types=types,
@@ -36,5 +39,8 @@ class EventsSubscription:
         with ctx.subscription("lifecycleEvents"):
             async for event in stream:
                 ctx.check_active()
-                yield LifecycleEvent.of(event)
+                # One object per event for all its watchers: their execution is shared too.
+                yield shared_value(
+                    bus, "lifecycle events", stored(event.seq), LifecycleEvent.of, event
+                )
                 ctx.delivered("lifecycleEvents")
