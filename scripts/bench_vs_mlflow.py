@@ -98,7 +98,7 @@ PROFILES_END = "<!-- /profiles -->"
 # The load mix's requests/s in the issue's first measurement; the aim is 3x that.
 LOAD_MIX_BASELINE_RPS = 68.6
 TIMES = "\N{MULTIPLICATION SIGN}"
-EXPERIMENT_BIG = "bench-100k"
+EXPERIMENT_BIG = "bench-large"
 VS_MODEL = "vs-register"
 PROMOTE_MODEL = "vs-promote"
 
@@ -184,18 +184,36 @@ def process_tree(root: int) -> list[int]:
     return out
 
 
-def tree_cpu_seconds(root: int) -> float | None:
-    """user + system CPU of `root` and its live descendants, plus what its reaped
-    children used (cutime + cstime of each)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+def _task_cpu_ns(pid: int) -> int | None:
+    """On-CPU nanoseconds of every live thread of `pid` (/proc/<pid>/task/*/schedstat):
+    nanosecond resolution, where /proc/<pid>/stat counts 10 ms ticks."""
     total, seen = 0, False
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+                seen = True
+    return total if seen else None
+
+
+def tree_cpu_seconds(root: int) -> float | None:
+    """CPU seconds of `root` and its live descendants: every live thread's on-CPU time
+    (schedstat, ns), plus what reaped children and exited threads left in /proc/<pid>/stat
+    (cutime + cstime); utime + stime (ticks) where schedstat is missing."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, seen = 0.0, False
     for pid in process_tree(root):
         fields = _stat_fields(pid)
         if fields is None:
             continue
         seen = True
-        total += sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return total / ticks if seen else None
+        ns = _task_cpu_ns(pid)
+        if ns is None:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        else:
+            total += ns / 1e9
+        total += (int(fields[13]) + int(fields[14])) / ticks
+    return total if seen else None
 
 
 def tree_memory_mib(root: int) -> dict[str, float | None]:
@@ -417,6 +435,9 @@ class Ctx:
     shared: dict[str, Any] = field(default_factory=dict)
     ml_experiments: dict[str, str] = field(default_factory=dict)
 
+    def mg_cpu(self) -> float | None:
+        return None if self.mg.proc is None else tree_cpu_seconds(self.mg.proc.pid)
+
     def ml_experiment(self, client: httpx.Client, name: str) -> str:
         if name not in self.ml_experiments:
             made = ml_call(client, "POST", "/experiments/create", json={"name": name})
@@ -550,7 +571,7 @@ def _mg_best(ctx: Ctx, experiment: str, want: str | None, queries: int) -> dict[
             "filter": None,
         },
     )
-    meter = Meter(ctx.mg.cpu_seconds)
+    meter = Meter(ctx.mg_cpu)
     latencies: list[float] = []
     got = None
     with ctx.mg.client() as client:
@@ -662,7 +683,7 @@ def history(ctx: Ctx) -> dict[str, Any]:
         ("metricHistory", bench.bench_history),
         ("metricSeries", bench.bench_series),
     ):
-        meter = Meter(ctx.mg.cpu_seconds)
+        meter = Meter(ctx.mg_cpu)
         with meter.run():
             got = section(ctx.mg, bsizes, ctx.deadline, ctx.shared)
         meter.requests = got["n"] + 1  # with the warm-up
@@ -731,7 +752,7 @@ def register(ctx: Ctx) -> dict[str, Any]:
     n = ctx.sizes.registers
     out: dict[str, Any] = {"versions": n}
     log(f"register: {n} versions each")
-    meter = Meter(ctx.mg.cpu_seconds)
+    meter = Meter(ctx.mg_cpu)
     latencies: list[float] = []
     with ctx.mg.client() as client:
         _mg_mutate(
@@ -830,7 +851,7 @@ def transition(ctx: Ctx) -> dict[str, Any]:
         _mg_mutate(
             client, SET_POLICY, {"input": policy}, "setPromotionPolicy", "SetPromotionPolicySuccess"
         )
-        meter = Meter(ctx.mg.cpu_seconds)
+        meter = Meter(ctx.mg_cpu)
         latencies: list[float] = []
         end = ctx.deadline.budget(90)
         for k in range(1, n + 2):  # round 1 is the warm-up
@@ -852,7 +873,7 @@ def transition(ctx: Ctx) -> dict[str, Any]:
                 "TransitionModelVersionSuccess",
             )
             variables = {"input": {"model": PROMOTE_MODEL, "version": k, "stage": "PRODUCTION"}}
-            c0 = ctx.mg.cpu_seconds()
+            c0 = ctx.mg_cpu()
             elapsed, got = _mg_mutate(
                 client,
                 stage_q,
@@ -860,7 +881,7 @@ def transition(ctx: Ctx) -> dict[str, Any]:
                 "transitionModelVersion",
                 "TransitionModelVersionSuccess",
             )
-            c1 = ctx.mg.cpu_seconds()
+            c1 = ctx.mg_cpu()
             if got["modelVersion"]["stage"] != "PRODUCTION":
                 raise VsError(f"version {k} is {got['modelVersion']['stage']}")
             if k > 1:
@@ -1030,7 +1051,7 @@ def simple_read(ctx: Ctx) -> dict[str, Any]:
         ctx.deadline.budget(sizes.read_seconds * 2 + 5)
         log(f"simple read: {clients} client(s), {sizes.read_seconds:g} s each")
         out["modelgraph"][str(clients)] = _concurrent_reads(
-            mg_sender, clients, sizes.read_seconds, ctx.mg.cpu_seconds
+            mg_sender, clients, sizes.read_seconds, ctx.mg_cpu
         )
         out["mlflow"][str(clients)] = _concurrent_reads(
             ml_sender, clients, sizes.read_seconds, ctx.ml.cpu_seconds
@@ -1206,13 +1227,8 @@ def human(value: float | None, unit: str = "") -> str:
 def ratio_text(value: float | None) -> str:
     if value is None:
         return "—"
-    return (
-        f"{value:.0f}{TIMES}"
-        if value >= 100
-        else f"{value:.1f}{TIMES}"
-        if value >= 10
-        else f"{value:.2f}{TIMES}"
-    )
+    digits = 0 if value >= 100 else 1 if value >= 1 else 2
+    return f"{value:.{digits}f}{TIMES}"
 
 
 def met_text(met: bool | None) -> str:
@@ -1381,7 +1397,7 @@ def build_rows(result: dict[str, Any]) -> list[Row]:
                 f"≥ 3{TIMES} {LOAD_MIX_BASELINE_RPS} req/s, zero errors",
                 3 * LOAD_MIX_BASELINE_RPS,
                 "min",
-                mlflow_text="—",
+                mlflow_text="not run (modelgraph only)",
                 modelgraph_text=f"{human(rps)} req/s, {human(cpu_ms)} ms server CPU per request, "
                 f"{errors} errors",
                 extra_ok=errors == 0 and bool(lm.get("ok")),
@@ -1632,68 +1648,108 @@ def render_markdown(result: dict[str, Any], rows: list[Row], previous: str | Non
 # ---------------------------------------------------------------- the plot
 
 
+def _aim_x(row: Row) -> float | None:
+    """Where the aim sits on the row's own axis (a ratio aim times MLflow's figure)."""
+    if row.aim_kind is None or row.aim_value is None:
+        return None
+    if row.aim_kind != "ratio":
+        return row.aim_value
+    if row.mlflow is None:
+        return None
+    return row.mlflow * row.aim_value if row.higher_is_better else row.mlflow / row.aim_value
+
+
 def plot(rows: list[Row], result: dict[str, Any], path: Path) -> None:
+    """On top, how many times better than MLflow each figure is; below, one small panel
+    per figure: MLflow's and modelgraph's bars on a log scale, the aim as a dashed line."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
+    orange, blue, green, red, grey = "#dd8452", "#4c72b0", "#2f855a", "#c53030", "#555555"
     shown = [row for row in rows if row.modelgraph is not None]
+    compared = [row for row in shown if row.ratio is not None]
     cols = 3
-    n_rows = max(1, -(-len(shown) // cols))
-    fig, axes = plt.subplots(n_rows, cols, figsize=(cols * 5.2, n_rows * 2.0 + 1.0), squeeze=False)
-    colours = {"MLflow": "#d9822b", "modelgraph": "#2b6cb0"}
-    for ax, row in zip(axes.flat, shown, strict=False):
-        labels, values, colors = [], [], []
-        if row.mlflow is not None:
-            labels.append("MLflow")
-            values.append(row.mlflow)
-            colors.append(colours["MLflow"])
-        labels.append("modelgraph")
-        values.append(row.modelgraph)
-        colors.append(colours["modelgraph"])
-        ys = list(range(len(values)))[::-1]
-        ax.barh(ys, values, color=colors, height=0.6)
-        ax.set_yticks(ys, labels, fontsize=8)
+    panel_rows = max(1, -(-len(shown) // cols))
+    top_h = 0.4 * len(compared) + 1.3 if compared else 0.0
+    fig = plt.figure(figsize=(cols * 5.4, top_h + panel_rows * 2.2 + 0.9), layout="constrained")
+    if compared:
+        top, bottom = fig.subfigures(2, 1, height_ratios=[top_h, panel_rows * 2.2])
+    else:
+        top, bottom = None, fig
+    tick = FuncFormatter(lambda x, _: f"{x:g}" if x < 1000 else human(x))
+
+    if top is not None:
+        ax = top.subplots()
+        ys = list(range(len(compared)))[::-1]
+        ratios = [row.ratio or 1.0 for row in compared]
+        ax.barh(ys, ratios, color=[blue if r >= 1 else orange for r in ratios], height=0.6)
+        ax.set_yticks(ys, [textwrap.shorten(row.figure, 70) for row in compared], fontsize=9)
         ax.set_xscale("log")
-        aim = row.aim_value
-        if row.aim_kind == "ratio" and aim is not None and row.mlflow is not None:
-            aim = row.mlflow * aim if row.higher_is_better else row.mlflow / aim
-        if aim is not None and row.aim_kind is not None:
-            ax.axvline(aim, color="#2f855a", linestyle="--", linewidth=1.5)
-        lo = min([*values, *([aim] if aim else [])])
-        hi = max([*values, *([aim] if aim else [])])
-        ax.set_xlim(lo / 3, hi * 4)
-        for y, value in zip(ys, values, strict=True):
-            ax.text(value, y, " " + human(value), va="center", fontsize=8)
-        better = "higher is better" if row.higher_is_better else "lower is better"
-        title = row.figure if len(row.figure) <= 58 else row.figure[:56] + "…"
-        verdict = {True: "aim met", False: "aim not met", None: ""}[row.met]
+        ax.axvline(1.0, color=grey, linewidth=1)
+        for y, row, r in zip(ys, compared, ratios, strict=True):
+            ax.text(r, y, f" {ratio_text(r)}", va="center", fontsize=9, fontweight="bold")
+            if row.aim_kind == "ratio" and row.aim_value:
+                ax.plot([row.aim_value], [y], marker="|", markersize=16, color=green, mew=2.5)
+        ax.set_xlim(min(0.5, min(ratios) / 1.5), max(ratios) * 3)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}{TIMES}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(
-            f"{title}\n{row.unit}, {better}" + (f" — {verdict}" if verdict else ""), fontsize=8.5
+            f"How many times better modelgraph is than MLflow (>1{TIMES}: modelgraph ahead;"
+            " green tick: the aim where it is a ratio)",
+            fontsize=10.5,
         )
-        ax.tick_params(axis="x", labelsize=7)
-        if row.ratio is not None:
+    panels = bottom.subplots(panel_rows, cols, squeeze=False)
+    for ax in list(panels.flat)[len(shown) :]:
+        ax.axis("off")
+    for ax, row in zip(panels.flat, shown, strict=False):
+        bars = [("modelgraph", row.modelgraph, blue, 0)]
+        if row.mlflow is not None:
+            bars.append(("MLflow", row.mlflow, orange, 1))
+        for _, value, colour, y in bars:
+            ax.barh([y], [value], color=colour, height=0.6)
+            ax.text(value, y, " " + human(value), va="center", fontsize=8.5)
+        ax.set_yticks([y for *_, y in bars], [label for label, *_ in bars], fontsize=8.5)
+        ax.set_ylim(-0.6, 1.6)
+        ax.set_xscale("log")
+        aim = _aim_x(row)
+        values = [value for _, value, _, _ in bars if value]
+        lo, hi = min([*values, *([aim] if aim else [])]), max([*values, *([aim] if aim else [])])
+        ax.set_xlim(lo / 2.5, hi * 5)
+        if aim is not None:
+            colour = green if row.met else red
+            ax.axvline(aim, color=colour, linestyle="--", linewidth=1.6)
+            aim_text = f"{aim:g}" if aim < 1000 else human(aim)
+            ax.text(aim, 1.45, f" aim {aim_text}", color=colour, fontsize=8, va="center")
+        if row.mlflow is None:
             ax.text(
                 0.99,
-                0.05,
-                ratio_text(row.ratio),
+                0.8,
+                f"MLflow: {row.mlflow_text or '—'}",
                 transform=ax.transAxes,
                 ha="right",
-                fontsize=9,
-                fontweight="bold",
+                fontsize=8,
+                color=grey,
             )
-    for ax in list(axes.flat)[len(shown) :]:
-        ax.axis("off")
-    mode = " (quick smoke run: not the figures)" if result.get("mode") == "quick" else ""
+        ax.xaxis.set_major_formatter(tick)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelsize=7.5)
+        better = "higher is better" if row.higher_is_better else "lower is better"
+        verdict = {True: "aim met", False: "aim not met", None: "no aim"}[row.met]
+        title = textwrap.fill(row.figure, 62)
+        ax.set_title(f"{title}\n{row.unit}, {better}; {verdict}", fontsize=8.5)
+    mode = " — QUICK SMOKE RUN, not the figures" if result.get("mode") == "quick" else ""
     fig.suptitle(
-        f"modelgraph beside MLflow {result.get('versions', {}).get('mlflow', '')} on one machine,"
-        f" same workload{mode}\n{result.get('started_at')}, commit {str(result.get('commit'))[:12]};"
-        " dashed green line: the aim; bold: times better than MLflow",
-        fontsize=10,
+        f"modelgraph beside MLflow {result.get('versions', {}).get('mlflow', '')}, same workload,"
+        f" same machine{mode}\n{result.get('started_at')}, commit"
+        f" {str(result.get('commit'))[:12]}, {result.get('machine', {}).get('cores')} cores",
+        fontsize=11,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
@@ -1769,6 +1825,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--mlflow-big", action="store_true", help="also seed and search MLflow at the large size"
     )
     parser.add_argument("--json", type=Path, help="also write the JSON to this file")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="write the docs and print the table from a saved run (--json) instead of running",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
     if args.time_limit is None:
@@ -1788,8 +1849,28 @@ SECTIONS = (
 )
 
 
+def write_docs(result: dict[str, Any], rows: list[Row]) -> None:
+    """docs/BENCHMARKS.md (the profiles block kept) and docs/benchmarks.png."""
+    md = DOCS / "BENCHMARKS.md"
+    previous = md.read_text() if md.exists() else None
+    md.write_text(render_markdown(result, rows, previous))
+    plot(rows, result, DOCS / "benchmarks.png")
+    log(f"wrote {md.relative_to(ROOT)} and docs/benchmarks.png")
+
+
+def render_main(path: Path) -> int:
+    """--from-json: the docs again from a saved run's JSON (no servers)."""
+    result = json.loads(path.read_text())
+    rows = build_rows(result)
+    write_docs(result, rows)
+    print(text_table(rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        return render_main(args.from_json)
     sizes = QUICK if args.quick else FULL
     deadline = Deadline(args.time_limit, VsError)
     started = time.monotonic()
@@ -1887,7 +1968,7 @@ def main(argv: list[str] | None = None) -> int:
             result["servers"]["modelgraph"].update(
                 memory_end=tree_memory_mib(mg.proc.pid),
                 processes=len(process_tree(mg.proc.pid)),
-                cpu_s_total=rounded(mg.cpu_seconds()),
+                cpu_s_total=rounded(tree_cpu_seconds(mg.proc.pid)),
             )
             log("stopping MLflow (the last two figures are modelgraph's only)")
             ml.stop()
@@ -1942,14 +2023,11 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows
     ]
     if not args.no_docs and interrupted is None and "results" in result:
-        md = DOCS / "BENCHMARKS.md"
-        previous = md.read_text() if md.exists() else None
-        md.write_text(render_markdown(result, rows, previous))
         try:
-            plot(rows, result, DOCS / "benchmarks.png")
+            write_docs(result, rows)
         except Exception as exc:  # the table and JSON still stand
-            errors.append(f"plot: {type(exc).__name__}: {exc}")
-        log(f"wrote {md.relative_to(ROOT)} and docs/benchmarks.png")
+            errors.append(f"docs: {type(exc).__name__}: {exc}")
+            log(traceback.format_exc())
     print(text_table(rows))
     print()
     text = json.dumps(result, indent=2, default=str)
