@@ -16,6 +16,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -299,6 +300,15 @@ class GraphQLView(GraphQL[Context, None]):
                 for e in result.errors
             ]
         return await super().process_result(request, result)
+
+    def encode_json(self, data: object) -> bytes:
+        """The response body, serialised once by orjson (several times faster than json on
+        a 10,000-point history). What orjson cannot write (an integer past 64 bits) falls
+        back to json; a non-finite float, which no scalar of ours sends, would be null."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            return json.dumps(data, separators=(",", ":")).encode()
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON, and a JSON object: anything else is the client's mistake (a 400 over HTTP,
