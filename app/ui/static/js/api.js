@@ -144,7 +144,12 @@ class Socket {
       const payload = session.token ? { Authorization: "Bearer " + session.token } : {};
       ws.send(JSON.stringify({ type: "connection_init", payload }));
     };
-    ws.onmessage = (event) => this.receive(JSON.parse(event.data));
+    // The server may send its frames as binary: read them as UTF-8 text either way.
+    ws.binaryType = "arraybuffer";
+    ws.onmessage = (event) => {
+      const text = typeof event.data === "string" ? event.data : DECODER.decode(event.data);
+      this.receive(JSON.parse(text));
+    };
     ws.onclose = (event) => this.closed(ws, event);
     ws.onerror = () => {}; // onclose follows and says what to do
   }
@@ -269,6 +274,7 @@ class Socket {
   }
 }
 
+const DECODER = new TextDecoder();
 const socket = new Socket();
 
 // subscribe(query, variables | () => variables, {next, error, complete, status}) -> unsubscribe

@@ -20,14 +20,20 @@ export function h(tag, attrs = {}, ...children) {
       el.setAttribute(key, value === true ? "" : String(value));
     }
   }
-  append(el, children);
+  appendAll(el, children);
   return el;
 }
 
-function append(el, children) {
+// append(el, ...children): like el.append, skipping null/undefined/false and flattening arrays.
+export function append(el, ...children) {
+  appendAll(el, children);
+  return el;
+}
+
+function appendAll(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
-    if (Array.isArray(child)) append(el, child);
+    if (Array.isArray(child)) appendAll(el, child);
     else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
 }
