@@ -1209,7 +1209,9 @@ def human(value: float | None, unit: str = "") -> str:
     if value is None:
         return "—"
     a = abs(value)
-    if a >= 10_000:
+    if a >= 1_000_000:
+        text = f"{value / 1e6:.3g}M"
+    elif a >= 10_000:
         text = f"{value / 1000:,.0f}k"
     elif a >= 1000:
         text = f"{value / 1000:.1f}k"
@@ -1723,15 +1725,15 @@ def plot(rows: list[Row], result: dict[str, Any], path: Path) -> None:
         if aim is not None:
             colour = green if row.met else red
             ax.axvline(aim, color=colour, linestyle="--", linewidth=1.6)
-            aim_text = f"{aim:g}" if aim < 1000 else human(aim)
+            aim_text = f"{aim:.3g}" if aim < 1000 else human(aim)
             ax.text(aim, 1.45, f" aim {aim_text}", color=colour, fontsize=8, va="center")
-        if row.mlflow is None:
+        if row.mlflow is None:  # in MLflow's empty slot
             ax.text(
-                0.99,
-                0.8,
+                0.02,
+                1,
                 f"MLflow: {row.mlflow_text or '—'}",
-                transform=ax.transAxes,
-                ha="right",
+                transform=ax.get_yaxis_transform(),
+                va="center",
                 fontsize=8,
                 color=grey,
             )
