@@ -43,13 +43,18 @@ class Asset:
     content_type: str
 
 
-def _load(path: Path) -> Asset:
+def _content_type(path: Path) -> str | None:
+    # Vendored libraries' licences (LICENSE, no suffix) are served as text beside them.
+    return "text/plain; charset=utf-8" if path.name == "LICENSE" else CONTENT_TYPES.get(path.suffix)
+
+
+def _load(path: Path, content_type: str) -> Asset:
     body = path.read_bytes()
     return Asset(
         body=body,
         gzipped=None if path.suffix in COMPRESSED else gzip.compress(body, 9, mtime=0),
         etag='"' + hashlib.sha256(body).hexdigest()[:20] + '"',
-        content_type=CONTENT_TYPES[path.suffix],
+        content_type=content_type,
     )
 
 
@@ -60,11 +65,12 @@ def assets() -> dict[str, Asset]:
     found: dict[str, Asset] = {}
     for path in sorted(STATIC.rglob("*")):
         relative = path.relative_to(STATIC)
-        if not path.is_file() or path.suffix not in CONTENT_TYPES:
+        content_type = _content_type(path)
+        if not path.is_file() or content_type is None:
             continue
         if any(part.startswith(".") for part in relative.parts):
             continue
-        found[relative.as_posix()] = _load(path)
+        found[relative.as_posix()] = _load(path, content_type)
     return found
 
 

@@ -1,5 +1,5 @@
 """The GraphiQL page over HTTP: served without a token, from the package only (no CDN),
-with assets cached for good, and `/` pointing browsers to it. The browser test
+with assets cached for good (`/` is the web UI: tests/ui/). The browser test
 (tests/e2e/test_graphiql_browser.py) proves it renders and signs in."""
 
 import json
