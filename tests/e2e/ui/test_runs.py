@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.ui.conftest import LOCAL, DemoServer, Watched
+from tests.e2e.ui.conftest import LOCAL, PHONE, DemoServer, Watched
 
 pytestmark = pytest.mark.browser
 
@@ -203,6 +203,40 @@ def test_the_leaderboard_sorts_by_a_metric_and_filters_by_a_param_with_its_state
     assert_local_and_clean(watched)
 
 
+def test_the_leaderboard_pages_with_load_more_and_scrolls_inside_its_box_at_phone_width(
+    demo_server: DemoServer, open_page: Callable[..., Watched], screenshot: Callable[..., Path]
+) -> None:
+    by_auc = api(
+        demo_server,
+        RUNS,
+        demo_server.reader,
+        experiment=EXPERIMENT,
+        orderBy={"metric": "auc", "direction": "DESC"},
+    )["runs"]["nodes"]
+    watched = open_page(PHONE)
+    page = watched.open(
+        demo_server.base, f"#/experiments/{EXPERIMENT}?sort=auc&first=8", token=demo_server.reader
+    )
+
+    # pages of 8 through the connection's cursor: 8, 16, then the last 4 and no more button
+    more = page.get_by_role("button", name="Load 8 more")
+    for shown in (8, 16, 20):
+        page.wait_for_function(f"n => ({ROW_IDS})().length === n", arg=shown)
+        if shown < 20:
+            more.click()
+    assert page.evaluate(ROW_IDS) == [r["id"] for r in by_auc]
+    assert more.is_hidden()
+
+    # the page itself never scrolls sideways; the table does, inside its box
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate(
+        "() => { const box = document.querySelector('.table-scroll');"
+        " return box.scrollWidth > box.clientWidth; }"
+    )
+    screenshot(page, "leaderboard-phone")
+    assert_local_and_clean(watched)
+
+
 def test_compare_two_runs_shows_the_params_diff_and_their_curves_overlaid(
     demo_server: DemoServer, watched: Watched, screenshot: Callable[..., Path]
 ) -> None:
@@ -259,7 +293,11 @@ def test_a_running_runs_chart_grows_as_another_client_logs_points_without_a_relo
     page = watched.open(demo_server.base, f"#/runs/{run_id}", token=demo_server.reader)
     wait_for_points(page, "loss", 40)
     wait_for_points(page, "accuracy", 40)
-    page.locator('.live-badge[data-live="live"]').wait_for()
+    try:
+        page.locator('.live-badge[data-live="live"]').wait_for()
+    except PlaywrightTimeout:
+        badge = page.locator(".live-badge").evaluate("e => e.outerHTML")
+        pytest.fail(f"never live: {badge}; {watched.sockets=} {watched.console=} {watched.failed=}")
     page.evaluate("() => { window.__sameDocument = true; }")
 
     # when another client logs more steps, a batch at a time: the subscription may take

@@ -7,6 +7,8 @@ import { gql } from "../api.js";
 import { clear, fmtNum, fmtTime, h, state } from "../dom.js";
 
 const PAGE = 50;
+// The server's largest page (Settings.max_page_size).
+const MAX_PAGE = 500;
 const STATUSES = ["RUNNING", "FINISHED", "FAILED", "KILLED"];
 const AGGREGATES = { LAST: "last", MIN: "min", MAX: "max" };
 const OPS = { GT: ">", GTE: "≥", LT: "<", LTE: "≤", EQ: "=", NE: "≠" };
@@ -42,7 +44,9 @@ function readState(query) {
   const params = q.getAll("p").map(parsePair).filter(Boolean);
   const tags = q.getAll("t").map(parsePair).filter(Boolean);
   const status = (q.get("status") || "").split(",").filter((s) => STATUSES.includes(s));
-  return { agg, dir, sort, metrics, params, tags, status };
+  const asked = Number.parseInt(q.get("first") ?? "", 10);
+  const first = asked >= 1 && asked <= MAX_PAGE ? asked : PAGE; // runs per page
+  return { agg, dir, sort, metrics, params, tags, status, first };
 }
 
 function writeState(s) {
@@ -54,6 +58,7 @@ function writeState(s) {
   for (const p of s.params) q.append("p", `${p.key}=${p.value}`);
   for (const t of s.tags) q.append("t", `${t.key}=${t.value}`);
   if (s.status.length) q.set("status", s.status.join(","));
+  if (s.first !== PAGE) q.set("first", String(s.first));
   return q;
 }
 
@@ -84,7 +89,7 @@ function variables(name, s, after) {
     experiment: name,
     filter: Object.keys(filter).length ? filter : null,
     orderBy: { metric: s.sort || null, direction: s.dir, aggregate: s.agg },
-    first: PAGE,
+    first: s.first,
     after,
   };
 }
@@ -319,9 +324,12 @@ export default function render(root, params, query) {
       return;
     }
     const e = data.experiment;
-    subtitle.textContent = `${e.runCount} run${e.runCount === 1 ? "" : "s"}${e.description ? " · " + e.description : ""}`;
     runs = fresh ? data.runs.nodes : runs.concat(data.runs.nodes);
     after = data.runs.pageInfo.hasNextPage ? data.runs.pageInfo.endCursor : null;
+    const filtered = s.metrics.length || s.params.length || s.tags.length || s.status.length;
+    subtitle.textContent = `${e.runCount} run${e.runCount === 1 ? "" : "s"}` +
+      (filtered || after ? ` · ${runs.length}${after ? "+" : ""} shown${filtered ? " (filtered)" : ""}` : "") +
+      (e.description ? ` · ${e.description}` : "");
     clear(status);
     if (runs.length === 0) {
       state(status, "empty", s.metrics.length || s.params.length || s.tags.length || s.status.length
@@ -332,6 +340,7 @@ export default function render(root, params, query) {
     fillKeys();
     syncCompare();
     more.hidden = !after;
+    more.textContent = `Load ${s.first} more`;
     more.disabled = false;
     tableWrap.dataset.loaded = String(runs.length);
   }

@@ -62,6 +62,44 @@ export default function render(root, params) {
   const head = h("header", { class: "view-head" });
   const facts = h("dl", { class: "facts" });
   const latest = h("div");
+  const summary = new Map(); // key -> {value, min, max, step, timestamp}: the latest of each key
+
+  function renderSummary(empty) {
+    if (!summary.size) {
+      clear(latest).append(h("p", { class: "muted" }, empty));
+      return;
+    }
+    const keys = [...summary.keys()].sort();
+    clear(latest).append(h("div", { class: "table-scroll" }, h("table", { class: "data metrics-summary" },
+      h("thead", {}, h("tr", {}, ["Metric", "Last", "Min", "Max", "Step"].map((c, i) => h("th", { scope: "col", class: i ? "num" : "" }, c)))),
+      h("tbody", {}, keys.map((k) => {
+        const m = summary.get(k);
+        return h("tr", { dataset: { metric: k } }, h("th", { scope: "row" }, k),
+          h("td", { class: "num" }, fmtNum(m.value)), h("td", { class: "num" }, fmtNum(m.min)),
+          h("td", { class: "num" }, fmtNum(m.max)), h("td", { class: "num" }, fmtNum(m.step)));
+      })))));
+  }
+
+  // Live points move the summary as the server would: the last value is the one at the
+  // highest step (then the latest timestamp); min and max ignore NaN.
+  function noteLive(points) {
+    for (const p of points) {
+      const step = Number(p.step);
+      const value = typeof p.value === "number" ? p.value : Number(p.value);
+      let m = summary.get(p.key);
+      if (!m) {
+        m = { key: p.key, value: p.value, step, timestamp: p.timestamp, min: null, max: null };
+        summary.set(p.key, m);
+      } else if (step > Number(m.step) || (step === Number(m.step) && p.timestamp >= m.timestamp)) {
+        Object.assign(m, { value: p.value, step, timestamp: p.timestamp });
+      }
+      if (!Number.isNaN(value)) {
+        if (m.min === null || m.min === undefined || value < Number(m.min)) m.min = value;
+        if (m.max === null || m.max === undefined || value > Number(m.max)) m.max = value;
+      }
+    }
+    renderSummary("");
+  }
   state(root, "loading", "Loading the run…");
 
   function chartFor(key) {
@@ -100,6 +138,7 @@ export default function render(root, params) {
         byKey.get(p.key).push(p);
       }
       for (const [key, list] of byKey) chartFor(key).append(0, list);
+      if (points.length) noteLive(points);
     };
     const resync = async () => {
       const keys = new Set(charts.keys());
@@ -258,13 +297,8 @@ export default function render(root, params) {
       fact("Child runs", run.children.map((c, i) => [i ? ", " : "", h("a", { href: `#/runs/${c.id}` }, runLabel(c))]));
     }
     if (run.deleted) fact("Deleted", "yes (hidden from lists; restore it to show it again)");
-    latest.append(run.metrics.length
-      ? h("div", { class: "table-scroll" }, h("table", { class: "data" },
-        h("thead", {}, h("tr", {}, ["Metric", "Last", "Min", "Max", "Step"].map((c, i) => h("th", { scope: "col", class: i ? "num" : "" }, c)))),
-        h("tbody", {}, run.metrics.map((m) => h("tr", {}, h("th", { scope: "row" }, m.key),
-          h("td", { class: "num" }, fmtNum(m.value)), h("td", { class: "num" }, fmtNum(m.min)),
-          h("td", { class: "num" }, fmtNum(m.max)), h("td", { class: "num" }, fmtNum(m.step)))))))
-      : h("p", { class: "muted" }, run.status === "RUNNING" ? "No metric yet: charts appear as points are logged." : "This run logged no metric."));
+    for (const m of run.metrics) summary.set(m.key, { ...m });
+    renderSummary(run.status === "RUNNING" ? "No metric yet: charts appear as points are logged." : "This run logged no metric.");
     const inputs = run.inputs.length
       ? h("ul", {}, run.inputs.map((i) => h("li", {}, h("strong", {}, i.dataset.name), i.context ? ` (${i.context})` : "",
         " ", h("code", { class: "digest", title: i.dataset.digest }, i.dataset.digest.slice(0, 12)),
