@@ -58,6 +58,13 @@ class Metrics:
             ["field"],
             registry=r,
         )
+        self.subscription_executions = Counter(
+            "modelgraph_subscription_executions",
+            "Subscription events executed for their watchers (executed), and results taken "
+            "from another watcher's execution of the same query, variables and role (shared)",
+            ["outcome"],
+            registry=r,
+        )
         self.auth_failures = Counter(
             "modelgraph_auth_failures",
             "Requests and connections refused for missing, invalid or revoked tokens",

@@ -54,6 +54,14 @@ class FanoutStats:
 STATS = FanoutStats()
 
 
+def _count(context: Any, outcome: str) -> None:
+    """In STATS, and in the app's /metrics (modelgraph_subscription_executions)."""
+    setattr(STATS, outcome, getattr(STATS, outcome) + 1)
+    metrics = getattr(context, "metrics", None)
+    if metrics is not None:
+        metrics.subscription_executions.labels(outcome).inc()
+
+
 class _Entry:
     __slots__ = ("operation", "result", "task")
 
@@ -165,11 +173,11 @@ class _SharedEvent:
             return self._own(serially)
         entry = store.get(self.key)
         if entry is not None and entry.operation is parent.operation:
-            STATS.shared += 1
             if entry.result is not None:  # done, and shareable
+                _count(parent.context_value, "shared")
                 return ExecutionResult(entry.result.data, None)
             return self._follow(entry)
-        STATS.executed += 1
+        _count(parent.context_value, "executed")
         result = self._own(serially)
         if not parent.is_awaitable(result):
             store[self.key] = _Entry(parent.operation, result=_shareable(result))
@@ -190,10 +198,10 @@ class _SharedEvent:
             except Exception:  # the shared execution failed: each tries on its own
                 result = None
         if result is None:
-            STATS.shared -= 1
-            STATS.executed += 1
+            _count(self.parent.context_value, "executed")
             own = self._own(False)
             return await own if self.parent.is_awaitable(own) else own
+        _count(self.parent.context_value, "shared")
         return ExecutionResult(result.data, None)
 
 
