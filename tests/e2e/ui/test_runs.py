@@ -200,6 +200,35 @@ def test_the_leaderboard_sorts_by_a_metric_and_filters_by_a_param_with_its_state
     page.wait_for_function(
         f"ids => JSON.stringify(({ROW_IDS})()) === JSON.stringify(ids)", arg=with_depth
     )
+
+    # when the param filter goes and a metric filter on the best auc ever comes
+    page.get_by_role("button", name=f"Remove filter param max_depth = {depth}").click()
+    page.get_by_label("Metric values").select_option("MAX")
+    page.get_by_label("Filter on", exact=True).select_option("metric")
+    page.get_by_label("Key", exact=True).fill("auc")
+    page.get_by_label("Operator").select_option("GT")
+    page.get_by_label("Value", exact=True).fill("0.7")
+    page.get_by_role("button", name="Add filter").click()
+
+    # then the rows are the API's answer to the same filter and order
+    above = api(
+        demo_server,
+        RUNS,
+        token,
+        experiment=EXPERIMENT,
+        filter={"metrics": [{"metric": "auc", "op": "GT", "value": 0.7, "aggregate": "MAX"}]},
+        orderBy={"metric": "auc", "direction": "ASC", "aggregate": "MAX"},
+    )["runs"]["nodes"]
+    assert 0 < len(above) < 20
+    page.wait_for_function(
+        f"ids => JSON.stringify(({ROW_IDS})()) === JSON.stringify(ids)",
+        arg=[r["id"] for r in above],
+    )
+    shown = page.locator(f'{ROWS} td[data-metric="auc"]').evaluate_all(
+        "cells => cells.map(c => Number(c.dataset.value))"
+    )
+    assert all(v > 0.7 for v in shown), shown
+    assert page.get_by_role("button", name="auc (max) ▲").count() == 1
     assert_local_and_clean(watched)
 
 
@@ -352,4 +381,46 @@ def test_a_10000_point_series_renders_whole(demo_server: DemoServer, watched: Wa
 
     wait_for_points(page, "loss", 10_000)
     assert page.locator("figure.chart canvas").count() == 1
+    assert_local_and_clean(watched)
+
+
+VERSIONS = """query($model: String!) {
+  model(name: $model) { versions(first: 50) { nodes { version run { id name } } } } }"""
+
+
+def test_a_run_page_shows_its_model_versions_and_downloads_its_artifacts_with_the_token(
+    demo_server: DemoServer, watched: Watched
+) -> None:
+    # given a demo run that a model version was registered from, with two files
+    versions = api(demo_server, VERSIONS, demo_server.reader, model="fraud-detector")
+    version = next(v for v in versions["model"]["versions"]["nodes"] if v["run"])
+    run_id = version["run"]["id"]
+    files = {"report.txt": b"auc 0.93\n", "model/weights.bin": bytes(range(256)) * 4}
+    for path, body in files.items():
+        stored = httpx.put(
+            f"{demo_server.base}/artifacts/runs/{run_id}/{path}",
+            content=body,
+            headers={"Authorization": f"Bearer {demo_server.writer}"},
+            timeout=30,
+        )
+        assert stored.status_code < 300, stored.text
+
+    page = watched.open(demo_server.base, f"#/runs/{run_id}", token=demo_server.reader)
+
+    # then it links the version registered from it
+    link = page.get_by_role("link", name=f"fraud-detector v{version['version']}")
+    link.wait_for()
+    assert link.get_attribute("href") == f"#/models/fraud-detector/versions/{version['version']}"
+
+    # and its files download with the session's token (the link alone would be refused)
+    with page.expect_download() as report:
+        page.get_by_role("link", name="report.txt").click()
+    assert Path(report.value.path()).read_bytes() == files["report.txt"]
+    folder = page.get_by_role("button", name="model/")
+    folder.click()
+    assert folder.get_attribute("aria-expanded") == "true"
+    with page.expect_download() as weights:
+        page.get_by_role("link", name="model/weights.bin").click()
+    assert weights.value.suggested_filename == "weights.bin"
+    assert Path(weights.value.path()).read_bytes() == files["model/weights.bin"]
     assert_local_and_clean(watched)
