@@ -86,6 +86,8 @@ MODEL = "m"
 QUICK_WATCHERS, QUICK_EVENTS = 100, 5
 CONNECT_CONCURRENCY = 100  # WebSocket handshakes in flight at once
 EVENT_WAIT_S = 30.0  # the longest wait for one event to reach every watcher
+PROBE_EVERY_S = 0.01  # /healthz probes during --burst
+BURST_ROUNDS = 5  # promotions measured by --burst
 
 WATCH_FULL = """
 subscription Watch($model: String, $after: String) {
@@ -255,6 +257,68 @@ def mutator_main(base_url: str) -> int:
             sys.stdout.write(json.dumps(out) + "\n")
             sys.stdout.flush()
     return 0
+
+
+def prober_main(base_url: str) -> int:
+    """Helper process: GET /healthz every PROBE_EVERY_S on one keep-alive connection, one
+    JSON line per probe ({"t": sent, "ms": latency}), until killed."""
+    with client(base_url) as graphql:
+        while True:
+            sent = time.monotonic()
+            try:
+                status = graphql.http.get(f"{base_url}/healthz").status_code
+            except Exception as exc:  # reported as a failed probe
+                status = f"{type(exc).__name__}"
+            ms = (time.monotonic() - sent) * 1000
+            sys.stdout.write(json.dumps({"t": sent, "ms": ms, "status": status}) + "\n")
+            sys.stdout.flush()
+            time.sleep(PROBE_EVERY_S)
+
+
+class Prober:
+    """The /healthz prober process, its lines gathered by a task of this event loop."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.proc: asyncio.subprocess.Process | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.probes: list[dict[str, Any]] = []
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            python_exe(),
+            str(SCRIPT),
+            "--prober",
+            self.base_url,
+            cwd=ROOT,
+            env={**clean_env(), "PYTHONDONTWRITEBYTECODE": "1"},
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            with contextlib.suppress(ValueError):
+                self.probes.append(json.loads(line))
+
+    def between(self, start: float, end: float) -> dict[str, Any]:
+        """Probes sent in [start, end], and any still unanswered at `end`."""
+        inside = [p for p in self.probes if start <= p["t"] <= end]
+        return {
+            **summary_ms([p["ms"] / 1000 for p in inside]),
+            "failed": sum(1 for p in inside if p["status"] != 200),
+        }
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self.task, 5)
 
 
 class Mutator:
@@ -632,6 +696,194 @@ async def measure(
         await mutator.stop()
 
 
+class BurstConnection:
+    """One WebSocket carrying `subscriptions` lifecycleEvents subscriptions (graphql-transport-ws)."""
+
+    def __init__(self, index: int, url: str, subscriptions: int) -> None:
+        self.index = index
+        self.url = url
+        self.subscriptions = subscriptions
+        self.ws: Any = None
+        self.task: asyncio.Task[None] | None = None
+        # per subscription id: the cursors received, in order
+        self.cursors: dict[str, list[str]] = {str(i): [] for i in range(subscriptions)}
+        self.problems: list[str] = []
+        self.closing = False
+
+    async def open(self, query: str, after: str, compression: str | None) -> None:
+        import websockets  # the client library app.client uses too
+
+        self.ws = await websockets.connect(
+            self.url,
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            compression=compression,
+            max_queue=None,
+            proxy=None,
+            close_timeout=3,
+        )
+        await self.ws.send(json.dumps({"type": "connection_init", "payload": auth_headers()}))
+        ack = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+        if ack.get("type") != "connection_ack":
+            raise WatchError(f"connection {self.index}: {ack}")
+        variables = {"model": MODEL, "after": after}
+        for sid in self.cursors:
+            message = {
+                "id": sid,
+                "type": "subscribe",
+                "payload": {"query": query, "variables": variables},
+            }
+            await self.ws.send(json.dumps(message))
+
+    async def read(self, arrivals: dict[tuple[Any, ...], list[float]], tally: Tally) -> None:
+        try:
+            async for raw in self.ws:
+                now = time.monotonic()
+                message = json.loads(raw)
+                kind = message.get("type")
+                if kind == "ping":
+                    await self.ws.send(json.dumps({"type": "pong"}))
+                    continue
+                if kind != "next" or message.get("payload", {}).get("errors"):
+                    self.problems.append(json.dumps(message)[:300])
+                    continue
+                event = message["payload"]["data"]["lifecycleEvents"]
+                key = event_key(event)
+                self.cursors[message["id"]].append(event["cursor"])
+                arrivals[key].append(now)
+                tally.add(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not self.closing:
+                self.problems.append(f"{type(exc).__name__}: {exc}")
+
+    async def close(self) -> None:
+        self.closing = True
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), 5)
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+
+
+async def measure_burst(
+    servers: list[Server], args: argparse.Namespace, deadline: Deadline, result: dict[str, Any]
+) -> None:
+    """--burst: N subscriptions over N / --per-connection WebSockets; BURST_ROUNDS plan
+    mutations, each waited for until every subscription has its events; /healthz probed
+    every PROBE_EVERY_S by a helper process throughout, and compared before and during."""
+    server = servers[0]
+    query = WATCH_LEAN if args.lean else WATCH_FULL
+    compression = None if args.compression == "none" else "deflate"
+    reg = await asyncio.to_thread(gql, server.base_url, REGISTER, {"input": {"model": MODEL}})
+    expect(reg["registerModelVersion"], "RegisterModelVersionSuccess")
+    setup_events = await asyncio.to_thread(committed_events, server.base_url, None)
+    start_cursor = setup_events[-1]["cursor"]
+
+    per = args.per_connection
+    sizes = [min(per, args.watchers - i) for i in range(0, args.watchers, per)]
+    connections = [BurstConnection(i, server.ws_url, n) for i, n in enumerate(sizes)]
+    tally = Tally(args.watchers)
+    arrivals: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    mutator, prober = Mutator(server.base_url), Prober(server.base_url)
+    await mutator.start()
+    try:
+        log(f"burst: {args.watchers} subscriptions over {len(connections)} connections")
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def one(c: BurstConnection) -> None:
+            async with gate:
+                await c.open(query, start_cursor, compression)
+            c.task = asyncio.create_task(c.read(arrivals, tally))
+
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(one(c) for c in connections)), deadline.cap(120))
+        warm = await mutator.send(
+            UPDATE_MODEL, {"input": {"name": MODEL, "description": "burst warm-up"}}, 30
+        )
+        expect(warm["body"]["data"]["updateModel"], "UpdateModelSuccess")
+        await asyncio.wait_for(tally.complete[("MODEL_UPDATED",)].wait(), deadline.cap(120))
+        result["connect"] = {
+            "connections": len(connections),
+            "subscriptions": args.watchers,
+            "all_live_s": rounded(time.monotonic() - started),
+        }
+        await prober.start()
+        await asyncio.sleep(2)  # probes of an idle server, to compare with
+        quiet_end = time.monotonic()
+        rounds: list[dict[str, Any]] = []
+        done: list[Mutation] = []
+        cpu_start = server.cpu_seconds()
+        for m in plan(BURST_ROUNDS):
+            if deadline.remaining() < 40:
+                break
+            out = await mutator.send(m.query, m.variables, wait_s=deadline.cap(60))
+            m.t_sent, m.t_resp = out["t_sent"], out["t_resp"]
+            m.keys = keys_of(m, out["body"])
+            done.append(m)
+            for key in m.keys:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tally.complete[key].wait(), deadline.cap(EVENT_WAIT_S))
+            last = max((max(arrivals[k]) for k in m.keys if arrivals[k]), default=m.t_sent)
+            rounds.append(
+                {
+                    "label": m.label,
+                    "events": len(m.keys),
+                    "delivered": sum(len(arrivals[k]) for k in m.keys),
+                    "mutation_http_ms": rounded((m.t_resp - m.t_sent) * 1000),
+                    "all_delivered_from_sent_ms": rounded((last - m.t_sent) * 1000),
+                    "all_delivered_from_response_ms": rounded((last - m.t_resp) * 1000),
+                    "healthz_while_delivering": prober.between(m.t_sent, last),
+                }
+            )
+            log(
+                f"burst {m.label}: all {args.watchers} in {rounds[-1]['all_delivered_from_sent_ms']} ms"
+            )
+            await asyncio.sleep(0.5)  # quiet between rounds: probes see each burst apart
+        cpu_end = server.cpu_seconds()
+        deliveries = sum(r["delivered"] for r in rounds)
+        result["rounds"] = rounds
+        result["burst"] = {
+            "all_delivered_from_sent": summary_ms(
+                [r["all_delivered_from_sent_ms"] / 1000 for r in rounds]
+            ),
+            "healthz_idle": prober.between(quiet_end - 2, quiet_end),
+            "healthz_during_deliveries": {
+                "max_ms": max(
+                    (r["healthz_while_delivering"]["max_ms"] or 0 for r in rounds), default=None
+                ),
+            },
+        }
+        result["server_cpu_during_mutations"] = mutation_cpu(
+            [cpu_start], [cpu_end], deliveries, len(done)
+        )
+        expected = await asyncio.to_thread(committed_events, server.base_url, start_cursor)
+        want = [e["cursor"] for e in expected]
+        exact = sum(1 for c in connections for got in c.cursors.values() if got == want)
+        result["streams"] = {
+            "committed_since_start": len(want),
+            "watchers_with_exact_stream": exact,
+            "all_exact": exact == args.watchers,
+            "mismatches": [],
+        }
+        result["counts"] = {
+            "watchers": args.watchers,
+            "deliveries_expected": sum(len(m.keys) for m in done) * args.watchers,
+            "deliveries_received": deliveries,
+            "deliveries_equal": deliveries == sum(len(m.keys) for m in done) * args.watchers,
+            "watcher_problems_total": sum(len(c.problems) for c in connections),
+        }
+        result["watcher_problems"] = [p for c in connections for p in c.problems][:20]
+    finally:
+        await prober.stop()
+        log("closing the connections")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(c.close() for c in connections)), 30)
+        await mutator.stop()
+
+
 def mutation_cpu(
     start: list[float | None], end: list[float | None], deliveries: int, mutations: int
 ) -> dict[str, Any]:
@@ -776,6 +1028,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="deflate",
         help="WebSocket permessage-deflate offer (the websockets client default: deflate)",
     )
+    parser.add_argument(
+        "--burst",
+        action="store_true",
+        help=f"many subscriptions, few connections: {BURST_ROUNDS} mutations, each timed until "
+        "every subscription has it, with /healthz probed throughout (e.g. --burst --watchers 20000)",
+    )
+    parser.add_argument(
+        "--per-connection",
+        type=int,
+        default=100,
+        help="--burst: subscriptions per WebSocket (default 100, the server's default cap)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
         "--time-limit", type=float, default=170.0, help="seconds for the whole run (default 170)"
@@ -799,6 +1063,8 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     if argv[:1] == ["--mutator"]:
         return mutator_main(argv[1])
+    if argv[:1] == ["--prober"]:
+        return prober_main(argv[1])
     args = parse_args(argv)
     deadline = Deadline(args.time_limit, WatchError)
     started = time.monotonic()
@@ -809,6 +1075,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "default"
     if (args.watchers, args.events) not in ((1000, 20), (QUICK_WATCHERS, QUICK_EVENTS)):
         mode = "custom"
+    if args.burst:
+        mode = "burst"
     result: dict[str, Any] = {
         "benchmark": "modelgraph scripts/watch_latency.py",
         "mode": mode,
@@ -846,7 +1114,7 @@ def main(argv: list[str] | None = None) -> int:
             for i, server in enumerate(servers):  # one by one: the first one migrates
                 log(f"starting server {i} on {server.base_url}")
                 server.start(timeout=min(60.0, deadline.cap(60)))
-            asyncio.run(measure(servers, args, deadline, result))
+            asyncio.run((measure_burst if args.burst else measure)(servers, args, deadline, result))
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             log(traceback.format_exc())
