@@ -353,6 +353,9 @@ def test_a_running_runs_chart_grows_as_another_client_logs_points_without_a_relo
         wait_for_points(page, "loss", logged)
     assert chart_points(page, "loss") == logged
     assert chart_points(page, "accuracy") == 40
+    # and the latest-metrics table moved with them: loss's last step is the last logged
+    loss_row = page.locator('table.metrics-summary tr[data-metric="loss"] td')
+    assert loss_row.nth(3).inner_text() == str(logged - 1)
     assert page.evaluate("() => window.__sameDocument") is True
 
     # a metric key first logged now gets its own chart, live

@@ -80,6 +80,12 @@ export default function render(root, params) {
       })))));
   }
 
+  // History read again (at a seam, or after a gap) may hold points the summary never saw.
+  function noteColumns(key, { steps, values, timestamps }) {
+    const points = steps.map((step, i) => ({ key, step, value: values[i], timestamp: timestamps[i] }));
+    noteLive(points);
+  }
+
   // Live points move the summary as the server would: the last value is the one at the
   // highest step (then the latest timestamp); min and max ignore NaN.
   function noteLive(points) {
@@ -118,7 +124,9 @@ export default function render(root, params) {
   async function loadHistory(keys) {
     const series = await fetchSeries(id, keys);
     if (!alive) return;
-    for (const [key, columns] of series) chartFor(key).appendColumns(0, columns);
+    for (const [key, columns] of series) {
+      if (chartFor(key).appendColumns(0, columns) && summary.has(key)) noteColumns(key, columns);
+    }
   }
 
   function setLive(status) {
@@ -126,7 +134,13 @@ export default function render(root, params) {
     live.textContent = { live: "● live", connecting: "connecting…", reconnecting: "reconnecting…", closed: "", ended: "run ended", off: "" }[status] ?? status;
   }
 
-  function watch(run) {
+  // Live updates: subscribe, read the history, append what arrives. A failed subscription
+  // (the server closes a watcher that falls too far behind) is taken up again from the
+  // history, a few times, while the run is still RUNNING.
+  let restarts = 0;
+  const MAX_RESTARTS = 3;
+
+  function watch() {
     let buffer = []; // live points that arrived before the history
     let historyLoaded = false;
     let resyncNeeded = true; // the first batch of each connection reloads the history
@@ -141,11 +155,11 @@ export default function render(root, params) {
       if (points.length) noteLive(points);
     };
     const resync = async () => {
-      const keys = new Set(charts.keys());
       try {
-        await loadHistory([...keys]);
-      } catch (error) {
-        if (alive) setLive("reconnecting");
+        await loadHistory([...charts.keys()]);
+      } catch {
+        // the next batch or reconnection tries again
+        resyncNeeded = true;
       }
     };
     unsubscribe = subscribe(LIVE, { id }, {
@@ -170,9 +184,10 @@ export default function render(root, params) {
       },
       error: (error) => {
         if (!alive) return;
+        unsubscribe = null;
         setLive("closed");
         live.textContent = `live updates stopped: ${error.message}`;
-        unsubscribe = null;
+        takeUp();
       },
       complete: () => {
         if (!alive) return;
@@ -181,7 +196,7 @@ export default function render(root, params) {
       },
     });
     return async () => {
-      await loadHistory(run.metrics.map((m) => m.key));
+      await loadHistory([...charts.keys()]);
       if (!alive) return;
       historyLoaded = true;
       const early = buffer;
@@ -194,6 +209,22 @@ export default function render(root, params) {
     };
   }
 
+  async function takeUp() {
+    if (restarts >= MAX_RESTARTS) return;
+    restarts += 1;
+    try {
+      const data = await gql(STATUS_QUERY, { id });
+      if (!alive || !data.run) return;
+      if (data.run.status !== "RUNNING") {
+        await refreshStatus();
+        return;
+      }
+      await watch()();
+    } catch {
+      // the message says live updates stopped; a reload starts again
+    }
+  }
+
   async function refreshStatus() {
     try {
       const data = await gql(STATUS_QUERY, { id });
@@ -201,9 +232,16 @@ export default function render(root, params) {
       head.querySelector(".run-status")?.replaceWith(statusBadge(data.run.status));
       const end = facts.querySelector("[data-fact=end]");
       if (end) end.textContent = fmtTime(data.run.endTime);
-      setLive(data.run.status === "RUNNING" ? "closed" : "ended");
       // the last points may have been logged with the end: read them from the history
       await loadHistory([...charts.keys()]);
+      if (!alive) return;
+      if (data.run.status === "RUNNING") {
+        // the subscription ended but the run goes on: take it up again
+        setLive("closed");
+        await takeUp();
+      } else {
+        setLive("ended");
+      }
     } catch {
       // the page keeps what it has; a reload shows the rest
     }
@@ -282,7 +320,7 @@ export default function render(root, params) {
       return;
     }
     // Subscribe before reading the history, so no point falls between the two.
-    const start = run.status === "RUNNING" ? watch(run) : null;
+    const start = run.status === "RUNNING" ? watch() : null;
     head.append(
       h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/experiments" }, "Experiments"), " / ",
         h("a", { href: experimentHref(run.experiment.name) }, run.experiment.name), " / ", runLabel(run)),
