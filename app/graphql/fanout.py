@@ -63,7 +63,7 @@ def _count(context: Any, outcome: str) -> None:
 
 
 class _Entry:
-    __slots__ = ("operation", "result", "task")
+    __slots__ = ("operation", "result", "task", "waiters")
 
     def __init__(
         self,
@@ -74,12 +74,18 @@ class _Entry:
         self.operation = operation
         self.task = task
         self.result = result
+        # One future per waiting watcher: cancelling one (a watcher leaving) cancels
+        # neither the execution nor the others' waits. Cheaper than a shield each.
+        self.waiters: list[asyncio.Future[None]] = []
 
     def finished(self, task: "asyncio.Future[Any]") -> None:
-        """Later watchers take a shareable result without waiting; a failure is retrieved
-        here (each watcher that awaited it runs on its own)."""
-        if not task.cancelled() and task.exception() is None:
-            self.result = _shareable(task.result())
+        """Later watchers take a shareable result without waiting, the waiting ones are
+        woken; a failure is retrieved here (each watcher then executes on its own)."""
+        self.result = _outcome(task)
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class _Variables(Visitor):
@@ -188,21 +194,26 @@ class _SharedEvent:
         return asyncio.shield(task)
 
     async def _follow(self, entry: _Entry) -> Any:
-        result = None
-        if entry.task is not None:
-            try:
-                result = _shareable(await asyncio.shield(entry.task))
-            except asyncio.CancelledError:
-                if not entry.task.cancelled():
-                    raise  # this watcher's own wait was cancelled
-            except Exception:  # the shared execution failed: each tries on its own
-                result = None
-        if result is None:
+        if entry.task is not None and not entry.task.done():
+            waiter = asyncio.get_running_loop().create_future()
+            entry.waiters.append(waiter)
+            await waiter  # a cancelled watcher cancels only this
+        result = entry.result
+        if result is None and entry.task is not None:  # done, its callback not yet run
+            result = _outcome(entry.task)
+        if result is None:  # the shared execution failed or had errors: on our own
             _count(self.parent.context_value, "executed")
             own = self._own(False)
             return await own if self.parent.is_awaitable(own) else own
         _count(self.parent.context_value, "shared")
         return ExecutionResult(result.data, None)
+
+
+def _outcome(task: "asyncio.Future[Any]") -> ExecutionResult | None:
+    """A finished execution's result, if shareable (a failure is retrieved, not raised)."""
+    if task.cancelled() or task.exception() is not None:
+        return None
+    return _shareable(task.result())
 
 
 def _shareable(result: Any) -> ExecutionResult | None:
