@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.auth.roles import Role
+from app.client.server import free_port
 from tests.conftest import make_token
 from tests.e2e.conftest import Auth, Server, cli
 from tests.e2e.test_cli_serve import env_for
@@ -159,6 +160,7 @@ async def test_points_logged_through_one_worker_stream_to_a_subscriber_on_the_ot
     server = start_server("--workers", "2")
     a, b = workers_of(server, 2)
     clients.append(through_a := pinned(server, a))
+    clients.append(through_b := pinned(server, b))
     run = data(through_a, START)["startRun"]["run"]["id"]
 
     live = await subscribed_on(server, b, RUN_METRICS, {"run": run})
@@ -173,10 +175,12 @@ async def test_points_logged_through_one_worker_stream_to_a_subscriber_on_the_ot
                 continue
         else:
             pytest.fail("no live metrics from the other worker")
+        # points logged through either worker, the subscriber's own included
         data(through_a, LOG, run=run, step=1000)
-        data(through_a, LOG, run=run, step=1001)
+        data(through_b, LOG, run=run, step=1001)
+        data(through_a, LOG, run=run, step=1002)
         later: list[dict] = []
-        while len(later) < 2:
+        while len(later) < 3:
             later += (await live.next())["runMetrics"]["points"]
         data(through_a, END_RUN, run=run)
         end = await live.message()
@@ -185,8 +189,18 @@ async def test_points_logged_through_one_worker_stream_to_a_subscriber_on_the_ot
 
     assert [p["key"] for p in first] == ["loss"]
     # each point once, in order, and the run's end after them
-    assert later == [
-        {"key": "loss", "value": 0.5, "step": 1000},
-        {"key": "loss", "value": 0.5, "step": 1001},
-    ]
+    assert later == [{"key": "loss", "value": 0.5, "step": s} for s in (1000, 1001, 1002)]
     assert end["type"] == "complete"
+
+
+@pytest.mark.postgres
+async def test_workers_that_cannot_start_stop_the_server_with_exit_1(database_url):
+    # given a setting every worker refuses at start-up (the supervisor does not read it)
+    env = {**env_for(database_url), "MODELGRAPH_ARTIFACT_STORE": "bogus://x"}
+
+    # when a server with two workers starts
+    result = cli("serve", "--port", str(free_port()), "--workers", "2", env=env)
+
+    # then it stops instead of restarting them for ever, and says why
+    assert result.returncode == 1
+    assert "artifact store URL must be file:// or s3://" in result.stdout + result.stderr
