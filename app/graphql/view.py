@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -56,6 +57,16 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
         if code in (FORBIDDEN, INTERNAL) and rejection is not None:
             code, reason = rejection
         await super().close(code, reason)
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        # The WebSocket protocols are text: browser clients (GraphiQL's, the web UI's) read
+        # a binary frame as a Blob and fail. encode_json gives orjson's bytes; send text.
+        encoded = self.view.encode_json(message)
+        text = encoded.decode() if isinstance(encoded, bytes) else encoded
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
 
 
 def _payload_problem(payload: Any) -> str | None:
