@@ -1,5 +1,8 @@
 """Following the lifecycle stream: replay from a cursor, then live, no gap, no duplicate."""
 
+import asyncio
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
 from app.db import Database
@@ -11,6 +14,10 @@ from app.events.bus import BusClosed, EventBus
 from app.events.models import Event
 
 BATCH = 500
+# Watchers woken by one commit that go on per turn of the event loop; the others wait for
+# later turns, so other requests (a /healthz, a mutation) are served between the batches
+# of a 20,000-watcher burst instead of after all of it.
+WAKE_PER_TURN = 100
 
 
 class SlowConsumerError(DomainError):
@@ -75,6 +82,7 @@ async def follow(
             cursor, caught_up = max(cursor, upto), not more
             if cursor >= bus.loaded:
                 await bus.wait_loaded_beyond(cursor)
+                await pace()
     except BusClosed:
         return
 
@@ -94,3 +102,57 @@ async def _backlog(
         return await events_service.count_events(
             session, after=cursor, model=model, types=types, limit=limit + 1
         )
+
+
+class _Pacer:
+    """At most WAKE_PER_TURN watchers go on per turn of the event loop; the rest queue,
+    in order, and go on WAKE_PER_TURN a turn in the turns that follow."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.granted = 0
+        self.queue: deque[asyncio.Future[None]] = deque()
+        self.scheduled = False
+
+    async def turn(self) -> None:
+        if not self.queue and self.granted < WAKE_PER_TURN:
+            self.granted += 1
+            self._schedule()
+            return
+        waiter = self.loop.create_future()
+        self.queue.append(waiter)
+        self._schedule()
+        await waiter  # cancelled: only this watcher's turn is gone
+
+    def _schedule(self) -> None:
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self.scheduled, self.granted = False, 0
+        while self.queue and self.granted < WAKE_PER_TURN:
+            waiter = self.queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self.granted += 1
+        if self.queue or self.granted:
+            self._schedule()
+
+
+_PACERS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pacer]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _pacer() -> _Pacer:
+    loop = asyncio.get_running_loop()
+    pacer = _PACERS.get(loop)
+    if pacer is None:
+        pacer = _PACERS[loop] = _Pacer(loop)
+    return pacer
+
+
+async def pace() -> None:
+    """Wait for this watcher's turn: at most WAKE_PER_TURN go on per turn of the loop."""
+    await _pacer().turn()

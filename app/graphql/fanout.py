@@ -36,6 +36,8 @@ from graphql import (
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.events.replay import pace
+
 STORE_SLOT = "fanout: executed events"
 
 A = TypeVar("A")
@@ -198,6 +200,7 @@ class _SharedEvent:
             waiter = asyncio.get_running_loop().create_future()
             entry.waiters.append(waiter)
             await waiter  # a cancelled watcher cancels only this
+            await pace()  # all the waiting watchers wake at once: a batch per loop turn
         result = entry.result
         if result is None and entry.task is not None:  # done, its callback not yet run
             result = _outcome(entry.task)
