@@ -229,6 +229,29 @@ def test_the_leaderboard_sorts_by_a_metric_and_filters_by_a_param_with_its_state
     )
     assert all(v > 0.7 for v in shown), shown
     assert page.get_by_role("button", name="auc (max) ▲").count() == 1
+
+    # and status and tag filters narrow it the same way as the API
+    page.get_by_role("button", name="Remove filter max(auc) > 0.7").click()
+    page.get_by_label("FINISHED").check()
+    page.get_by_label("Filter on", exact=True).select_option("tag")
+    page.get_by_label("Key", exact=True).fill("team")
+    page.get_by_label("Value", exact=True).fill("risk")
+    page.get_by_role("button", name="Add filter").click()
+    finished_risk = api(
+        demo_server,
+        RUNS,
+        token,
+        experiment=EXPERIMENT,
+        filter={"status": ["FINISHED"], "tags": [{"key": "team", "value": "risk"}]},
+        orderBy={"metric": "auc", "direction": "ASC", "aggregate": "MAX"},
+    )["runs"]["nodes"]
+    assert 0 < len(finished_risk) < 20
+    page.wait_for_function(
+        f"ids => JSON.stringify(({ROW_IDS})()) === JSON.stringify(ids)",
+        arg=[r["id"] for r in finished_risk],
+    )
+    assert "status=FINISHED" in page.url
+    assert "t=team%3Drisk" in page.url
     assert_local_and_clean(watched)
 
 
