@@ -285,6 +285,7 @@ def test_the_leaderboard_pages_with_load_more_and_scrolls_inside_its_box_at_phon
         "() => { const box = document.querySelector('.table-scroll');"
         " return box.scrollWidth > box.clientWidth; }"
     )
+    page.evaluate("() => window.scrollTo(0, 0)")
     screenshot(page, "leaderboard-phone")
     assert_local_and_clean(watched)
 

@@ -273,10 +273,10 @@ export default function render(root, params, query) {
       h("th", { scope: "col", class: "select" }, h("span", { class: "visually-hidden" }, "Select")),
       h("th", { scope: "col" }, "Run"),
       h("th", { scope: "col" }, "Status"),
-      sortButton("Started", ""),
-      h("th", { scope: "col" }, "Duration"),
       metricKeys.map((k) => sortButton(`${k} (${agg})`, k)),
       paramKeys.map((k) => h("th", { scope: "col", class: "param" }, k)),
+      sortButton("Started", ""),
+      h("th", { scope: "col" }, "Duration"),
       h("th", { scope: "col" }, "Tags"));
     const rows = runs.map((run) => {
       const box = h("input", { type: "checkbox", checked: selected.has(run.id), "aria-label": `Select ${run.name || run.id}`,
@@ -286,13 +286,13 @@ export default function render(root, params, query) {
         h("td", { class: "select" }, box),
         h("th", { scope: "row" }, h("a", { href: runHref(run.id) }, run.name || run.id.slice(0, 8))),
         h("td", {}, statusBadge(run.status)),
-        h("td", { class: "nowrap" }, fmtTime(run.startTime)),
-        h("td", { class: "nowrap" }, duration(run)),
         metricKeys.map((k) => {
           const v = metricOf(run, k, s.agg);
           return h("td", { class: "num", dataset: { metric: k, value: v ?? "" } }, fmtNum(v));
         }),
         paramKeys.map((k) => h("td", { class: "param", dataset: { param: k } }, params.get(k) ?? "—")),
+        h("td", { class: "nowrap" }, fmtTime(run.startTime)),
+        h("td", { class: "nowrap" }, duration(run)),
         h("td", { class: "tags" }, run.tags.filter((t) => !t.key.startsWith("mlflow.")).map((t) => h("span", { class: "chip" }, `${t.key}=${t.value}`))));
     });
     clear(tableWrap).append(h("table", { class: "data leaderboard" }, h("thead", {}, head), h("tbody", {}, rows)));
