@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -108,9 +108,8 @@ async def require_model(
     return model
 
 
-async def ensure_model(session: AsyncSession, *, name: str, actor: str) -> RegisteredModel:
-    """The model called `name`, created if missing, locked for this transaction."""
-    check_name("model", name, MODEL_NAME_LIMIT)
+async def _create_model(session: AsyncSession, *, name: str, actor: str) -> None:
+    """Insert the model called `name` unless it exists (its event if this call made it)."""
     now = utcnow()
     table = core_table(RegisteredModel)
     stmt = (
@@ -121,7 +120,40 @@ async def ensure_model(session: AsyncSession, *, name: str, actor: str) -> Regis
     )
     if (await session.execute(stmt)).scalar_one_or_none() is not None:
         await record_event(session, type=EventType.MODEL_CREATED, actor=actor, model=name)
+
+
+async def ensure_model(session: AsyncSession, *, name: str, actor: str) -> RegisteredModel:
+    """The model called `name`, created if missing, locked for this transaction. An
+    existing model (the usual case) costs the one locking read."""
+    check_name("model", name, MODEL_NAME_LIMIT)
+    try:
+        return await require_model(session, name=name, lock=True)
+    except NotFoundError:
+        await _create_model(session, name=name, actor=actor)
     return await require_model(session, name=name, lock=True)
+
+
+async def claim_version_number(session: AsyncSession, *, name: str, actor: str) -> RegisteredModel:
+    """The model called `name` (created if missing), locked for this transaction with its
+    next version number taken: the returned model's last_version is the new version's
+    number, and its updated_at is now. For an existing model this is one statement, an
+    UPDATE ... RETURNING: the update takes the row lock (on PostgreSQL as FOR UPDATE would;
+    SQLite's BEGIN IMMEDIATE already serialises writers) and last_version + 1 is the next
+    number, since last_version never falls behind the highest version (every writer of a
+    version raises it, and a deleted version's number is never given again)."""
+    check_name("model", name, MODEL_NAME_LIMIT)
+    claim = (
+        update(RegisteredModel)
+        .where(col(RegisteredModel.name) == name)
+        .values(last_version=col(RegisteredModel.last_version) + 1, updated_at=utcnow())
+        .returning(RegisteredModel)
+        .execution_options(populate_existing=True)
+    )
+    model = (await session.execute(claim)).scalar_one_or_none()
+    if model is None:
+        await _create_model(session, name=name, actor=actor)
+        model = (await session.execute(claim)).scalar_one()
+    return model
 
 
 async def list_models(
@@ -280,10 +312,11 @@ async def register_version(
     run = None
     if run_id is not None:
         run = await tracking_service.require_run(session, run_id=run_id)
-    registered = await ensure_model(session, name=model, actor=actor)
+    registered = await claim_version_number(session, name=model, actor=actor)
     version = await add_version(
         session,
         model=registered,
+        claimed=True,
         run_id=run_id,
         source=source,
         description=description,
@@ -310,22 +343,30 @@ async def add_version(
     files: manifests.Manifest | None = None,
     run_link: str | None = None,
     logged_model_id: str | None = None,
+    claimed: bool = False,
 ) -> ModelVersion:
     """A new DEVELOPMENT version of `model`, whose row the caller has locked, owning
-    `files` (path, digest, size: blobs the caller holds in this unit of work)."""
+    `files` (path, digest, size: blobs the caller holds in this unit of work). With
+    `claimed`, the caller took the number with claim_version_number: it is
+    model.last_version."""
     files = files or []
-    # The model row is locked, so max + 1 cannot be taken twice.
-    current = (
-        await session.execute(
-            select(func.max(ModelVersion.version)).where(col(ModelVersion.model_id) == model.id)
-        )
-    ).scalar_one()
     assert model.id is not None, "a locked model row has its id"
-    now = utcnow()
+    # A claimed number came with the model's updated_at: the version is made at that time.
+    now = model.updated_at if claimed else utcnow()
     digest = manifest_digest(files)
-    # A deleted version's number is never given again.
-    number = max(current or 0, model.last_version or 0) + 1
-    model.last_version = number
+    if claimed:
+        number = model.last_version
+    else:
+        # The model row is locked, so max + 1 cannot be taken twice.
+        current = (
+            await session.execute(
+                select(func.max(ModelVersion.version)).where(col(ModelVersion.model_id) == model.id)
+            )
+        ).scalar_one()
+        # A deleted version's number is never given again.
+        number = max(current or 0, model.last_version or 0) + 1
+        model.last_version = number
+        model.updated_at = now
     version = ModelVersion(
         model_id=model.id,
         version=number,
@@ -341,10 +382,11 @@ async def add_version(
         updated_at=now,
     )
     session.add(version)
-    model.updated_at = now
-    await session.flush()
-    assert version.id is not None, "a flushed version has its id"
-    await write_version_files(session, version_id=version.id, files=files)
+    if files:
+        await session.flush()
+        assert version.id is not None, "a flushed version has its id"
+        await write_version_files(session, version_id=version.id, files=files)
+    # The event's flush writes the version too, when no files needed its id first.
     await record_event(
         session,
         type=EventType.VERSION_REGISTERED,

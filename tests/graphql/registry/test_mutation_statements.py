@@ -51,15 +51,20 @@ async def test_register_model_version_answers_from_what_it_wrote(db, gql, sql_co
     assert (version["aliases"], version["validations"], version["transitions"]) == ([], [], [])
     reread = reads_of(sql_counter.statements, "model_alias", "validation", "stage_transition")
     assert reread == [], reread
-    # the run and the model each read once, in the unit of work: the run checked, the model
-    # locked
+    # the run read once, in the unit of work, to check it; the model not read at all: one
+    # UPDATE ... RETURNING locks it, takes the next number and stamps its updated_at
     assert len(reads_of(sql_counter.statements, "run")) == 1, sql_counter.statements
-    assert len(reads_of(sql_counter.statements, "registered_model")) == 1, sql_counter.statements
-    # the run checked, the model upserted and locked, the next number, the version, the
-    # model's updated_at, its event; 12 before, when the answer read the model, the run,
-    # aliases, validations and stage history again (PostgreSQL adds its outbox signalling: an advisory lock and a NOTIFY per event)
+    assert reads_of(sql_counter.statements, "registered_model") == [], sql_counter.statements
+    claims = [s for s in sql_counter.statements if s.lstrip().startswith("UPDATE registered_model")]
+    assert len(claims) == 1, sql_counter.statements
+    assert "RETURNING" in claims[0], claims
+    # the run checked, the model claimed, the version, its event; 7 before (the model
+    # upserted, then locked by a read, the highest number read, the model's updated_at in a
+    # statement of its own), 12 before that, when the answer read the model, the run,
+    # aliases, validations and stage history again (PostgreSQL adds its outbox signalling:
+    # an advisory lock and a NOTIFY per event)
     queries = [s for s in sql_counter.statements if "pg_" not in s]
-    assert len(queries) == 7, "\n".join(queries)
+    assert len(queries) == 4, "\n".join(queries)
 
 
 async def test_set_promotion_policy_answers_with_the_model_it_locked(db, gql, sql_counter):
