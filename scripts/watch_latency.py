@@ -88,6 +88,7 @@ CONNECT_CONCURRENCY = 100  # WebSocket handshakes in flight at once
 EVENT_WAIT_S = 30.0  # the longest wait for one event to reach every watcher
 PROBE_EVERY_S = 0.01  # /healthz probes during --burst
 BURST_ROUNDS = 5  # promotions measured by --burst
+BURST_CONNECT_CONCURRENCY = 10  # connections opening at once (each then subscribes 100 times)
 
 WATCH_FULL = """
 subscription Watch($model: String, $after: String) {
@@ -720,6 +721,7 @@ class BurstConnection:
             max_queue=None,
             proxy=None,
             close_timeout=3,
+            open_timeout=60,  # the server is busy starting the subscriptions sent before
         )
         await self.ws.send(json.dumps({"type": "connection_init", "payload": auth_headers()}))
         ack = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
@@ -791,7 +793,7 @@ async def measure_burst(
     await mutator.start()
     try:
         log(f"burst: {args.watchers} subscriptions over {len(connections)} connections")
-        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        gate = asyncio.Semaphore(BURST_CONNECT_CONCURRENCY)
 
         async def one(c: BurstConnection) -> None:
             async with gate:
@@ -799,7 +801,7 @@ async def measure_burst(
             c.task = asyncio.create_task(c.read(arrivals, tally))
 
         started = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(*(one(c) for c in connections)), deadline.cap(120))
+        await asyncio.wait_for(asyncio.gather(*(one(c) for c in connections)), deadline.cap(180))
         warm = await mutator.send(
             UPDATE_MODEL, {"input": {"name": MODEL, "description": "burst warm-up"}}, 30
         )

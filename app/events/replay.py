@@ -52,14 +52,18 @@ async def follow(
     order is seq order), so the cursor may move there even when nothing matched. A watcher
     that falls more than `max_lag` matching events behind once live gets SlowConsumerError
     with the cursor to resume from; the server never buffers for it."""
-    async with db.read() as session:
-        newest = await events_service.last_seq(session)
-    if after is None:
-        cursor = newest
-    elif after > max(newest, bus.head):
-        raise ValidationError("after", "is beyond the newest event: not a cursor of this stream")
+    if after is not None and after <= bus.head:
+        cursor = after  # committed: no need to ask the table
     else:
-        cursor = after
+        newest = await _newest(db, bus)
+        if after is None:
+            cursor = newest
+        elif after > max(newest, bus.head):
+            raise ValidationError(
+                "after", "is beyond the newest event: not a cursor of this stream"
+            )
+        else:
+            cursor = after
     caught_up = False
     try:
         while True:
@@ -85,6 +89,28 @@ async def follow(
                 await pace()
     except BusClosed:
         return
+
+
+_READING_NEWEST: "weakref.WeakKeyDictionary[EventBus, asyncio.Future[int]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _newest(db: Database, bus: EventBus) -> int:
+    """The newest seq in the table. Watchers starting together share one read (a
+    thousand subscribing at once would otherwise queue for the connection pool); one
+    that began before a watcher subscribed may give it an event from just before: never
+    one missed."""
+    reading = _READING_NEWEST.get(bus)
+    if reading is None:
+        reading = _READING_NEWEST[bus] = asyncio.ensure_future(_read_newest(db))
+        reading.add_done_callback(lambda _: _READING_NEWEST.pop(bus, None))
+    return await asyncio.shield(reading)
+
+
+async def _read_newest(db: Database) -> int:
+    async with db.read() as session:
+        return await events_service.last_seq(session)
 
 
 async def _backlog(
