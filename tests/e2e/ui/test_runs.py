@@ -405,15 +405,29 @@ def test_a_running_runs_chart_grows_as_another_client_logs_points_without_a_relo
     assert_local_and_clean(watched)
 
 
-def test_a_10000_point_series_renders_whole(demo_server: DemoServer, watched: Watched) -> None:
+def test_a_series_past_10000_points_renders_whole_across_pages_with_its_nan_as_gaps(
+    demo_server: DemoServer, watched: Watched
+) -> None:
+    # given 12,000 points of one metric: two metricSeries pages (10,000 each at most),
+    # logged in two batches (10,000 each at most), two of them NaN
     run_id = start_run(demo_server, "long-curve")
     steps = list(range(10_000))
     log_series(demo_server, run_id, "loss", steps, [1 / (1 + s / 500) for s in steps])
+    tail = list(range(10_000, 12_000))
+    values: list[Any] = [1 / (1 + s / 500) for s in tail]
+    values[10], values[500] = "NaN", "NaN"
+    log_series(demo_server, run_id, "loss", tail, values)
     api(demo_server, END, demo_server.writer, id=run_id)
 
     page = watched.open(demo_server.base, f"#/runs/{run_id}", token=demo_server.reader)
 
-    wait_for_points(page, "loss", 10_000)
+    # then the chart holds all 12,000, and draws all but the two NaN (gaps)
+    page.wait_for_function(
+        """() => {
+          const chart = document.querySelector('figure.chart[data-metric="loss"]');
+          return chart && chart.dataset.points === "12000" && chart.dataset.drawn === "11998";
+        }"""
+    )
     assert page.locator("figure.chart canvas").count() == 1
     assert_local_and_clean(watched)
 
