@@ -13,6 +13,7 @@ Fixtures:
 """
 
 import asyncio
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,13 +77,15 @@ class Watched:
         self.failed: list[str] = []
         self.console: list[str] = []
         self.sockets: list[str] = []
+        # What the page sent on its WebSockets, parsed: (socket number, message).
+        self.sent: list[tuple[int, Any]] = []
         self.requests: list[str] = []
         self.context.route("**/*", self._route)
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
         self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
         self.page.on("response", self._response)
-        self.page.on("websocket", lambda ws: self.sockets.append(ws.url))
+        self.page.on("websocket", self._websocket)
 
     def _route(self, route: Any) -> None:
         url = route.request.url
@@ -92,6 +95,11 @@ class Watched:
         else:
             self.elsewhere.append(url)
             route.abort()
+
+    def _websocket(self, ws: Any) -> None:
+        self.sockets.append(ws.url)
+        number = len(self.sockets)
+        ws.on("framesent", lambda payload: self.sent.append((number, json.loads(payload))))
 
     def _console(self, message: Any) -> None:
         if message.type == "error":

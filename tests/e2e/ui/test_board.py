@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from app.auth.roles import Role
@@ -166,7 +167,22 @@ def test_promoting_moves_the_version_and_a_second_browser_sees_it_live(
     card(other, "churn-model", "STAGING", 3).wait_for()
     other.locator(".live[data-status='live']").wait_for()
     assert other.evaluate("() => window.notReloaded") is True
-    assert len(reader.sockets) >= 2  # a second WebSocket: it did reconnect
+    assert len(reader.sockets) == 2  # one reconnection, on a new WebSocket
+    afters = {
+        number: message["payload"]["variables"]["after"]
+        for number, message in reader.sent
+        if message["type"] == "subscribe" and "lifecycleEvents" in message["payload"]["query"]
+    }
+    resumed = afters[2]
+    assert resumed is not None
+    assert resumed != afters[1]  # it had moved on with the promotion's events
+    # and what happened after that cursor is exactly the change made while it was away
+    since = gql(
+        demo_server.base,
+        "query($after: String) { events(after: $after) { nodes { type model versionNumber } } }",
+        after=resumed,
+    )["events"]["nodes"]
+    assert since == [{"type": "STAGE_CHANGED", "model": "churn-model", "versionNumber": 3}]
 
     deployer.assert_clean()
     reader.assert_clean()
@@ -257,36 +273,145 @@ def test_a_reader_sees_no_promote_button_and_a_forced_request_is_refused(
     watched.assert_clean()
 
 
-def test_phone_width_the_version_page_and_the_event_feed(
-    demo_server: DemoServer, open_page: Callable[..., Watched], screenshot: Callable[..., Any]
+def upload(server: DemoServer, run_id: str, path: str, body: bytes) -> str:
+    response = httpx.put(
+        f"{server.base}/artifacts/runs/{run_id}/{path}",
+        content=body,
+        headers={"Authorization": f"Bearer {server.admin}"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["digest"])
+
+
+def test_the_version_page_shows_lineage_files_validations_and_audit(
+    demo_server: DemoServer, watched: Watched, screenshot: Callable[..., Any]
 ) -> None:
+    # given churn-model v5, registered from a run with files, validated and promoted
     policy_and_checks(demo_server)
-    # the version page, at desktop size: lineage, validations, audit, back in time
-    desktop = open_page(DESKTOP)
-    page = desktop.open(
-        demo_server.base, "#/models/churn-model/versions/4", token=demo_server.admin
+    run = gql(
+        demo_server.base,
+        '{ bestRun(experiment: "churn-prediction", metric: "f1") { id name } }',
+    )["bestRun"]
+    weights = b"\x00weights\x01" * 100
+    digest = upload(demo_server, run["id"], "model/model.bin", weights)
+    upload(demo_server, run["id"], "model/MLmodel", b"flavors:\n  python_function: {}\n")
+    gql(
+        demo_server.base,
+        """mutation($run: ID!, $source: String!) { registerModelVersion(input: {
+          model: "churn-model", runId: $run, source: $source,
+          description: "Retrained on November's data"}) { __typename } }""",
+        run=run["id"],
+        source=f"runs:/{run['id']}/model",
+    )
+    for check in ("integration-tests", "bias-audit"):
+        gql(
+            demo_server.base,
+            """mutation($c: String!) { recordValidation(input: {model: "churn-model",
+              version: 5, check: $c, status: PASSED, metrics: [{key: "accuracy", value: 0.93}]})
+              { __typename } }""",
+            c=check,
+        )
+    gql(
+        demo_server.base,
+        """mutation { transitionModelVersion(input: {model: "churn-model", version: 5,
+          stage: STAGING, reason: "candidate for the December release"}) { __typename } }""",
+    )
+
+    # when its page opens
+    page = watched.open(
+        demo_server.base, "#/models/churn-model/versions/5", token=demo_server.admin
     )
     page.get_by_role("heading", name="Lineage").wait_for()
-    assert page.get_by_role("link", name="churn-prediction", exact=True).count() == 1
-    page.get_by_role("heading", name="Validation history").wait_for()
+
+    # then it shows the run it came from, with params and metrics, linked
+    assert page.get_by_role("link", name=run["name"]).get_attribute("href") == f"#/runs/{run['id']}"
+    assert page.locator("table").filter(has_text="learning_rate").count() == 1
+    assert page.locator("table").filter(has_text="latency_ms").count() == 1
+
+    # and its files with their digests, and a download that carries the token
+    files = page.locator("table").filter(has_text="model.bin")
+    assert digest in files.inner_text()
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name="Download model.bin").click()
+    saved = downloading.value.path()
+    assert saved is not None
+    assert saved.read_bytes() == weights
+
+    # and its validations, and the audit of its move with actor and reason
     assert page.locator("table").filter(has_text="bias-audit").count() == 1
+    audit = page.locator(".timeline").inner_text()
+    assert "candidate for the December release" in audit
+    assert ADMIN in audit
+
+    # and "what was in PRODUCTION at…": now, version 4
     page.get_by_role("button", name="Show").click()
     page.locator(".at-answer").get_by_text("version 4").wait_for()
+    page.evaluate("() => window.scrollTo(0, 0)")
     screenshot(page, "version-page")
+    watched.assert_clean()
 
-    # the event feed, filtered to stage changes of one model
-    page.goto(f"{demo_server.base}/#/events?model=churn-model&type=STAGE_CHANGED")
+
+def test_the_event_feed_filters_and_pages(
+    demo_server: DemoServer, watched: Watched, screenshot: Callable[..., Any]
+) -> None:
+    page = watched.open(
+        demo_server.base, "#/events?model=churn-model&type=STAGE_CHANGED", token=demo_server.reader
+    )
     page.locator(".feed li").first.wait_for()
     types = set(page.locator(".feed li").evaluate_all("ls => ls.map(l => l.dataset.type)"))
     assert types == {"STAGE_CHANGED"}
     assert page.locator(".feed li").filter(has_text="fraud-detector").count() == 0
-    screenshot(page, "events")
-    desktop.assert_clean()
+    # the demo moved churn-model six times
+    assert page.locator(".feed li").count() == 6
 
-    # at phone width the nav collapses behind a Menu button and the board is one column
+    # a change arrives live, on top
+    page.locator(".live[data-status='live']").wait_for()
+    gql(
+        demo_server.base,
+        """mutation { transitionModelVersion(input: {model: "churn-model", version: 3,
+          stage: STAGING, reason: "live"}) { __typename } }""",
+    )
+    page.locator(".feed li.new").get_by_text("“live”").wait_for()
+    assert page.locator(".feed li").count() == 7
+
+    # all events, paged back 50 at a time: 25 more events make two pages
+    many = " ".join(
+        f"""v{i}: recordValidation(input: {{model: "fraud-detector", version: 3,
+          check: "nightly-{i}", status: PASSED}}) {{ __typename }}"""
+        for i in range(25)
+    )
+    gql(demo_server.base, f"mutation {{ {many} }}")
+    total = len(
+        gql(demo_server.base, "{ events(first: 500) { nodes { cursor } } }")["events"]["nodes"]
+    )
+    assert 50 < total <= 100
+    page.goto(f"{demo_server.base}/#/events")
+    page.get_by_role("button", name="Show older").wait_for()
+    shown = page.locator(".feed li").count()
+    assert shown == 50
+    page.get_by_role("button", name="Show older").click()
+    page.wait_for_function("n => document.querySelectorAll('.feed li').length === n", arg=total)
+    # newest first all the way down, no event twice
+    times = page.locator(".feed li time").evaluate_all("ts => ts.map(t => t.dateTime)")
+    assert times == sorted(times, reverse=True)
+    assert page.get_by_role("button", name="Show older").count() == 0
+    screenshot(page, "events")
+    watched.assert_clean()
+
+
+def test_at_phone_width_the_nav_collapses_and_the_board_is_one_column(
+    demo_server: DemoServer, open_page: Callable[..., Watched], screenshot: Callable[..., Any]
+) -> None:
     phone = open_page(PHONE)
     small = signed_in_board(phone, demo_server, demo_server.deployer)
     assert small.get_by_role("link", name="Experiments").is_hidden()
+    columns = small.locator("[data-model='churn-model'] [data-stage]")
+    xs = {
+        round(box["x"])
+        for box in columns.evaluate_all("cs => cs.map(c => c.getBoundingClientRect().toJSON())")
+    }
+    assert len(xs) == 1  # stacked, not side by side
     screenshot(small, "board-phone")
     small.get_by_role("button", name="Menu").click()
     small.get_by_role("link", name="Experiments").wait_for()

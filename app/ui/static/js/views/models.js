@@ -8,7 +8,7 @@ import { clear, dialog, fmtAgo, fmtNum, fmtTime, h, state, toast } from "../dom.
 
 export const STAGES = ["DEVELOPMENT", "STAGING", "PRODUCTION", "ARCHIVED"];
 // Where a version normally goes next (what its gate is checked against).
-const NEXT = { DEVELOPMENT: "STAGING", STAGING: "PRODUCTION", ARCHIVED: "STAGING" };
+export const NEXT = { DEVELOPMENT: "STAGING", STAGING: "PRODUCTION", ARCHIVED: "STAGING" };
 // The lifecycle's allowed moves (app/registry/stages.py); the server checks them again.
 export const MOVES = {
   DEVELOPMENT: ["STAGING", "ARCHIVED"],

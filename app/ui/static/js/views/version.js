@@ -4,7 +4,7 @@
 
 import { can, download, gql, lastEventCursor, subscribe } from "../api.js";
 import { append, clear, fmtAgo, fmtBytes, fmtNum, fmtTime, h, state, toast } from "../dom.js";
-import { MOVES, policyText, stageBadge, transitionDialog, unmetList } from "./models.js";
+import { MOVES, NEXT, policyText, stageBadge, transitionDialog, unmetList } from "./models.js";
 
 const VERSION = `query Version($name: String!, $version: Int!) {
   modelVersion(model: $name, version: $version) {
@@ -53,6 +53,11 @@ function table(headers, rows, empty) {
       h("tbody", null, rows.map((cells) => h("tr", null, cells))),
     ),
   );
+}
+
+function withClass(name, el) {
+  el.classList.add(name);
+  return el;
 }
 
 function localInputValue(date) {
@@ -135,12 +140,13 @@ export default function render(root, params) {
       { class: "panel" },
       h("h2", null, "Files"),
       v.digest ? h("p", { class: "muted" }, "Version digest: ", h("span", { class: "digest" }, v.digest)) : null,
-      table(
-        ["Path", "Size", "SHA-256", ""],
+      withClass(
+        "files",
+        table(
+        ["File", "Size", ""],
         v.files.map((f) => [
-          h("td", { class: "mono" }, f.path),
+          h("td", null, h("div", { class: "mono" }, f.path), h("div", { class: "digest muted", title: "SHA-256" }, `sha256 ${f.digest}`)),
           h("td", { class: "num" }, fmtBytes(f.size)),
-          h("td", { class: "digest" }, f.digest),
           h(
             "td",
             null,
@@ -158,6 +164,7 @@ export default function render(root, params) {
           ),
         ]),
         "This version owns no files in this registry (its source may point elsewhere).",
+        ),
       ),
     );
   }
@@ -275,13 +282,13 @@ export default function render(root, params) {
           "button",
           {
             type: "button",
-            class: to === "ARCHIVED" ? "small danger" : "small primary",
+            class: to === "ARCHIVED" ? "small danger" : to === NEXT[v.stage] ? "small primary" : "small",
             onclick: async () => {
               const production = v.model.productionVersion?.version ?? null;
               if (await transitionDialog(name, v.version, v.stage, to, { productionVersion: production })) load();
             },
           },
-          to === "ARCHIVED" ? "Archive" : `Move to ${to}`,
+          to === "ARCHIVED" ? "Archive" : to === NEXT[v.stage] ? `Promote to ${to}` : `Move to ${to}`,
         ),
       ),
     );
