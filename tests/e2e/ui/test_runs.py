@@ -433,10 +433,11 @@ def test_a_series_past_10000_points_renders_whole_across_pages_with_its_nan_as_g
 
 
 VERSIONS = """query($model: String!) {
-  model(name: $model) { versions(first: 50) { nodes { version run { id name } } } } }"""
+  model(name: $model) { versions(first: 50) {
+    nodes { version run { id name experiment { id } } } } } }"""
 
 
-def test_a_run_page_shows_its_model_versions_and_downloads_its_artifacts_with_the_token(
+def test_a_run_page_shows_its_logged_model_and_model_version_and_downloads_its_files(
     demo_server: DemoServer, watched: Watched
 ) -> None:
     # given a demo run that a model version was registered from, with two files
@@ -453,9 +454,31 @@ def test_a_run_page_shows_its_model_versions_and_downloads_its_artifacts_with_th
         )
         assert stored.status_code < 300, stored.text
 
+    # and a logged model (MLflow 3) it output, made through the MLflow face
+    created = httpx.post(
+        f"{demo_server.base}/api/2.0/mlflow/logged-models",
+        json={
+            "experiment_id": version["run"]["experiment"]["id"],
+            "name": "fraud-clf",
+            "source_run_id": run_id,
+            "model_type": "sklearn",
+        },
+        headers={"Authorization": f"Bearer {demo_server.writer}"},
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    model_id = created.json()["model"]["info"]["model_id"]
+
     page = watched.open(demo_server.base, f"#/runs/{run_id}", token=demo_server.reader)
 
-    # then it links the version registered from it
+    # then it lists the logged model
+    logged = page.locator('section[aria-label="Logged models"] li')
+    logged.first.wait_for()
+    assert logged.count() == 1
+    assert "fraud-clf" in logged.inner_text()
+    assert model_id in logged.inner_text()
+
+    # and links the version registered from it
     link = page.get_by_role("link", name=f"fraud-detector v{version['version']}")
     link.wait_for()
     assert link.get_attribute("href") == f"#/models/fraud-detector/versions/{version['version']}"
