@@ -419,3 +419,29 @@ def test_at_phone_width_the_nav_collapses_and_the_board_is_one_column(
     small.locator(".feed li").first.wait_for()
     assert small.get_by_role("link", name="Experiments").is_hidden()
     phone.assert_clean()
+
+
+def test_rolling_back_restores_the_previous_production_version(
+    demo_server: DemoServer, watched: Watched
+) -> None:
+    # given fraud-detector: v4 in PRODUCTION, replacing v1 (now ARCHIVED)
+    page = signed_in_board(watched, demo_server, demo_server.deployer)
+
+    # when the deployer rolls it back, with a reason
+    page.locator("[data-model='fraud-detector']").get_by_role("button", name="Roll back").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Reason").fill("v4 doubles the p99 latency")
+    dialog.get_by_role("button", name="Roll back").click()
+
+    # then v1 is back in PRODUCTION and v4 archived, on the board and on the server
+    dialog.wait_for(state="detached")
+    card(page, "fraud-detector", "PRODUCTION", 1).wait_for()
+    card(page, "fraud-detector", "ARCHIVED", 4).wait_for()
+    page.get_by_role("status").get_by_text("version 1 is back in PRODUCTION").wait_for()
+    assert stage_of(demo_server, "fraud-detector", 1) == "PRODUCTION"
+    rolled = gql(
+        demo_server.base,
+        '{ modelVersion(model: "fraud-detector", version: 1) { transitions { rollback reason actor } } }',
+    )["modelVersion"]["transitions"][0]
+    assert rolled == {"rollback": True, "reason": "v4 doubles the p99 latency", "actor": DEPLOYER}
+    watched.assert_clean()
