@@ -169,13 +169,18 @@ class _Pacer:
 _PACERS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pacer]" = (
     weakref.WeakKeyDictionary()
 )
+_last_pacer: _Pacer | None = None  # the one asked for last: a lookup saved per delivery
 
 
 def _pacer() -> _Pacer:
+    global _last_pacer
     loop = asyncio.get_running_loop()
-    pacer = _PACERS.get(loop)
-    if pacer is None:
-        pacer = _PACERS[loop] = _Pacer(loop)
+    pacer = _last_pacer
+    if pacer is None or pacer.loop is not loop:
+        pacer = _PACERS.get(loop)
+        if pacer is None:
+            pacer = _PACERS[loop] = _Pacer(loop)
+        _last_pacer = pacer
     return pacer
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from app.auth.roles import Principal, Role
 from app.events import service as events_service
 from app.events.models import EventType
+from app.events.replay import WAKE_PER_TURN
 from app.graphql import fanout
 from app.graphql.events.types import event_cursor
 from app.graphql.schema import schema
@@ -194,3 +195,24 @@ async def test_a_watcher_that_leaves_mid_execution_does_not_break_the_others(app
     assert result.errors is None
     assert result.data["lifecycleEvents"]["model"] == "m"
     await staying.aclose()
+
+
+async def test_more_watchers_than_wake_in_one_turn_all_get_the_event_from_one_execution(app):
+    # given more watchers than go on in one turn of the event loop
+    db = app.state.db
+    after = await newest_cursor(db)
+    count = 2 * WAKE_PER_TURN + 50
+    streams = [await watch(app, Role.READER, model="m", after=after) for _ in range(count)]
+    before = counts()
+
+    # when two events commit
+    await write_events(db, "m", "m")
+    first = await next_of_each(streams)
+    second = await next_of_each(streams)
+
+    # then every watcher got both, in order, each executed once for all of them
+    assert all(p == first[0] for p in first)
+    assert all(p == second[0] for p in second)
+    assert first[0]["lifecycleEvents"]["cursor"] != second[0]["lifecycleEvents"]["cursor"]
+    assert since(before) == (2, 2 * (count - 1))
+    await close(streams)
