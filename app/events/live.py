@@ -8,9 +8,12 @@ carry at most 8,000 bytes (docs/ARCHITECTURE.md), so after each commit that logg
 or ended runs, the worker sends one NOTIFY naming the runs (coalesced while one is in
 flight, in a transaction of its own on the bus's connection). Every worker, the sender
 included, then reads the new points from the table, only for runs it has subscribers for,
-by a cursor per run (the highest metric id it delivered). So each point comes from one
-place, the table, exactly once, and in id order; a lost notification only delays points
-until the run's next one. A run's end follows its points through the same path.
+by a cursor per run (the highest metric id it has read past), in one scan of the ids
+committed since its oldest cursor. So each point comes from one place, the table, exactly
+once, and in id order; a lost notification only delays points until the run's next one. A
+run's end follows its points through the same path. The cost of a subscriber is that
+scan: its worker reads every point committed while it watches (by primary key, filtered
+to the runs it follows), once per notification that names one of them.
 
 One limit, on the shared path only: ids are taken at INSERT and seen at COMMIT, so if two
 transactions log points into the same run at the same moment and the later ids commit
@@ -205,9 +208,9 @@ class SharedPoints:
             self._read_wake.clear()
             try:
                 await self._start_cursors()
-                runs, self._to_read = self._to_read, set()
+                self._to_read.clear()
                 ended, self._ends = self._ends, set()
-                await self._read(runs | ended)
+                await self._read()
             except Exception:  # a failed read is retried at the run's next notification
                 log.warning("live metrics: reading new points failed", exc_info=True)
                 await asyncio.sleep(1)
@@ -227,17 +230,25 @@ class SharedPoints:
             if run_id in self._cursors and self._cursors[run_id] is None:
                 self._cursors[run_id] = newest
 
-    async def _read(self, runs: set[str]) -> None:
-        runs = {r for r in runs if self._cursors.get(r) is not None}
-        table = core_table(Metric)
-        t = table.c
+    async def _read(self) -> None:
+        """New points of every followed run, up to the newest id now. One scan covers the
+        ids committed since the oldest cursor, and every cursor then moves up to where it
+        stopped, so a run that logged nothing for a while is never read from far back
+        (the scan walks the primary key; the history index would read a run's whole
+        history to find the new points)."""
+        followed = sorted(r for r, cursor in self._cursors.items() if cursor is not None)
+        if not followed:
+            return
+        t = core_table(Metric).c
         columns = (t.id, t.run_id, t.key, t.value, t.is_nan, t.step, t.timestamp)
-        after = min((c for r in runs if (c := self._cursors.get(r)) is not None), default=0)
-        while runs:
+        after = min(c for r in followed if (c := self._cursors.get(r)) is not None)
+        async with self._db.read(background=True) as session:
+            upto = (await session.execute(select(func.max(t.id)))).scalar() or 0
+        while after < upto:
             stmt = (
                 select(*columns)
-                .where(table.c.id > after, table.c.run_id.in_(sorted(runs)))
-                .order_by(table.c.id)
+                .where(t.id > after, t.id <= upto, t.run_id.in_(followed))
+                .order_by(t.id)
                 .limit(READ_BATCH)
             )
             async with self._db.read(background=True) as session:
@@ -256,13 +267,13 @@ class SharedPoints:
                             "timestamp": row.timestamp,
                         }
                     )
-                    self._cursors[row.run_id] = row.id
+            after = rows[-1].id if len(rows) == READ_BATCH else upto
+            for run_id in followed:
+                cursor = self._cursors.get(run_id)
+                if cursor is not None and cursor < after:
+                    self._cursors[run_id] = after
             for run_id, batch in batches.items():
                 self._feed.deliver(run_id, batch)
-            if len(rows) < READ_BATCH:
-                return
-            after = rows[-1].id
-            runs = {r for r in runs if self._cursors.get(r) is not None}
 
     def close(self) -> None:
         for task in self._tasks:
