@@ -7,7 +7,7 @@ import pytest
 
 APP = Path(__file__).resolve().parent.parent / "app"
 FACE_ONLY = ("strawberry", "starlette", "uvicorn", "mlflow", "httpx", "websockets")
-FACES = {"graphql", "mlflow", "http", "main.py", "cli", "client", "__main__.py"}
+FACES = {"graphql", "mlflow", "http", "ui", "main.py", "cli", "client", "__main__.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
