@@ -197,3 +197,18 @@ def test_the_ui_fits_its_size_budget():
         len(a.gzipped if a.gzipped is not None else a.body) for a in routes.assets().values()
     )
     assert total <= BUDGET_BYTES, f"{total} bytes gzipped > {BUDGET_BYTES}"
+
+
+def test_what_the_ui_hides_by_role_matches_the_servers_table():
+    """api.js's `can()` hides what a role may not do; its table must say what the server's
+    does (app/auth/roles.py), or the UI would offer moves the server refuses."""
+    from app.auth.roles import OPERATION_ROLES
+
+    source = (routes.STATIC / "js" / "api.js").read_text(encoding="utf-8")
+    table = re.search(r"const NEEDS = \{(.*?)\};", source, re.S)
+    assert table is not None
+    needs = dict(re.findall(r"(\w+): \"(\w+)\"", table.group(1)))
+    assert needs
+    for operation, role in needs.items():
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+        assert OPERATION_ROLES[snake].value == role, operation
