@@ -6,14 +6,16 @@ that `ModelState` is what the compare-and-set checks, the policy and the moves s
 moves keep it current, so the single PRODUCTION slot is decided one writer at a time.
 `lock_state` and `move` are shared with the MLflow-style stage walk (`walk.py`)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import Row, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.artifacts.content import normalize_path
+from app.db.dialect import is_postgres
 from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError, ValidationError, check_length
 from app.events.models import EventType
@@ -79,18 +81,38 @@ async def lock_state(
 ) -> tuple[ModelState, ModelVersion | None]:
     """The model locked, with its PRODUCTION version (and version number `version`, when
     given) read in one statement; NotFoundError for a missing model or version."""
-    model = await catalog.require_model(session, name=name, lock=True)
-    # Read after the lock is held, in a statement of its own: under PostgreSQL's READ
-    # COMMITTED a statement that waited for the lock would still see the rows as they were
-    # before the previous holder committed (a PRODUCTION version it just replaced).
     wanted = col(ModelVersion.stage) == Stage.PRODUCTION
     if version is not None:
         wanted = or_(wanted, col(ModelVersion.version) == version)
-    rows = (
-        await session.execute(
-            select(ModelVersion).where(col(ModelVersion.model_id) == model.id, wanted)
+    rows: list[ModelVersion]
+    if is_postgres(session):
+        model = await catalog.require_model(session, name=name, lock=True)
+        # Read after the lock is held, in a statement of its own: under PostgreSQL's READ
+        # COMMITTED a statement that waited for the lock would still see the rows as they
+        # were before the previous holder committed (a PRODUCTION version it just replaced).
+        rows = list(
+            (
+                await session.execute(
+                    select(ModelVersion).where(col(ModelVersion.model_id) == model.id, wanted)
+                )
+            ).scalars()
         )
-    ).scalars()
+    else:
+        # SQLite's BEGIN IMMEDIATE took the database's write lock before any statement, so
+        # the model and its versions are read in one: the model, joined to the wanted ones.
+        pairs: Sequence[Row[RegisteredModel, ModelVersion | None]] = (
+            await session.execute(
+                select(RegisteredModel, ModelVersion)
+                .outerjoin(
+                    ModelVersion, and_(col(ModelVersion.model_id) == RegisteredModel.id, wanted)
+                )
+                .where(col(RegisteredModel.name) == name)
+            )
+        ).all()
+        if not pairs:
+            raise NotFoundError("model", "model", name)
+        model = pairs[0][0]
+        rows = [v for _, v in pairs if v is not None]
     production: ModelVersion | None = None
     found: ModelVersion | None = None
     for row in rows:
@@ -184,7 +206,7 @@ async def move(
         at=now,
     )
     session.add(transition)
-    await session.flush()
+    # The event's flush writes the move and its audit row with it: one flush per move.
     if to_stage == Stage.PRODUCTION:
         state.production = version
     elif state.production is version:
