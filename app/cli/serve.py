@@ -34,6 +34,7 @@ from app.config import Settings
 from app.db import Database, migrate
 from app.errors import ConflictError
 from app.events import live
+from app.gc_policy import tune_for_serving
 
 # On every response of a worker process (HTTP, and a WebSocket's handshake): which worker
 # answered. /healthz and /metrics are per worker too.
@@ -190,6 +191,7 @@ class WorkerConfig(uvicorn.Config):
         super().__init__("app.main:create_app", workers=workers, **uvicorn_options(settings))
 
     def load(self) -> None:
+        tune_for_serving()
         access.share_revocations_between_workers(self.mark_path)
         live.share_between_workers()
         from app.main import create_app
@@ -268,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
             **uvicorn_options(settings),
         )
         server = uvicorn.Server(config)
+        tune_for_serving()
         with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[sock])
     return EXIT_OK if server.started else EXIT_ERROR
