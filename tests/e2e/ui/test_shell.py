@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, gql
 from tests.e2e.ui.conftest import TOKEN_KEY, DemoServer, Watched
 
 pytestmark = pytest.mark.browser
@@ -86,3 +86,24 @@ def test_a_dialog_is_usable_with_the_keyboard(demo_server: DemoServer, watched: 
     dialog.wait_for(state="detached")
     assert page.evaluate("() => document.activeElement.dataset.action") == "promote"
     watched.assert_clean()
+
+
+def test_a_token_revoked_while_the_page_is_open_asks_for_another(
+    demo_server: DemoServer, watched: Watched
+) -> None:
+    page = watched.open(demo_server.base, "#/models", token=demo_server.reader)
+    page.locator("[data-model='fraud-detector']").wait_for()
+
+    # when an admin revokes the reader's token, and the reader opens another page
+    revoked = gql(
+        demo_server.base,
+        'mutation { revokeApiToken(input: {name: "ui-reader"}) { __typename } }',
+    )
+    assert revoked["revokeApiToken"]["__typename"] == "RevokeApiTokenSuccess"
+    page.get_by_role("link", name="Events").click()
+
+    # then the UI says so and asks for a token, having forgotten the old one
+    page.get_by_role("alert").get_by_text("no longer accepts your token").wait_for()
+    page.get_by_label("API token").wait_for()
+    assert page.evaluate(f"() => sessionStorage.getItem({TOKEN_KEY!r})") is None
+    assert watched.elsewhere == []

@@ -52,6 +52,9 @@ export async function gql(query, variables = {}, { token = session.token } = {})
   const body = await response.json().catch(() => null);
   if (response.status === 401) {
     const message = body?.errors?.[0]?.message ?? "this server needs a valid API token";
+    // The session's own token stopped working (revoked while the page was open): the shell
+    // asks for another one.
+    if (token && token === session.token) window.dispatchEvent(new CustomEvent("modelgraph:refused"));
     throw new ApiError(message, { errors: body?.errors ?? [], status: 401 });
   }
   if (!body || (!body.data && !body.errors)) {

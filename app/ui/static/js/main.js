@@ -252,4 +252,10 @@ async function start() {
 }
 
 window.addEventListener("hashchange", () => route());
+window.addEventListener("modelgraph:refused", () => {
+  if (!session.viewer) return; // signing in handles its own refusals
+  runCleanup();
+  signOut();
+  showSignIn("The server no longer accepts your token (revoked or expired). Sign in again.");
+});
 start();
