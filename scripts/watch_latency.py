@@ -2,6 +2,7 @@
 
     scripts/watch_latency [--quick] [--watchers N] [--events K] [--database-url URL]
                           [--replicas R] [--time-limit SECONDS]
+    scripts/watch_latency --burst [--watchers 20000] [--per-connection 100]
 
 Starts `python -m app serve` on free 127.0.0.1 ports against a fresh SQLite file in a
 temporary directory (or, with --database-url, the local PostgreSQL `test` database, its
@@ -25,6 +26,15 @@ timestamps are not delayed by this process's event loop being busy with 1,000 so
 both processes read the same system-wide monotonic clock (CLOCK_MONOTONIC). Receive times
 are taken in this process's event loop when a watcher's task gets its message, so they
 include client-side queueing (see per_event.spread_ms and cpu_s.client).
+
+Server CPU seconds while the mutations ran, per delivery, are in
+server_cpu_during_mutations: on a busy machine the least noisy figure. The server's caps
+on one token's connections and subscriptions are raised to the watcher count.
+
+--burst: N subscriptions (default 1,000; the aim is 20,000) over N / --per-connection
+WebSockets; five mutations of the same plan, each timed until every subscription has its
+events (all_delivered_from_sent), while a helper process GETs /healthz every 10 ms: its
+latency idle and while the deliveries run.
 
 At the end every watcher's stream is compared with the committed `events` list: the same
 cursors, in order, no gap, no duplicate. Progress goes to stderr, the JSON to stdout;
