@@ -135,11 +135,18 @@ def _parse_long_list(value: Any) -> list[int]:
     return value
 
 
+def _serialize_metric_list(values: list[float]) -> list[float | str]:
+    # One C-level pass decides: most series hold no NaN or infinity to spell out.
+    if all(map(math.isfinite, values)):
+        return list(values)
+    return [_serialize_metric(v) for v in values]
+
+
 MetricValueList = NewType("MetricValueList", list)
 MetricValueListScalar = strawberry.scalar(
     name="MetricValueList",
     description='A JSON array of MetricValue (numbers, or "NaN", "Infinity", "-Infinity").',
-    serialize=lambda values: [_serialize_metric(v) for v in values],
+    serialize=lambda values: _serialize_metric_list(values),
     parse_value=_parse_metric_list,
     parse_literal=_literal(_parse_metric_list),
 )
