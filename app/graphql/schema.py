@@ -15,6 +15,7 @@ from app.graphql.auth.mutations import AuthMutation
 from app.graphql.auth.queries import AuthQuery
 from app.graphql.events.queries import EventsQuery
 from app.graphql.events.subscriptions import EventsSubscription
+from app.graphql.execution import LeafListExecution
 from app.graphql.fanout import SharedSubscriptionExecution
 from app.graphql.inputs import refuse_unstorable_text
 from app.graphql.limits import (
@@ -53,6 +54,11 @@ class Mutation(TrackingMutation, RegistryMutation, AuthMutation):
 
 guard_root_fields(Query, Mutation, Subscription)
 refuse_unstorable_text(Query, Mutation, Subscription)
+
+
+class Execution(LeafListExecution, SharedSubscriptionExecution):
+    """graphql-core's execution with both: shared subscription results (app/graphql/fanout.py)
+    and lists of plain objects completed in one loop (app/graphql/execution.py)."""
 
 
 class Schema(strawberry.Schema):
@@ -97,8 +103,9 @@ def build_schema(limits: QueryLimits = QueryLimits()) -> Schema:
         ],
         exception_handlers=[*errors.HANDLERS, *registry_types.HANDLERS],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
-        # Each subscription event executed once per query shared by its watchers.
-        execution_context_class=SharedSubscriptionExecution,
+        # Each subscription event executed once per query shared by its watchers; lists of
+        # plain objects completed in one loop.
+        execution_context_class=Execution,
     )
     built.documents = documents
     return built
