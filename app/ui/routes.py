@@ -33,6 +33,21 @@ CONTENT_TYPES = {
 # Already compressed: gzip would only cost CPU.
 COMPRESSED = {".png", ".woff2"}
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Vary": "Accept-Encoding"}
+# The page loads only this server's scripts and styles and talks only to it; it cannot be
+# framed (a promote button under someone else's page would be clickjacking).
+PAGE_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +89,8 @@ def assets() -> dict[str, Asset]:
     return found
 
 
-def _answer(request: Request, found: Asset) -> Response:
-    headers = {**SECURITY_HEADERS, "ETag": found.etag, "Cache-Control": "no-cache"}
+def _answer(request: Request, found: Asset, extra: dict[str, str] | None = None) -> Response:
+    headers = {**SECURITY_HEADERS, **(extra or {}), "ETag": found.etag, "Cache-Control": "no-cache"}
     if found.etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     body = found.body
@@ -107,7 +122,8 @@ def page(auth: str) -> Asset:
 
 async def index(request: Request) -> Response:
     """The UI's page; it needs no token (the API calls it makes do)."""
-    return _answer(request, page(auth_mode(request.app.state.settings)))
+    found = page(auth_mode(request.app.state.settings))
+    return _answer(request, found, {"Content-Security-Policy": PAGE_POLICY})
 
 
 async def static(request: Request) -> Response:

@@ -49,6 +49,10 @@ async def test_root_serves_the_page_without_a_token(app):
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["etag"]
+    # Only this server's scripts, styles and API; never framed.
+    policy = response.headers["content-security-policy"]
+    for directive in ("script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"):
+        assert directive in policy
     page = links(response.text)
     assert "/ui/js/main.js" in page.urls
     assert "/ui/css/app.css" in page.urls
