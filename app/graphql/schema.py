@@ -31,6 +31,7 @@ from app.graphql.registry import types as registry_types
 from app.graphql.registry.mutations import RegistryMutation
 from app.graphql.registry.queries import RegistryQuery
 from app.graphql.scalars import SCALAR_MAP
+from app.graphql.tracking.fast_points import FastPointsExecutionContext
 from app.graphql.tracking.logged_models import LoggedModelQuery
 from app.graphql.tracking.mutations import TrackingMutation
 from app.graphql.tracking.queries import TrackingQuery
@@ -56,9 +57,10 @@ guard_root_fields(Query, Mutation, Subscription)
 refuse_unstorable_text(Query, Mutation, Subscription)
 
 
-class Execution(LeafListExecution, SharedSubscriptionExecution):
+class Execution(FastPointsExecutionContext, LeafListExecution, SharedSubscriptionExecution):
     """graphql-core's execution with both: shared subscription results (app/graphql/fanout.py)
-    and lists of plain objects completed in one loop (app/graphql/execution.py)."""
+    and lists of plain objects completed in one loop (app/graphql/execution.py); and the
+    points of a logMetrics batch coerced in one loop (app/graphql/tracking/fast_points.py)."""
 
 
 class Schema(strawberry.Schema):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from app.graphql.schema import schema
 from app.graphql.tracking.fast_points import (
     MIN_POINTS,
+    FastPointsExecutionContext,
     _batch_variables,
     _rules,
 )
@@ -100,6 +101,7 @@ def test_only_a_lone_log_metrics_input_variable_is_taken():
 async def test_a_batch_through_the_fast_path_stores_what_graphql_core_would(gql, db, app):
     # given: the app's schema executing with the fast path, and a batch above its threshold
     # with every optional form (int value, no step, null timestamp, non-finite values)
+    assert issubclass(schema.execution_context_class, FastPointsExecutionContext)
     run = (
         await gql(
             'mutation { startRun(input: {experiment: "e"}) { ... on StartRunSuccess { run { id } } } }'
