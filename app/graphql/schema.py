@@ -11,6 +11,7 @@ from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types.graphql import OperationType
 
 from app.graphql import errors
+from app.graphql.abandoned import ClosesAbandonedResolvers
 from app.graphql.auth.mutations import AuthMutation
 from app.graphql.auth.queries import AuthQuery
 from app.graphql.events.queries import EventsQuery
@@ -57,10 +58,16 @@ guard_root_fields(Query, Mutation, Subscription)
 refuse_unstorable_text(Query, Mutation, Subscription)
 
 
-class Execution(FastPointsExecutionContext, LeafListExecution, SharedSubscriptionExecution):
-    """graphql-core's execution with both: shared subscription results (app/graphql/fanout.py)
-    and lists of plain objects completed in one loop (app/graphql/execution.py); and the
-    points of a logMetrics batch coerced in one loop (app/graphql/tracking/fast_points.py)."""
+class Execution(
+    FastPointsExecutionContext,
+    LeafListExecution,
+    SharedSubscriptionExecution,
+    ClosesAbandonedResolvers,
+):
+    """graphql-core's execution with: shared subscription results (app/graphql/fanout.py);
+    lists of plain objects completed in one loop (app/graphql/execution.py); the points of
+    a logMetrics batch coerced in one loop (app/graphql/tracking/fast_points.py); and
+    resolvers abandoned before they start closed quietly (app/graphql/abandoned.py)."""
 
 
 class Schema(strawberry.Schema):
