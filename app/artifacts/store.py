@@ -25,6 +25,8 @@ from app.errors import ConflictError, UnavailableError
 
 BLOBS = "blobs/"
 UPLOADS = "uploads/"
+# A download goes out in pieces of this size (views of a verified chunk, not copies).
+SEND_SIZE = 1024 * 1024
 # Parts of a multipart upload to S3: each is held in memory until sent.
 PART_SIZE = 8 * 1024 * 1024
 # Parts written concurrently, each held in memory until written: an upload's memory is
@@ -204,7 +206,7 @@ class BlobStore:
 
     async def open(
         self, digest: str, *, size: int, chunks: bytes, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[memoryview]:
         """Bytes [start, end) of the blob, each chunk checked against `chunks` before any of
         it is yielded: BlobMissingError or BlobCorruptError instead of wrong bytes."""
         end = size if end is None else end
@@ -229,21 +231,23 @@ class BlobStore:
             raise UnavailableError("the artifact store cannot be read") from exc
         index = first
         offset = read_from
-        buffer = bytearray()
-        async for piece in result.stream(min_chunk_size=CHUNK_SIZE):
-            buffer += piece
-            while len(buffer) >= CHUNK_SIZE or (offset + len(buffer) == read_to and buffer):
-                take = min(CHUNK_SIZE, len(buffer))
-                block = bytes(buffer[:take])
-                del buffer[:take]
-                if block_digest(block) != chunks[index * 32 : index * 32 + 32]:
-                    raise BlobCorruptError(digest, offset)
-                lo = max(start - offset, 0)
-                hi = min(end - offset, take)
-                yield block[lo:hi]
-                index += 1
-                offset += take
-        if offset < read_to or buffer:
+        async for block in _blocks(result.stream(min_chunk_size=CHUNK_SIZE)):
+            take = len(block)
+            if (
+                offset + take > read_to
+                or block_digest(block) != chunks[index * 32 : index * 32 + 32]
+            ):
+                raise BlobCorruptError(digest, offset)
+            lo = max(start - offset, 0)
+            hi = min(end - offset, take)
+            # Handed out in views of SEND_SIZE: the server's transport copies what the socket
+            # does not take at once, so it holds at most one of these, not a whole chunk.
+            with memoryview(block) as view:
+                for at in range(lo, hi, SEND_SIZE):
+                    yield view[at : min(at + SEND_SIZE, hi)]
+            index += 1
+            offset += take
+        if offset < read_to:
             raise BlobCorruptError(digest, offset)
 
     async def rehash(self, digest: str) -> tuple[str, int]:
@@ -268,5 +272,28 @@ class BlobStore:
                 )
 
 
-def block_digest(block: bytes) -> bytes:
+async def _blocks(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes | memoryview]:
+    """The stream cut into CHUNK_SIZE blocks, the last one shorter. A block that lies
+    within one piece is a view of it; only a block spread over pieces is copied together
+    (a local store's pieces are whole chunks: no copy at all)."""
+    buffer = bytearray()
+    async for piece in pieces:
+        view = memoryview(piece)
+        if buffer:
+            need = CHUNK_SIZE - len(buffer)
+            buffer += view[:need]
+            view = view[need:]
+            if len(buffer) < CHUNK_SIZE:
+                continue
+            yield bytes(buffer)
+            buffer.clear()
+        while len(view) >= CHUNK_SIZE:
+            yield view[:CHUNK_SIZE]
+            view = view[CHUNK_SIZE:]
+        buffer += view
+    if buffer:
+        yield bytes(buffer)
+
+
+def block_digest(block: bytes | memoryview) -> bytes:
     return hashlib.sha256(block).digest()

@@ -246,8 +246,8 @@ async def _send(request: Request, found: Located) -> Response:
 
 
 async def verified_body(
-    parts: AsyncIterator[bytes], *, path: str, metrics: Metrics
-) -> AsyncIterator[bytes]:
+    parts: AsyncIterator[memoryview], *, path: str, metrics: Metrics
+) -> AsyncIterator[memoryview]:
     """A download's body from the store's checked chunks. The first chunk is read and
     checked now, before the status goes out, so a missing or corrupt blob is the caller's
     error answer (BlobMissingError or BlobCorruptError, counted and logged here). A later
@@ -263,8 +263,8 @@ async def verified_body(
 
 
 async def _then(
-    first: bytes, rest: AsyncIterator[bytes], path: str, metrics: Metrics
-) -> AsyncIterator[bytes]:
+    first: memoryview, rest: AsyncIterator[memoryview], path: str, metrics: Metrics
+) -> AsyncIterator[memoryview]:
     yield first
     try:
         async for part in rest:

@@ -15,7 +15,7 @@ from app.artifacts.content import Located, manifest_digest, normalize_path, stor
 from app.artifacts.errors import BlobCorruptError, BlobMissingError, TooLargeError
 from app.artifacts.models import CHUNK_SIZE, Blob, RunArtifact
 from app.artifacts.runs import delete_artifact, get_artifact, list_artifacts, log_artifact
-from app.artifacts.store import S3_COPY_LIMIT, UPLOADS, BlobStore, Uploaded, blob_key
+from app.artifacts.store import S3_COPY_LIMIT, UPLOADS, BlobStore, Uploaded, _blocks, blob_key
 from app.artifacts.upkeep import collect_garbage, verify
 from app.errors import ValidationError
 from app.events.models import Event, EventType
@@ -287,3 +287,27 @@ def test_manifest_digest_ignores_order_and_sees_every_field():
     assert manifest_digest(a) != manifest_digest([("a", "1" * 64, 2), a[1]])
     expected = hashlib.sha256(f"a\t{'1' * 64}\t1\nb/c\t{'2' * 64}\t2\n".encode()).hexdigest()
     assert manifest_digest(a) == expected
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [CHUNK_SIZE, CHUNK_SIZE, 5],  # a local store's pieces: whole chunks
+        [1 << 20, 5 * (1 << 20) + 3, 7, 3 * (1 << 20)],  # pieces across chunk edges
+        [2 * CHUNK_SIZE + 1, 1 << 19],  # more than one chunk in a piece
+    ],
+)
+async def test_a_download_is_cut_into_chunks_whatever_the_pieces(sizes):
+    data = os.urandom(sum(sizes))
+
+    async def arriving() -> AsyncIterator[bytes]:
+        at = 0
+        for size in sizes:
+            yield data[at : at + size]
+            at += size
+
+    blocks = [bytes(block) async for block in _blocks(arriving())]
+
+    assert b"".join(blocks) == data
+    assert [len(b) for b in blocks[:-1]] == [CHUNK_SIZE] * (len(blocks) - 1)
+    assert 0 < len(blocks[-1]) <= CHUNK_SIZE

@@ -1,5 +1,5 @@
 """Artifact transfers stream both ways: the server's peak memory does not grow with the
-file. A 16 MiB and a 256 MiB file go up and come down through a real server; its peak
+file. A 64 MiB and a 256 MiB file go up and come down through a real server; its peak
 resident set (VmHWM, which only ever rises) is read from /proc after each."""
 
 import hashlib
@@ -47,10 +47,11 @@ def test_peak_server_memory_does_not_grow_with_the_file(start_server, tmp_path):
     assert server.proc is not None
     run = gql(server.base, START)["startRun"]["run"]["id"]
     small, large = tmp_path / "small.bin", tmp_path / "large.bin"
-    write_file(small, 16 * MiB)
+    write_file(small, 64 * MiB)
     large_digest = write_file(large, 256 * MiB)
     with Artifacts(server.base, token=Auth.token, trust_env=False) as artifacts:
-        # The first transfer warms every code path (imports, buffers, the store's pools).
+        # The first transfer warms every code path (imports, buffers, the store's pools) and
+        # the allocator: after 16 MiB, the peak still rose by 7 to 53 MiB from run to run.
         round_trip(artifacts, run, small, tmp_path / "small.back")
         after_small = peak_rss(server.proc.pid)
         round_trip(artifacts, run, large, tmp_path / "large.back")

@@ -25,14 +25,15 @@ def test_proxy_transfers_do_not_grow_server_memory(mlflow_env, mlflow_client, tm
     pid = mlflow_env.server.proc.pid
     small, large = tmp_path / "up" / "small.bin", tmp_path / "up" / "large.bin"
     small.parent.mkdir()
-    write_file(small, 16 * MiB)
+    write_file(small, 64 * MiB)
     large_digest = write_file(large, 256 * MiB)
     mlflow.set_experiment("memory")
     with mlflow.start_run() as run:
-        # The first transfer warms every code path (imports, buffers, the store's pools).
+        # The first transfer warms every code path (imports, buffers, the store's pools) and
+        # the allocator: after 16 MiB, the peak still rose by 7 to 53 MiB from run to run.
         mlflow.log_artifact(str(small))
         back = Path(mlflow_client.download_artifacts(run.info.run_id, "small.bin", str(tmp_path)))
-        assert back.stat().st_size == 16 * MiB
+        assert back.stat().st_size == 64 * MiB
         after_small = peak_rss(pid)
         mlflow.log_artifact(str(large))
         back = Path(mlflow_client.download_artifacts(run.info.run_id, "large.bin", str(tmp_path)))
