@@ -181,6 +181,8 @@ class Server(LocalServer):
             "MODELGRAPH_DATABASE_URL": database_url,
             "MODELGRAPH_LOG_LEVEL": "warning",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # Beside the log, not the default ./artifacts in the checkout (PostgreSQL).
+            "MODELGRAPH_ARTIFACT_STORE": str(log_path.parent / "artifact-store"),
         }
         # `serve --workers N` (PostgreSQL): cpu_seconds() then counts every worker.
         args = ["--workers", str(workers)] if workers > 1 else []

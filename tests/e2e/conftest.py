@@ -47,9 +47,15 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def server_env(database_url: str, admin_secret: str) -> Iterator[dict[str, str]]:
+def server_env(database_url: str, admin_secret: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     Auth.token = admin_secret
-    yield {**os.environ, "MODELGRAPH_DATABASE_URL": database_url, "MODELGRAPH_TOKEN": admin_secret}
+    yield {
+        **os.environ,
+        "MODELGRAPH_DATABASE_URL": database_url,
+        "MODELGRAPH_TOKEN": admin_secret,
+        # The default store on PostgreSQL is ./artifacts, and servers run in the checkout.
+        "MODELGRAPH_ARTIFACT_STORE": str(tmp_path / "artifact-store"),
+    }
     Auth.token = None
 
 
