@@ -31,7 +31,9 @@ on errors and on SIGTERM/SIGINT. Every loop is bounded in count and in time.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -175,6 +177,15 @@ query Series($id: ID!, $key: String!, $first: Int!) {
   run(id: $id) {
     metricSeries(key: $key, first: $first) {
       key steps values timestamps pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
+
+SERIES_PACKED = """
+query SeriesPacked($id: ID!, $key: String!, $first: Int!) {
+  run(id: $id) {
+    metricSeries(key: $key, first: $first) {
+      key packed { steps values timestamps } pageInfo { hasNextPage endCursor }
     }
   }
 }"""
@@ -813,6 +824,53 @@ def bench_series(
     return result
 
 
+def unpack_column(packed: str, typecode: str) -> list[Any]:
+    """An Int64Array ("q") or Float64Array ("d") answer as a list, as a client decodes it."""
+    raw = base64.b64decode(packed)
+    column = array.array(typecode, raw)
+    if sys.byteorder != "little":
+        column.byteswap()
+    return column.tolist()
+
+
+def bench_series_packed(
+    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
+) -> dict[str, Any]:
+    """metricSeries { packed { steps values timestamps } }: the same page as one base64
+    string per column; the client's decode time includes unpacking them."""
+    n_points = sizes.history_points
+    hist = history_run(server, sizes, deadline, shared)
+    payload = body(SERIES_PACKED, {"id": hist["run_id"], "key": HISTORY_KEY, "first": n_points})
+    log(f"metricSeries packed: fetching {n_points} points, {sizes.history_fetches} times")
+    with client_for(server) as client:
+        latencies, decodes, data, size = _fetch_repeatedly(
+            client, payload, sizes.history_fetches, deadline.budget(45)
+        )
+    series = (data or {}).get("run", {}).get("metricSeries", {})
+    packed = series.get("packed") or {}
+    started = time.perf_counter()
+    columns = {
+        "steps": unpack_column(packed.get("steps", ""), "q"),
+        "values": unpack_column(packed.get("values", ""), "d"),
+        "timestamps": unpack_column(packed.get("timestamps", ""), "q"),
+    }
+    unpack_ms = (time.perf_counter() - started) * 1000
+    want = hist["expected"]
+    lengths = {name: len(column) for name, column in columns.items()}
+    mismatch = None
+    if any(n != n_points for n in lengths.values()):
+        mismatch = f"metricSeries packed: columns of {lengths}, expected {n_points} each"
+    elif series.get("key") != HISTORY_KEY or series.get("pageInfo", {}).get("hasNextPage"):
+        mismatch = f"metricSeries packed: key {series.get('key')!r}, {series.get('pageInfo')}"
+    elif any(columns[name] != want[name] for name in columns):
+        mismatch = "metricSeries packed returned other points than were logged"
+    result = _read_result(
+        n_points, SERIES_PACKED, latencies, decodes, size, sizes.history_fetches, mismatch
+    )
+    result["client_unpack_ms"] = rounded(unpack_ms)
+    return result
+
+
 def bench_transitions(
     server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
 ) -> dict[str, Any]:
@@ -896,6 +954,7 @@ def mlflow_block(result: dict[str, Any]) -> dict[str, Any]:
     history_points = result.get("metricHistory", {}).get("points")
     series = result.get("metricSeries", {}).get("p50_ms")
     series_points = result.get("metricSeries", {}).get("points")
+    packed = result.get("metricSeriesPacked", {}).get("p50_ms")
     mlflow_points_per_s = MLFLOW["logMetrics_points_per_s"]
     mlflow_history_ms = MLFLOW["metricHistory_10k_points_ms"]
     not_10k = [
@@ -916,6 +975,7 @@ def mlflow_block(result: dict[str, Any]) -> dict[str, Any]:
             "metricHistory_points": history_points,
             "metricSeries_p50_ms": series,
             "metricSeries_points": series_points,
+            "metricSeriesPacked_p50_ms": packed,
         },
         "ratios": {
             "logMetrics_throughput_ours_over_mlflow_1_client": ratio(single, mlflow_points_per_s),
@@ -931,6 +991,7 @@ def mlflow_block(result: dict[str, Any]) -> dict[str, Any]:
             "bestRun_mlflow_ms_over_ours_ms": ratio(MLFLOW["bestRun_ms"], best),
             "metricHistory_mlflow_ms_over_ours_ms": ratio(mlflow_history_ms, history),
             "metricSeries_mlflow_ms_over_ours_ms": ratio(mlflow_history_ms, series),
+            "metricSeriesPacked_mlflow_ms_over_ours_ms": ratio(mlflow_history_ms, packed),
         },
         "notes": [
             "ratios > 1 mean modelgraph is faster",
@@ -1161,6 +1222,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("bestRun", bench_best_run),
                 ("metricHistory", bench_history),
                 ("metricSeries", bench_series),
+                ("metricSeriesPacked", bench_series_packed),
                 ("transitionModelVersion", bench_transitions),
             ]
             for name, section in sections:

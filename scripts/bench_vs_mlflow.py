@@ -22,7 +22,8 @@ MlflowClient sends it, modelgraph's GraphQL and its MLflow face.
      same run ids, values, steps and timestamps in both), and both answers are checked
      against the best run computed here;
   4. one metric's 10,000-point history: MLflow `metrics/get-history` (max_results) vs
-     `metricHistory` (objects) and `metricSeries` (columns); p50 ms, answers checked;
+     `metricHistory` (objects) and `metricSeries` (JSON columns, and packed columns:
+     one base64 string per column, unpacked by the client); p50 ms, answers checked;
   5. register a version: `model-versions/create` vs `registerModelVersion`; p50 ms;
   6. move a STAGING version to PRODUCTION, archiving the one there: MLflow
      `transition-stage` (archive_existing_versions) vs `transitionModelVersion` under a
@@ -692,6 +693,7 @@ def history(ctx: Ctx) -> dict[str, Any]:
     for name, section in (
         ("metricHistory", bench.bench_history),
         ("metricSeries", bench.bench_series),
+        ("metricSeriesPacked", bench.bench_series_packed),
     ):
         meter = Meter(ctx.mg_cpu)
         with meter.run():
@@ -1344,14 +1346,24 @@ def build_rows(result: dict[str, Any]) -> list[Row]:
     rows.append(
         Row(
             "history_columns",
-            f"metric history, {pts} points, columns (vs MLflow get-history)",
+            f"metric history, {pts} points, packed columns (vs MLflow get-history)",
+            "ms",
+            False,
+            ml_hist,
+            _get(h, "metricSeriesPacked", "p50_ms"),
+            "≤ 25 ms",
+            25,
+            "max",
+        )
+    )
+    rows.append(
+        Row(
+            "history_json_columns",
+            f"metric history, {pts} points, JSON columns",
             "ms",
             False,
             ml_hist,
             _get(h, "metricSeries", "p50_ms"),
-            "≤ 25 ms",
-            25,
-            "max",
         )
     )
     rows.append(
@@ -1522,7 +1534,8 @@ def cost_rows(result: dict[str, Any]) -> list[list[str]]:
             _get(r, "history", "mlflow_get_history"),
             _get(r, "history", "metricHistory"),
         ),
-        ("metric history, columns", None, _get(r, "history", "metricSeries")),
+        ("metric history, JSON columns", None, _get(r, "history", "metricSeries")),
+        ("metric history, packed columns", None, _get(r, "history", "metricSeriesPacked")),
         ("register a version", _get(r, "register", "mlflow"), _get(r, "register", "modelgraph")),
         (
             "transition to PRODUCTION",
