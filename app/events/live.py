@@ -15,10 +15,14 @@ run's end follows its points through the same path. The cost of a subscriber is 
 scan: its worker reads every point committed while it watches (by primary key, filtered
 to the runs it follows), once per notification that names one of them.
 
-One limit, on the shared path only: ids are taken at INSERT and seen at COMMIT, so if two
-transactions log points into the same run at the same moment and the later ids commit
-first, the earlier ones fall behind the cursor and do not stream (they are in the history).
-A run usually has one writer, its training process.
+One limit, on the shared path only: ids are taken at INSERT and seen at COMMIT, and one
+scan moves every followed run's cursor up to the highest id it read. So if two
+transactions log points at the same moment, into the same run or into two runs this
+worker follows, and the later ids commit first, the earlier ones fall behind the cursors
+and do not stream (they are in the history, which a client re-reads on reconnect). Two
+trainers logging at once to runs watched from one worker can meet it. The fix is to move
+cursors only past ids no transaction still in flight can hold (PostgreSQL's snapshot xmin
+at the scan), not yet done.
 """
 
 import asyncio
