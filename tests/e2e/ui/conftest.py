@@ -15,6 +15,7 @@ Fixtures:
 import asyncio
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.e2e.conftest import ROOT, Server, cli
 CHROMIUM = Path("/usr/bin/chromium")
 LOCAL = "127.0.0.1"
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
+DOCS_IMG = ROOT / "docs" / "img"
 # The key the UI (and GraphiQL) keep the token under, in sessionStorage.
 TOKEN_KEY = "modelgraph.token"
 DESKTOP = {"width": 1280, "height": 800}
@@ -194,13 +196,19 @@ def demo_server(
 
 
 @pytest.fixture
-def screenshot() -> Callable[[Any, str], Path]:
-    """screenshot(page, name): the page as test-artifacts/ui/<name>.png; its path."""
+def screenshot() -> Callable[..., Path]:
+    """screenshot(page, name): the page as test-artifacts/ui/<name>.png; its path. With
+    docs=True it is also a picture in docs/img/, made when missing and refreshed when
+    MODELGRAPH_DOCS_IMG=1 (a test run should not leave a tracked file changed)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    def take(page: Any, name: str, *, full_page: bool = False) -> Path:
+    def take(page: Any, name: str, *, full_page: bool = False, docs: bool = False) -> Path:
         path = ARTIFACTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
+        picture = DOCS_IMG / f"{name}.png"
+        if docs and (not picture.exists() or os.environ.get("MODELGRAPH_DOCS_IMG") == "1"):
+            DOCS_IMG.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, picture)
         return path
 
     return take

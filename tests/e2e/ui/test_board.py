@@ -105,7 +105,7 @@ def test_signing_in_shows_the_board_with_the_seeded_stages(
     assert "not ready for PRODUCTION" in staging.locator(".gate").inner_text()
     assert "ready for STAGING" in card(page, "churn-model", "DEVELOPMENT", 3).inner_text()
     page.locator(".live[data-status='live']").wait_for()
-    screenshot(page, "board-desktop")
+    screenshot(page, "board-desktop", docs=True)  # the README's picture of the board
 
     # and nothing went anywhere but 127.0.0.1, failed, or complained
     assert page.viewport_size == DESKTOP
@@ -348,7 +348,7 @@ def test_the_version_page_shows_lineage_files_validations_and_audit(
     page.get_by_role("button", name="Show").click()
     page.locator(".at-answer").get_by_text("version 4").wait_for()
     page.evaluate("() => window.scrollTo(0, 0)")
-    screenshot(page, "version-page")
+    screenshot(page, "version-page", docs=True)
     watched.assert_clean()
 
 

@@ -8,8 +8,6 @@ non-null values handed to uPlot at the last redraw); the tests count those, neve
 Screenshots go to test-artifacts/ui/; MODELGRAPH_DOCS_IMG=1 also refreshes
 docs/img/run-page.png (the README's picture) from the live run page."""
 
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT
 from tests.e2e.ui.conftest import LOCAL, PHONE, DemoServer, Watched
 
 pytestmark = pytest.mark.browser
@@ -390,13 +387,7 @@ def test_a_running_runs_chart_grows_as_another_client_logs_points_without_a_relo
     assert page.locator('figure.chart[data-metric="val_loss"]').count() == 0
     log_series(demo_server, run_id, "val_loss", [0, 10, 20, 30], [1.4, 0.7, 0.45, 0.38])
     wait_for_points(page, "val_loss", 4)
-    path = screenshot(page, "run-page", full_page=False)
-    # The README's picture of the run page: made when missing, refreshed on request (a
-    # test run should not leave a tracked file changed).
-    docs = ROOT / "docs" / "img" / "run-page.png"
-    if not docs.exists() or os.environ.get("MODELGRAPH_DOCS_IMG") == "1":
-        docs.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, docs)
+    screenshot(page, "run-page", docs=True)  # the README's picture of the run page
 
     # when the run ends, the page says so
     api(demo_server, END, demo_server.writer, id=run_id)
