@@ -796,31 +796,58 @@ def bench_history(
     )
 
 
-def bench_series(
-    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
-) -> dict[str, Any]:
+COLUMNS = ("steps", "values", "timestamps")
+
+
+def _bench_series_form(
+    server: Server,
+    sizes: Sizes,
+    deadline: Deadline,
+    shared: dict[str, Any],
+    query: str,
+    label: str,
+    columns_of: Callable[[dict[str, Any]], dict[str, list[Any]]],
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Fetch the history run's page with `query` repeatedly, take the last answer's columns
+    with `columns_of` and check them against what was logged; (the result, the columns)."""
     n_points = sizes.history_points
     hist = history_run(server, sizes, deadline, shared)
-    payload = body(SERIES, {"id": hist["run_id"], "key": HISTORY_KEY, "first": n_points})
-    log(f"metricSeries: fetching {n_points} points, {sizes.history_fetches} times")
+    payload = body(query, {"id": hist["run_id"], "key": HISTORY_KEY, "first": n_points})
+    log(f"{label}: fetching {n_points} points, {sizes.history_fetches} times")
     with client_for(server) as client:
         latencies, decodes, data, size = _fetch_repeatedly(
             client, payload, sizes.history_fetches, deadline.budget(45)
         )
     series = (data or {}).get("run", {}).get("metricSeries", {})
+    columns = columns_of(series)
     want = hist["expected"]
-    lengths = {name: len(series.get(name) or []) for name in ("steps", "values", "timestamps")}
+    lengths = {name: len(column) for name, column in columns.items()}
     mismatch = None
     if any(n != n_points for n in lengths.values()):
-        mismatch = f"metricSeries returned arrays of {lengths}, expected {n_points} each"
+        mismatch = f"{label} returned columns of {lengths}, expected {n_points} each"
     elif series.get("key") != HISTORY_KEY or series.get("pageInfo", {}).get("hasNextPage"):
-        mismatch = f"metricSeries: key {series.get('key')!r}, pageInfo {series.get('pageInfo')}"
-    elif any(series[name] != want[name] for name in ("steps", "values", "timestamps")):
-        mismatch = "metricSeries returned other points than were logged"
+        mismatch = f"{label}: key {series.get('key')!r}, pageInfo {series.get('pageInfo')}"
+    elif any(columns[name] != want[name] for name in COLUMNS):
+        mismatch = f"{label} returned other points than were logged"
     result = _read_result(
-        n_points, SERIES, latencies, decodes, size, sizes.history_fetches, mismatch
+        n_points, query, latencies, decodes, size, sizes.history_fetches, mismatch
     )
-    result["array_lengths"] = lengths
+    return result, columns
+
+
+def bench_series(
+    server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
+) -> dict[str, Any]:
+    result, columns = _bench_series_form(
+        server,
+        sizes,
+        deadline,
+        shared,
+        SERIES,
+        "metricSeries",
+        lambda series: {name: series.get(name) or [] for name in COLUMNS},
+    )
+    result["array_lengths"] = {name: len(column) for name, column in columns.items()}
     return result
 
 
@@ -837,37 +864,23 @@ def bench_series_packed(
     server: Server, sizes: Sizes, deadline: Deadline, shared: dict[str, Any]
 ) -> dict[str, Any]:
     """metricSeries { packed { steps values timestamps } }: the same page as one base64
-    string per column; the client's decode time includes unpacking them."""
-    n_points = sizes.history_points
-    hist = history_run(server, sizes, deadline, shared)
-    payload = body(SERIES_PACKED, {"id": hist["run_id"], "key": HISTORY_KEY, "first": n_points})
-    log(f"metricSeries packed: fetching {n_points} points, {sizes.history_fetches} times")
-    with client_for(server) as client:
-        latencies, decodes, data, size = _fetch_repeatedly(
-            client, payload, sizes.history_fetches, deadline.budget(45)
-        )
-    series = (data or {}).get("run", {}).get("metricSeries", {})
-    packed = series.get("packed") or {}
-    started = time.perf_counter()
-    columns = {
-        "steps": unpack_column(packed.get("steps", ""), "q"),
-        "values": unpack_column(packed.get("values", ""), "d"),
-        "timestamps": unpack_column(packed.get("timestamps", ""), "q"),
-    }
-    unpack_ms = (time.perf_counter() - started) * 1000
-    want = hist["expected"]
-    lengths = {name: len(column) for name, column in columns.items()}
-    mismatch = None
-    if any(n != n_points for n in lengths.values()):
-        mismatch = f"metricSeries packed: columns of {lengths}, expected {n_points} each"
-    elif series.get("key") != HISTORY_KEY or series.get("pageInfo", {}).get("hasNextPage"):
-        mismatch = f"metricSeries packed: key {series.get('key')!r}, {series.get('pageInfo')}"
-    elif any(columns[name] != want[name] for name in columns):
-        mismatch = "metricSeries packed returned other points than were logged"
-    result = _read_result(
-        n_points, SERIES_PACKED, latencies, decodes, size, sizes.history_fetches, mismatch
+    string per column, unpacked and checked as a client would."""
+    unpack_s: list[float] = []
+
+    def unpacked(series: dict[str, Any]) -> dict[str, list[Any]]:
+        packed = series.get("packed") or {}
+        started = time.perf_counter()
+        columns = {
+            name: unpack_column(packed.get(name, ""), "d" if name == "values" else "q")
+            for name in COLUMNS
+        }
+        unpack_s.append(time.perf_counter() - started)
+        return columns
+
+    result, _ = _bench_series_form(
+        server, sizes, deadline, shared, SERIES_PACKED, "metricSeries packed", unpacked
     )
-    result["client_unpack_ms"] = rounded(unpack_ms)
+    result["client_unpack_ms"] = rounded(unpack_s[0] * 1000)
     return result
 
 
